@@ -1,0 +1,93 @@
+package locks
+
+import (
+	"context"
+	"errors"
+	"runtime/debug"
+)
+
+// Run holds key while fn runs: it acquires the lock (blocking), renews it
+// every RenewEvery of the locker's options, cancels fn's context as soon as
+// the lock is lost, and releases it when fn returns.
+//
+// It returns nil if fn succeeded and the lock was held throughout; an error
+// matching ErrLockLost if the lock was lost while fn ran (whatever fn then
+// returned); a *FnError if fn returned an error or panicked; or the error of
+// acquiring or releasing the lock.
+//
+// Cancelling fn's context is all Run can do: code in fn that ignores its
+// context keeps running after the loss, which is why writes to a protected
+// resource should carry lease.Token().
+func Run(ctx context.Context, l Locker, key string, fn func(ctx context.Context, lease Lease) error) error {
+	lease, err := l.Acquire(ctx, key)
+	if err != nil {
+		return err
+	}
+	return hold(ctx, l.Options(), lease, fn)
+}
+
+// TryRun is Run with one attempt to acquire: it returns ErrNotAcquired at
+// once, without running fn, if the lock is held elsewhere (Locker's
+// non-blocking run, which skips the block).
+func TryRun(ctx context.Context, l Locker, key string, fn func(ctx context.Context, lease Lease) error) error {
+	lease, err := l.TryAcquire(ctx, key)
+	if err != nil {
+		return err
+	}
+	return hold(ctx, l.Options(), lease, fn)
+}
+
+func hold(ctx context.Context, o Options, lease Lease, fn func(ctx context.Context, lease Lease) error) error {
+	fnCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	renewerDone := make(chan struct{})
+	go func() {
+		defer close(renewerDone)
+		for {
+			t := o.Clock.NewTimer(o.RenewEvery)
+			select {
+			case <-fnCtx.Done():
+				t.Stop()
+				return
+			case <-lease.Lost():
+				t.Stop()
+				cancel()
+				return
+			case <-t.C():
+				if err := lease.Renew(fnCtx); errors.Is(err, ErrLockLost) {
+					cancel()
+					return
+				}
+				// Other renewal errors (a timeout, a server down) are retried
+				// at the next tick; the lease itself decides when it is lost.
+			}
+		}
+	}()
+
+	fnErr := callFn(fnCtx, lease, fn)
+	cancel()
+	<-renewerDone
+
+	if lostErr := lease.Err(); lostErr != nil {
+		return lostErr
+	}
+	// Release with the caller's context: fn's context is already cancelled.
+	relErr := lease.Release(context.WithoutCancel(ctx))
+	if fnErr != nil {
+		return fnErr
+	}
+	return relErr
+}
+
+func callFn(ctx context.Context, lease Lease, fn func(ctx context.Context, lease Lease) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &FnError{Panic: p, Stack: debug.Stack()}
+		}
+	}()
+	if e := fn(ctx, lease); e != nil {
+		return &FnError{Err: e}
+	}
+	return nil
+}
