@@ -1,0 +1,53 @@
+# locksim's build. Everything a fresh machine needs is installed by these
+# targets (Go modules, Debian packages through scripts/setup-debian.sh).
+
+GO          ?= go
+BIN         := $(CURDIR)/bin
+STATICCHECK := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+# Bounded fuzzing time per target in `make test`.
+FUZZTIME    ?= 10s
+
+export GOTOOLCHAIN := local
+
+.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/locksim ./cmd/locksim
+
+## setup: install what the tests need on a fresh Debian machine (root).
+setup:
+	bash scripts/setup-debian.sh
+
+## test: the whole suite: lint, unit and real-server tests, short fuzzing.
+test: setup lint unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./history/
+
+bench: build
+	bash scripts/bench.sh
+
+lint: vet fmt-check $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## demo: locksim's main job on the shipped example history.
+demo: build
+	$(BIN)/locksim check testdata/histories/example-overlap.jsonl; test $$? -le 1
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages locksim's tests and runs use. Idempotent; a
+# no-op when everything is present. Needs root (as on CI) or sudo.
+set -euo pipefail
+
+need=()
+# Each entry: a command that must exist, and the package that provides it.
+check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+
+# PostgreSQL 15 server binaries (initdb, postgres) may live off PATH.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	need+=(postgresql)
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
