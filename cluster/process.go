@@ -69,7 +69,13 @@ func (p *Process) Start() error {
 		return fmt.Errorf("cluster: %s: log: %w", p.name, err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Keep what the command set (e.g. Credential, to run a server that
+	// refuses root as another user) and add the group and death signal.
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	// Pdeathsig fires when the forking OS thread dies; Go retires threads
 	// only when a goroutine exits while locked to one, which locksim avoids.
 	err = cmd.Start()
