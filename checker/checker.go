@@ -1,0 +1,315 @@
+package checker
+
+import (
+	"io"
+	"sort"
+	"time"
+
+	"github.com/locksim/locksim/history"
+)
+
+// Kind names a violation. The four kinds are those of DESIGN.md.
+type Kind string
+
+// The violation kinds.
+const (
+	// MutualExclusion: two procs believed they held the same key at once.
+	MutualExclusion Kind = "mutual-exclusion"
+	// FencingLock: the lock service granted a token twice, or a token not
+	// greater than that of a grant that completed before it was invoked.
+	FencingLock Kind = "fencing-lock"
+	// FencingResource: the resource accepted a write with a token lower
+	// than one it had already accepted for that key.
+	FencingResource Kind = "fencing-resource"
+	// Damage: the resource's final state disagrees with the writes that
+	// succeeded (for a counter: lost increments).
+	Damage Kind = "damage"
+)
+
+// Kinds lists the violation kinds in report order.
+var Kinds = []Kind{MutualExclusion, FencingLock, FencingResource, Damage}
+
+// Violation is one broken rule: which key, procs and tokens, the time
+// window, and the line numbers of the events involved.
+type Violation struct {
+	Kind   Kind     `json:"kind"`
+	File   string   `json:"file,omitempty"` // the history file, when several were checked
+	Key    string   `json:"key"`
+	Procs  []string `json:"procs"`
+	Tokens []int64  `json:"tokens"`
+	From   int64    `json:"from"` // ns; the start of the overlap or window
+	To     int64    `json:"to"`   // ns; its end
+	Lines  []int    `json:"lines"`
+	Detail string   `json:"detail"` // one sentence for people
+}
+
+// Options control a check.
+type Options struct {
+	// Linearizability runs porcupine on every key (lock and register
+	// models). It keeps each key's operations in memory.
+	Linearizability bool
+	// LinTimeout bounds porcupine per key and model; a check that runs out
+	// of time is reported as Unknown, never as safe. Zero means 10 s.
+	LinTimeout time.Duration
+	// HTMLDir, if set, receives porcupine's visualization of every key and
+	// model that is not linearizable.
+	HTMLDir string
+}
+
+// Result is the verdict on one history.
+type Result struct {
+	// Events is the number of events checked.
+	Events int
+	// Violations found by the four rule checks, in the order they were
+	// detected (by the time of the event that completed them).
+	Violations []Violation
+	// Linearizability has one entry per key and model checked (none when
+	// Options.Linearizability is off).
+	Linearizability []LinResult
+}
+
+// OK reports whether the history broke no rule, and every linearizability
+// check (if any ran) came back Ok: an Unknown result is not OK.
+func (r *Result) OK() bool {
+	if len(r.Violations) > 0 {
+		return false
+	}
+	for _, l := range r.Linearizability {
+		if l.Result != LinOK {
+			return false
+		}
+	}
+	return true
+}
+
+// Counts returns the number of violations of each kind.
+func (r *Result) Counts() map[Kind]int {
+	m := make(map[Kind]int)
+	for _, v := range r.Violations {
+		m[v.Kind]++
+	}
+	return m
+}
+
+// Checker judges one history, one event at a time. Feed it the events of a
+// history.Reader in order (the reader guarantees well-formedness), then call
+// Finish. A Checker is not safe for concurrent use.
+type Checker struct {
+	opts   Options
+	events int
+	lastT  int64
+	keys   map[string]*keyState
+	procs  map[string]*procState
+	out    []Violation
+	lin    *linRecorder
+}
+
+// procState is what the checker remembers of one proc: its open invoke.
+type procState struct {
+	open    bool
+	inv     history.Event // the open invoke
+	snap    grantRef      // fencing-lock: the greatest grant completed before an open acquire
+	hasSnap bool
+	// holds maps a key to that proc's current hold on it (mutual exclusion).
+	holds map[string]*hold
+}
+
+// keyState is everything the rule checks keep per key.
+type keyState struct {
+	holders []*hold // the current holds, in the order they began
+
+	// fencing-lock
+	maxGrant grantRef
+	hasMax   bool
+	grants   map[int64]grantRef // every token granted so far
+
+	// fencing-resource
+	maxAccept grantRef
+	hasAccept bool
+
+	damage damageState
+}
+
+// grantRef points at one event granting or accepting a token.
+type grantRef struct {
+	proc  string
+	token int64
+	t     int64
+	line  int
+}
+
+// New returns a Checker.
+func New(opts Options) *Checker {
+	if opts.LinTimeout <= 0 {
+		opts.LinTimeout = 10 * time.Second
+	}
+	c := &Checker{
+		opts:  opts,
+		keys:  make(map[string]*keyState),
+		procs: make(map[string]*procState),
+	}
+	if opts.Linearizability {
+		c.lin = newLinRecorder()
+	}
+	return c
+}
+
+func (c *Checker) key(k string) *keyState {
+	ks := c.keys[k]
+	if ks == nil {
+		ks = &keyState{grants: make(map[int64]grantRef)}
+		ks.damage.counter = true
+		c.keys[k] = ks
+	}
+	return ks
+}
+
+func (c *Checker) proc(p string) *procState {
+	ps := c.procs[p]
+	if ps == nil {
+		ps = &procState{holds: make(map[string]*hold)}
+		c.procs[p] = ps
+	}
+	return ps
+}
+
+// Add checks one event. Events must come in history order.
+func (c *Checker) Add(e *history.Event) {
+	c.events++
+	c.lastT = e.T
+	ps := c.proc(e.Proc)
+	switch e.Type {
+	case history.Invoke:
+		ps.open, ps.inv = true, *e
+		c.invoke(ps, e)
+	case history.OK, history.Fail, history.Info:
+		if ps.open && ps.inv.F == e.F {
+			ps.open = false
+			c.complete(ps, &ps.inv, e)
+			return
+		}
+		c.notify(ps, e)
+	}
+}
+
+// invoke handles an invoke event.
+func (c *Checker) invoke(ps *procState, e *history.Event) {
+	switch e.F {
+	case history.FAcquire:
+		ks := c.key(e.Key)
+		ps.snap, ps.hasSnap = ks.maxGrant, ks.hasMax
+	case history.FRelease:
+		c.endHold(ps, e.Key, e)
+	}
+}
+
+// complete handles an ok, fail or info that completes inv.
+func (c *Checker) complete(ps *procState, inv, e *history.Event) {
+	key := inv.Key
+	if key == "" {
+		key = e.Key
+	}
+	if c.lin != nil {
+		c.lin.complete(key, inv, e)
+	}
+	switch e.F {
+	case history.FAcquire:
+		if e.Type != history.OK {
+			return // fail: no grant; info: outcome unknown, no belief
+		}
+		ks := c.key(key)
+		c.beginHold(ps, ks, key, e)
+		if tok, ok := token(inv, e); ok {
+			c.checkGrant(ps, ks, key, tok, e)
+		}
+	case history.FWrite:
+		c.key(key).damage.write(inv, e)
+	}
+}
+
+// notify handles a lone info: lost, accept, reject, faults.
+func (c *Checker) notify(ps *procState, e *history.Event) {
+	if c.lin != nil {
+		c.lin.notify(e)
+	}
+	switch e.F {
+	case history.FLost:
+		if e.Key != "" {
+			c.endLost(ps, e.Key, e)
+			return
+		}
+		for k := range ps.holds {
+			c.endLost(ps, k, e)
+		}
+	case history.FAccept:
+		ks := c.key(e.Key)
+		if e.HasToken {
+			c.checkAccept(ks, e)
+		}
+		ks.damage.accept(e, ks)
+	}
+}
+
+// token returns the token of a completion, or of its invoke.
+func token(inv, e *history.Event) (int64, bool) {
+	if e.HasToken {
+		return e.Token, true
+	}
+	return inv.Token, inv.HasToken
+}
+
+func (c *Checker) report(v Violation) { c.out = append(c.out, v) }
+
+// Finish ends the history at the time of its last event, closes every
+// belief still open, runs linearizability if asked, and returns the result.
+func (c *Checker) Finish() Result {
+	// Deterministic order: procs by name, keys by name.
+	procs := make([]string, 0, len(c.procs))
+	for p := range c.procs {
+		procs = append(procs, p)
+	}
+	sort.Strings(procs)
+	for _, p := range procs {
+		ps := c.procs[p]
+		keys := make([]string, 0, len(ps.holds))
+		for k := range ps.holds {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			c.closeHold(ps, k, c.lastT, 0)
+		}
+	}
+	keys := make([]string, 0, len(c.keys))
+	for k := range c.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v, ok := c.keys[k].damage.verdict(k, c.keys[k]); ok {
+			c.report(v)
+		}
+	}
+	res := Result{Events: c.events, Violations: c.out}
+	if c.lin != nil {
+		res.Linearizability = c.lin.check(c.lastT, c.opts)
+	}
+	return res
+}
+
+// Check reads every event of r and returns the verdict. The error is the
+// reader's: malformed input (a *history.Error) or an I/O error.
+func Check(r *history.Reader, opts Options) (Result, error) {
+	c := New(opts)
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		c.Add(&e)
+	}
+	return c.Finish(), nil
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/history"
+)
+
+func init() {
+	commands["check"] = command{
+		summary: "check histories for mutual-exclusion and fencing violations",
+		run:     runCheck,
+	}
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] FILE...")
+		fs.PrintDefaults()
+	}
+	asJSON := fs.Bool("json", false, "print exactly one JSON object on stdout")
+	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR`")
+	lin := fs.Bool("linearizability", true, "also check linearizability with porcupine (keeps operations in memory)")
+	linTimeout := fs.Duration("lin-timeout", 10*time.Second, "porcupine's time limit per key and model; beyond it the result is unknown")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "locksim check: no history file given")
+		fs.Usage()
+		return exitUsage
+	}
+	opts := checker.Options{Linearizability: *lin, LinTimeout: *linTimeout, HTMLDir: *htmlDir}
+	results := make([]checker.Result, 0, len(files))
+	for _, f := range files {
+		res, err := checkFile(f, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "locksim check: %v\n", err)
+			return exitUsage
+		}
+		results = append(results, res)
+	}
+	sum := checker.Summarize(files, results)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintf(stderr, "locksim check: %v\n", err)
+			return exitUsage
+		}
+	} else if err := sum.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "locksim check: %v\n", err)
+		return exitUsage
+	}
+	if sum.OK {
+		return exitOK
+	}
+	return exitViolations
+}
+
+func checkFile(path string, opts checker.Options) (checker.Result, error) {
+	r, err := history.Open(path)
+	if err != nil {
+		return checker.Result{}, err
+	}
+	defer r.Close()
+	return checker.Check(r, opts)
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
