@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo
+.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul
 
 all: build
 
@@ -24,8 +24,13 @@ setup:
 ## test: the whole suite: lint, unit and real-server tests, short fuzzing.
 test: setup lint unit fuzz
 
-unit:
+unit: consul
 	$(GO) test -count=1 -timeout 20m ./...
+
+## consul: build the Consul server binary the tests start (bin/consul) from
+## the separate module tools/consul, so locksim's go.mod stays lean.
+consul:
+	cd tools/consul && $(GO) build -o $(BIN)/consul github.com/hashicorp/consul
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./history/

@@ -12,6 +12,12 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
 	need+=(postgresql)
 fi
 
+# memcached (MegaMutex backend) and libfaketime (server clock skew), which
+# has no command of its own: test for its preload library.
+check memcached memcached
+check faketime faketime
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(libfaketime)
+
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
