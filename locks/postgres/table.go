@@ -1,0 +1,287 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/locksim/locksim/locks"
+)
+
+// backend names the backend in every *locks.BackendError of this package.
+const backend = "postgres"
+
+// DB is what Locker needs from a database handle: a *pgxpool.Pool does.
+// Locker calls it from several goroutines at once (a lease's renewals run
+// beside other acquisitions), so a single *pgx.Conn will not do.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ClockSource says whose clock decides whether a lease has expired.
+type ClockSource string
+
+const (
+	// ClockDB compares locked_until with the database's clock_timestamp(),
+	// as Locker does. Client clock skew has no effect.
+	ClockDB ClockSource = "db"
+	// ClockClient writes and compares timestamps read from the client's
+	// injected locks.Clock. A client clock running ahead takes rows that
+	// are still held.
+	ClockClient ClockSource = "client"
+)
+
+// Config is what Locker has beyond locks.Options. The zero value is
+// Locker's default: table "locks", database clock.
+type Config struct {
+	// Table is the lock table's name, optionally schema-qualified
+	// ("schema.table"); Locker's model. Default "locks".
+	Table string
+	// Clock is whose clock says "now"; default ClockDB.
+	Clock ClockSource
+}
+
+// DefaultOptions are Locker's: lock_for 30 s, renew_every 10 s, and a
+// blocking Acquire polls every 0.5 s.
+var DefaultOptions = locks.Options{
+	TTL:          30 * time.Second,
+	RenewEvery:   10 * time.Second,
+	PollInterval: 500 * time.Millisecond,
+}
+
+// Locker is seed 002's lease-table lock. It is safe for concurrent use.
+type Locker struct {
+	db    DB
+	cfg   Config
+	opts  locks.Options
+	table string // quoted identifier
+
+	ensureSQL, getSQL, renewSQL, releaseSQL string
+}
+
+var _ locks.Locker = (*Locker)(nil)
+
+// New returns a Locker on db, creating the lock table if it is absent.
+// opts start from DefaultOptions.
+func New(ctx context.Context, db DB, cfg Config, opts ...locks.Option) (*Locker, error) {
+	o, err := locks.Apply(DefaultOptions, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Table == "" {
+		cfg.Table = "locks"
+	}
+	switch cfg.Clock {
+	case "":
+		cfg.Clock = ClockDB
+	case ClockDB, ClockClient:
+	default:
+		return nil, fmt.Errorf("locks/postgres: unknown clock source %q (want %q or %q)", cfg.Clock, ClockDB, ClockClient)
+	}
+	l := &Locker{db: db, cfg: cfg, opts: o, table: pgx.Identifier(strings.Split(cfg.Table, ".")).Sanitize()}
+	l.buildSQL()
+	if err := l.createTable(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// buildSQL writes Locker's statements for the table and clock source.
+// Parameters: $1 key, $2 locked_by, then for ClockDB $3 the TTL in
+// microseconds; for ClockClient, get takes $3 now and $4 now+TTL from the
+// client clock, renew $3 now+TTL.
+func (l *Locker) buildSQL() {
+	t := l.table
+	l.ensureSQL = `INSERT INTO ` + t + ` (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`
+	l.releaseSQL = `UPDATE ` + t + ` SET locked_by = NULL WHERE key = $1 AND locked_by = $2`
+	if l.cfg.Clock == ClockDB {
+		l.getSQL = `UPDATE ` + t + ` SET locked_by = $2, locked_at = clock_timestamp(),` +
+			` locked_until = clock_timestamp() + $3::bigint * interval '1 microsecond', sequence = sequence + 1` +
+			` WHERE key = $1 AND (locked_by IS NULL OR locked_by = $2 OR locked_until < clock_timestamp())` +
+			` RETURNING sequence, locked_until`
+		l.renewSQL = `UPDATE ` + t + ` SET locked_until = clock_timestamp() + $3::bigint * interval '1 microsecond'` +
+			` WHERE key = $1 AND locked_by = $2 RETURNING locked_until`
+	} else {
+		l.getSQL = `UPDATE ` + t + ` SET locked_by = $2, locked_at = $3, locked_until = $4, sequence = sequence + 1` +
+			` WHERE key = $1 AND (locked_by IS NULL OR locked_by = $2 OR locked_until < $3)` +
+			` RETURNING sequence, locked_until`
+		l.renewSQL = `UPDATE ` + t + ` SET locked_until = $3 WHERE key = $1 AND locked_by = $2 RETURNING locked_until`
+	}
+}
+
+func (l *Locker) createTable(ctx context.Context) error {
+	_, err := l.db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+l.table+` (
+		id           bigserial PRIMARY KEY,
+		key          text NOT NULL UNIQUE,
+		locked_by    text,
+		locked_at    timestamptz,
+		locked_until timestamptz,
+		sequence     bigint NOT NULL DEFAULT 0
+	)`)
+	var pgErr *pgconn.PgError
+	// Two lockers creating the table at once: one of them loses the race
+	// on the catalog (duplicate_table, or unique_violation on pg_type).
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
+		err = nil
+	}
+	return wrap("create table", err)
+}
+
+// Options implements locks.Locker.
+func (l *Locker) Options() locks.Options { return l.opts }
+
+// Config is the locker's table and clock source, after defaults.
+func (l *Locker) Config() Config { return l.cfg }
+
+// Acquire implements locks.Locker: Locker's blocking run, polling every
+// PollInterval until the row is ours, WaitTimeout passes or ctx ends.
+func (l *Locker) Acquire(ctx context.Context, key string) (locks.Lease, error) {
+	id, err := l.identifier()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.ensure(ctx, key); err != nil {
+		return nil, err
+	}
+	return locks.Poll(ctx, l.opts, func(ctx context.Context) (locks.Lease, error) {
+		return l.get(ctx, key, id)
+	})
+}
+
+// TryAcquire implements locks.Locker: one get, ErrNotAcquired if the row is
+// held by another owner and not expired.
+func (l *Locker) TryAcquire(ctx context.Context, key string) (locks.Lease, error) {
+	id, err := l.identifier()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.ensure(ctx, key); err != nil {
+		return nil, err
+	}
+	return l.get(ctx, key, id)
+}
+
+// identifier is locked_by for one lease: the owner and a random guid.
+func (l *Locker) identifier() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return l.opts.Owner + " guid:" + hex.EncodeToString(b[:]), nil
+}
+
+func (l *Locker) ensure(ctx context.Context, key string) error {
+	_, err := l.db.Exec(ctx, l.ensureSQL, key)
+	return wrap("acquire", err)
+}
+
+// getArgs are the parameters of getSQL.
+func (l *Locker) getArgs(key, id string) []any {
+	if l.cfg.Clock == ClockDB {
+		return []any{key, id, l.opts.TTL.Microseconds()}
+	}
+	now := l.opts.Clock.Now()
+	return []any{key, id, now, now.Add(l.opts.TTL)}
+}
+
+// renewArgs are the parameters of renewSQL.
+func (l *Locker) renewArgs(key, id string) []any {
+	if l.cfg.Clock == ClockDB {
+		return []any{key, id, l.opts.TTL.Microseconds()}
+	}
+	return []any{key, id, l.opts.Clock.Now().Add(l.opts.TTL)}
+}
+
+func (l *Locker) get(ctx context.Context, key, id string) (locks.Lease, error) {
+	var seq int64
+	var until time.Time
+	err := l.db.QueryRow(ctx, l.getSQL, l.getArgs(key, id)...).Scan(&seq, &until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, locks.ErrNotAcquired
+	}
+	if err != nil {
+		return nil, wrap("acquire", err)
+	}
+	return &Lease{LostSignal: locks.NewLostSignal(key), l: l, key: key, id: id, token: locks.Token(seq), until: until}, nil
+}
+
+// Lease is one grant of a Locker row.
+type Lease struct {
+	*locks.LostSignal
+	l     *Locker
+	key   string
+	id    string
+	token locks.Token
+
+	mu    sync.Mutex
+	until time.Time
+}
+
+var _ locks.Lease = (*Lease)(nil)
+
+// Key implements locks.Lease.
+func (s *Lease) Key() string { return s.key }
+
+// Token implements locks.Lease: the row's sequence after this grant.
+func (s *Lease) Token() locks.Token { return s.token }
+
+// LockedBy is this lease's identity in the locked_by column.
+func (s *Lease) LockedBy() string { return s.id }
+
+// Until is locked_until as last written by this holder, on the clock that
+// Config.Clock names.
+func (s *Lease) Until() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.until
+}
+
+// Renew implements locks.Lease: Locker's renew, which extends locked_until
+// while locked_by is still ours (even past expiry, if nobody took the row).
+func (s *Lease) Renew(ctx context.Context) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	var until time.Time
+	err := s.l.db.QueryRow(ctx, s.l.renewSQL, s.l.renewArgs(s.key, s.id)...).Scan(&until)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.Lose("renew: the row was taken by another owner (LockStolen)")
+	}
+	if err != nil {
+		return wrap("renew", err)
+	}
+	s.mu.Lock()
+	s.until = until
+	s.mu.Unlock()
+	return nil
+}
+
+// Release implements locks.Lease: Locker's release, which clears locked_by
+// if it is still ours and changes nothing otherwise.
+func (s *Lease) Release(ctx context.Context) error {
+	tag, err := s.l.db.Exec(ctx, s.l.releaseSQL, s.key, s.id)
+	if err != nil {
+		return wrap("release", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return s.Lose("release: the row is no longer ours")
+	}
+	return nil
+}
+
+// wrap makes err a *locks.BackendError for op; nil stays nil.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &locks.BackendError{Backend: backend, Op: op, Err: err}
+}
