@@ -224,6 +224,10 @@ func (c *Checker) complete(ps *procState, inv, e *history.Event) {
 		}
 	case history.FWrite:
 		c.key(key).damage.write(inv, e)
+	case history.FRead:
+		if e.Type == history.OK {
+			c.key(key).damage.read(e)
+		}
 	}
 }
 

@@ -457,3 +457,25 @@ func TestLinearizabilityUnknownIsNotOK(t *testing.T) {
 		t.Fatal("OK() true with an undecided linearizability check")
 	}
 }
+
+// The counter starts where the first read before any write found it.
+func TestDamageInitialValueFromFirstRead(t *testing.T) {
+	res := run(t, `{"t":1,"proc":"c1","type":"invoke","f":"read","key":"k"}
+{"t":2,"proc":"c1","type":"ok","f":"read","key":"k","value":40}
+{"t":3,"proc":"c1","type":"invoke","f":"write","key":"k","value":41}
+{"t":4,"proc":"c1","type":"ok","f":"write","key":"k","value":41}
+{"t":5,"proc":"c2","type":"invoke","f":"read","key":"k"}
+{"t":6,"proc":"c2","type":"ok","f":"read","key":"k","value":41}
+{"t":7,"proc":"c3","type":"invoke","f":"read","key":"k"}
+{"t":8,"proc":"c3","type":"ok","f":"read","key":"k","value":41}
+{"t":9,"proc":"c2","type":"invoke","f":"write","key":"k","value":42}
+{"t":10,"proc":"c2","type":"ok","f":"write","key":"k","value":42}
+{"t":11,"proc":"c3","type":"invoke","f":"write","key":"k","value":42}
+{"t":12,"proc":"c3","type":"ok","f":"write","key":"k","value":42}`, true)
+	if got := kinds(res); !slices.Equal(got, []string{"damage"}) {
+		t.Fatalf("kinds = %v, want [damage]: %+v", got, res.Violations)
+	}
+	if v := res.Violations[0]; !strings.Contains(v.Detail, "from 40 to 42") || !strings.Contains(v.Detail, "1 lost") {
+		t.Fatalf("detail = %q", v.Detail)
+	}
+}

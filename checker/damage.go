@@ -11,8 +11,10 @@ import (
 const maxStaleLines = 16
 
 // damageState judges a key's resource as a counter: every critical section
-// reads the value and writes it plus one, starting from 0. A key with a
-// write value that is not an integer is not a counter and is not judged.
+// reads the value and writes it plus one. The counter starts from the value
+// of the first read that completes before any write does, or from 0. A key
+// with a write value that is not an integer is not a counter and is not
+// judged.
 //
 // The final state is the value of the resource's last accept for the key,
 // or, if the resource reported no decisions, of the last write that
@@ -21,6 +23,8 @@ const maxStaleLines = 16
 // writes could have produced.
 type damageState struct {
 	counter    bool
+	initial    int64 // the counter's value before any write
+	hasInitial bool
 	okWrites   int64
 	infoWrites int64
 
@@ -62,6 +66,18 @@ func (s *staleTracker) observe(v int64, proc string, tok int64, hasTok bool, t i
 	s.n++
 	s.prev = v
 	s.lastRef = line
+}
+
+// read records a read that completed ok: before any write it gives the
+// counter's initial value.
+func (d *damageState) read(e *history.Event) {
+	if d.hasInitial || d.okSeq.n > 0 || d.acceptSeq.n > 0 {
+		return
+	}
+	if v, ok := parseInt(e.Value); ok {
+		d.initial, d.hasInitial = v, true
+		d.okSeq.prev, d.acceptSeq.prev = v, v
+	}
 }
 
 // write records a completed write (inv its invoke, e its completion).
@@ -110,15 +126,15 @@ func (d *damageState) verdict(key string, ks *keyState) (Violation, bool) {
 	if d.acceptSeq.n > 0 {
 		seq, source = &d.acceptSeq, "the resource's last accepted write"
 	}
-	final := seq.prev
+	final, grew := seq.prev, seq.prev-d.initial
 	var detail string
 	switch {
-	case final < d.okWrites:
-		detail = fmt.Sprintf("counter %q ends at %d (%s, line %d) after %d successful increments: %d lost, %d writes based on a stale read",
-			key, final, source, seq.lastRef, d.okWrites, d.okWrites-final, seq.stale)
-	case final > d.okWrites+d.infoWrites:
-		detail = fmt.Sprintf("counter %q ends at %d (%s, line %d) but at most %d increments can have happened",
-			key, final, source, seq.lastRef, d.okWrites+d.infoWrites)
+	case grew < d.okWrites:
+		detail = fmt.Sprintf("counter %q went from %d to %d (%s, line %d) in %d successful increments: %d lost, %d writes based on a stale read",
+			key, d.initial, final, source, seq.lastRef, d.okWrites, d.okWrites-grew, seq.stale)
+	case grew > d.okWrites+d.infoWrites:
+		detail = fmt.Sprintf("counter %q went from %d to %d (%s, line %d) but at most %d increments can have happened",
+			key, d.initial, final, source, seq.lastRef, d.okWrites+d.infoWrites)
 	default:
 		return Violation{}, false
 	}

@@ -36,8 +36,9 @@ const (
 	// succeeding until someone does.
 	ModelLock = "lock"
 	// ModelRegister is the fenced resource as a register: a read returns
-	// the last write (0 or null before any write). Rejected (fail) writes
-	// did not happen; unknown (info) writes may have.
+	// the last write; before any write, whatever value the first read
+	// returns is taken as the initial one. Rejected (fail) writes did not
+	// happen; unknown (info) writes may have.
 	ModelRegister = "register"
 )
 
@@ -352,7 +353,10 @@ func registerModel() porcupine.Model {
 				}
 				return []any{in.value}
 			}
-			if s == in.value || (s == initial && (in.value == "" || in.value == "0" || in.value == "null")) {
+			if s == initial {
+				return []any{in.value}
+			}
+			if s == in.value {
 				return []any{s}
 			}
 			return nil

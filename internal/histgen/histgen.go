@@ -78,10 +78,10 @@ func Generate(rng *rand.Rand, cfg Config) (events []history.Event, injected bool
 const ms = int64(1_000_000)
 
 type client struct {
-	name   string
-	wake   int64 // when it next invokes acquire (idle), or its invoke time (waiting)
-	index  int
-	held   bool // has held the lock before
+	name  string
+	wake  int64 // when it next invokes acquire (idle), or its invoke time (waiting)
+	index int
+	held  bool // has held the lock before
 }
 
 type keyGen struct {
