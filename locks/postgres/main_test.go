@@ -50,9 +50,9 @@ func newPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-// testKey is a lock key of its own for the test.
+// testKey is a lock key of the test's own, new at every run (-count).
 func testKey(t testing.TB) string {
-	return strings.ReplaceAll(t.Name(), "/", "-")
+	return fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
 }
 
 // skewedClock is the system clock shifted by a constant offset.
