@@ -1,0 +1,280 @@
+package consul_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/locksim/locksim/cluster"
+	"github.com/locksim/locksim/locks"
+	"github.com/locksim/locksim/locks/consul"
+)
+
+func startConsul(t testing.TB, servers int) *cluster.Consul {
+	t.Helper()
+	c, err := cluster.StartConsul(cluster.ConsulConfig{Servers: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// fast are options for tests: a 2 s session (the test servers allow 1 s)
+// and no lock-delay unless a test asks for one.
+func newLocker(t testing.TB, url string, cfg consul.Config, opts ...locks.Option) *consul.Locker {
+	t.Helper()
+	cfg.Address = url
+	if cfg.LockDelay == 0 {
+		cfg.LockDelay = -1
+	}
+	opts = append([]locks.Option{locks.WithTTL(2 * time.Second), locks.WithRenewEvery(500 * time.Millisecond),
+		locks.WithPollInterval(200 * time.Millisecond)}, opts...)
+	l, err := consul.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func rawClient(t testing.TB, url string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestTryAcquireWhileHeldTokensAndValue(t *testing.T) {
+	c := startConsul(t, 1)
+	url := c.URLs()[0]
+	ctx := context.Background()
+	a := newLocker(t, url, consul.Config{Value: []byte("host-a")})
+	b := newLocker(t, url, consul.Config{})
+
+	la, err := a.TryAcquire(ctx, "service/widgets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TryAcquire(ctx, "service/widgets"); !errors.Is(err, locks.ErrNotAcquired) {
+		t.Fatalf("TryAcquire while held: %v, want ErrNotAcquired", err)
+	}
+	pair, _, err := rawClient(t, url).KV().Get("service/widgets", nil)
+	if err != nil || string(pair.Value) != "host-a" || pair.Session != la.(*consul.Lease).Session() {
+		t.Fatalf("key after acquire: %+v, %v", pair, err)
+	}
+	if err := la.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.TryAcquire(ctx, "service/widgets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.Token() <= la.Token() {
+		t.Fatalf("tokens %d then %d", la.Token(), lb.Token())
+	}
+	// Delete the key under b: the lease is lost with the seed's reason and
+	// LockIndex starts again, but the token (ModifyIndex) still grows.
+	if _, err := rawClient(t, url).KV().Delete("service/widgets", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitLost(t, lb, "key deleted")
+	lc, err := a.TryAcquire(ctx, "service/widgets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.Token() <= lb.Token() {
+		t.Fatalf("token after delete %d, before %d", lc.Token(), lb.Token())
+	}
+	if li := lc.(*consul.Lease).LockIndex(); li != 1 {
+		t.Fatalf("LockIndex after delete = %d, want 1 (which is why it is not the token)", li)
+	}
+	// b, no longer the owner, cannot release a's lock.
+	if err := lb.Release(ctx); !errors.Is(err, locks.ErrLockLost) {
+		t.Fatalf("release by non-owner: %v", err)
+	}
+	if _, err := b.TryAcquire(ctx, "service/widgets"); !errors.Is(err, locks.ErrNotAcquired) {
+		t.Fatalf("lock free after a non-owner's release: %v", err)
+	}
+	if err := lc.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitLost(t *testing.T, lease locks.Lease, reason string) {
+	t.Helper()
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("lease not lost")
+	}
+	if err := lease.Err(); !errors.Is(err, locks.ErrLockLost) || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("loss: %v, want %q", err, reason)
+	}
+}
+
+// A session destroyed from outside: the key is released, the watcher
+// sees it, fn's context is cancelled and Run returns ErrLockLost, well
+// within the session TTL.
+func TestSessionDestroyedCancelsRun(t *testing.T) {
+	c := startConsul(t, 1)
+	url := c.URLs()[0]
+	l := newLocker(t, url, consul.Config{}, locks.WithTTL(10*time.Second), locks.WithRenewEvery(3*time.Second))
+	raw := rawClient(t, url)
+
+	var destroyed time.Time
+	cancelled := make(chan time.Duration, 1)
+	err := locks.Run(context.Background(), l, "job", func(ctx context.Context, lease locks.Lease) error {
+		destroyed = time.Now()
+		if _, err := raw.Session().Destroy(lease.(*consul.Lease).Session(), nil); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			cancelled <- time.Since(destroyed)
+		case <-time.After(10 * time.Second):
+		}
+		return nil
+	})
+	elapsed := time.Since(destroyed)
+	if !errors.Is(err, locks.ErrLockLost) || !strings.Contains(err.Error(), "no active session") {
+		t.Fatalf("Run: %v, want ErrLockLost (no active session)", err)
+	}
+	select {
+	case d := <-cancelled:
+		t.Logf("fn cancelled %v after the session was destroyed; Run returned after %v", d, elapsed)
+	default:
+		t.Fatal("fn's context was not cancelled")
+	}
+	if elapsed > 10*time.Second {
+		t.Fatalf("Run returned %v after the loss, more than the session TTL", elapsed)
+	}
+}
+
+// Lock-delay: after a session is invalidated, its lock cannot be taken
+// for the delay, then it can.
+func TestLockDelay(t *testing.T) {
+	c := startConsul(t, 1)
+	url := c.URLs()[0]
+	ctx := context.Background()
+	a := newLocker(t, url, consul.Config{LockDelay: time.Second})
+	b := newLocker(t, url, consul.Config{})
+	la, err := a.TryAcquire(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawClient(t, url).Session().Destroy(la.(*consul.Lease).Session(), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitLost(t, la, "no active session")
+	if _, err := b.TryAcquire(ctx, "k"); !errors.Is(err, locks.ErrNotAcquired) {
+		t.Fatalf("TryAcquire during the lock-delay: %v", err)
+	}
+	start := time.Now()
+	lb, err := b.Acquire(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("acquired %v after the lock-delay started", time.Since(start))
+	if err := lb.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAcquireWaitsForReleaseAndStopsOnCancel(t *testing.T) {
+	c := startConsul(t, 1)
+	url := c.URLs()[0]
+	ctx := context.Background()
+	a := newLocker(t, url, consul.Config{})
+	b := newLocker(t, url, consul.Config{})
+	la, err := a.TryAcquire(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := b.Acquire(short, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire with a cancelled context: %v", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		lb, err := b.Acquire(ctx, "k")
+		if err == nil {
+			err = lb.Release(ctx)
+		}
+		got <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiting Acquire did not get the released lock")
+	}
+}
+
+// Consul down: errors are typed.
+func TestConsulErrorIsTyped(t *testing.T) {
+	c := startConsul(t, 1)
+	url := c.URLs()[0]
+	if err := c.Nodes()[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newLocker(t, url, consul.Config{}).TryAcquire(context.Background(), "k")
+	var be *locks.BackendError
+	if !errors.As(err, &be) || be.Backend != "consul" {
+		t.Fatalf("TryAcquire with Consul down: %v, want a consul *locks.BackendError", err)
+	}
+}
+
+// Three servers: the lock survives the loss of one of them.
+func TestThreeServersLeaderKilled(t *testing.T) {
+	c := startConsul(t, 3)
+	ctx := context.Background()
+	l := newLocker(t, c.URLs()[0], consul.Config{})
+	lease, err := l.TryAcquire(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Nodes()[2].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitLeader(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLossReason(t *testing.T) {
+	for _, tc := range []struct {
+		pair *api.KVPair
+		want string
+	}{
+		{nil, "key deleted"},
+		{&api.KVPair{}, "no active session"},
+		{&api.KVPair{Session: "other"}, "taken by session other"},
+		{&api.KVPair{Session: "ours"}, ""},
+	} {
+		if got := consul.LossReason(tc.pair, "ours"); got != tc.want {
+			t.Errorf("LossReason(%+v) = %q, want %q", tc.pair, got, tc.want)
+		}
+	}
+}
