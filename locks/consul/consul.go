@@ -244,4 +244,3 @@ func LossReason(pair *api.KVPair, session string) string {
 	}
 	return ""
 }
-
