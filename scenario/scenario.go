@@ -1,0 +1,461 @@
+// Package scenario reads scenario files: YAML that says which backends to
+// run, with how many servers and clients, for how long, with which lock
+// options and workload, under which fault schedule. The same file drives a
+// run on real servers (locksim run) and in the simulator (locksim sim).
+//
+// A bad file is rejected before anything starts, with one error naming the
+// file, the line and the field.
+package scenario
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Scenario is one parsed and validated scenario file.
+type Scenario struct {
+	Name        string        `yaml:"name"`
+	Description string        `yaml:"description"`
+	Backends    []string      `yaml:"backends"`
+	Cluster     Cluster       `yaml:"cluster"`
+	Clients     int           `yaml:"clients"`
+	Duration    time.Duration `yaml:"duration"`
+	Lock        Lock          `yaml:"lock"`
+	Workload    Workload      `yaml:"workload"`
+	Faults      []Fault       `yaml:"faults"`
+}
+
+// Cluster sizes the servers.
+type Cluster struct {
+	// Size is the number of servers: etcd members, Consul servers,
+	// memcached instances (MegaMutex's server list). PostgreSQL has one.
+	Size int `yaml:"size"`
+}
+
+// Lock holds the lock options every backend honours where it can.
+type Lock struct {
+	TTL         time.Duration `yaml:"ttl"`
+	RenewEvery  time.Duration `yaml:"renew_every"`
+	Poll        time.Duration `yaml:"poll"`
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
+	LockDelay   time.Duration `yaml:"lock_delay"` // Consul
+	// Clock is the PostgreSQL lease table's clock: db or client.
+	Clock string `yaml:"clock"`
+}
+
+// Workload is what each client does in its critical section.
+type Workload struct {
+	// Kind is counter (read, hold, write read+1) or rotation (Locker's
+	// pattern: run, release, sleep 1 s plus a random fraction).
+	Kind string `yaml:"kind"`
+	// Hold is how long a client holds the lock, drawn uniformly between
+	// its bounds.
+	HoldMin time.Duration `yaml:"hold_min"`
+	HoldMax time.Duration `yaml:"hold_max"`
+	// Fencing makes the resource reject writes with stale tokens.
+	Fencing bool `yaml:"fencing"`
+	// Keys is the number of lock keys (default 1).
+	Keys int `yaml:"keys"`
+}
+
+// Fault is one entry of the fault schedule.
+type Fault struct {
+	At     time.Duration `yaml:"at"`
+	Fault  string        `yaml:"fault"`
+	Target string        `yaml:"target"`
+	For    time.Duration `yaml:"for"` // 0: until the end or a heal
+	// Offset and Drift shape clock faults: a step or constant offset, and a
+	// rate (0.1 = 10% fast, -0.1 = 10% slow).
+	Offset time.Duration `yaml:"offset"`
+	Drift  float64       `yaml:"drift"`
+	// Latency and Jitter shape slow links.
+	Latency time.Duration `yaml:"latency"`
+	Jitter  time.Duration `yaml:"jitter"`
+}
+
+// Known names.
+var (
+	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
+	WorkloadKinds = []string{"counter", "rotation"}
+	Clocks        = []string{"db", "client"}
+)
+
+var targetPattern = regexp.MustCompile(`^(holder|leader|clients|servers|minority|majority|resource|[a-z][a-z-]*[0-9]*)$`)
+
+// Error is a bad scenario file: file, line and field.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+// Error formats as "file:line: field "f": msg".
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: field %q: %s", e.File, e.Line, e.Field, e.Msg)
+}
+
+// Load reads and validates the scenario file at path.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data, read from the file named name.
+func Parse(name string, data []byte) (*Scenario, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &Error{File: name, Line: 1, Msg: "empty scenario file"}
+	}
+	p := &parser{file: name}
+	s := &Scenario{}
+	if err := p.scenario(root.Content[0], s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+func yamlError(name string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: name, Line: line, Msg: "bad YAML: " + m[2]}
+	}
+	return &Error{File: name, Line: 1, Msg: "bad YAML: " + msg}
+}
+
+type parser struct{ file string }
+
+func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
+	return &Error{File: p.file, Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// fields walks a mapping node, calling set for each key; unknown keys and
+// duplicate keys are errors.
+func (p *parser) fields(n *yaml.Node, path string, set func(key string, v *yaml.Node, field string) (bool, error)) error {
+	if n.Kind != yaml.MappingNode {
+		return p.errf(n, strings.TrimSuffix(path, "."), "want a mapping of fields, got %s", kindName(n))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := path + k.Value
+		if seen[k.Value] {
+			return p.errf(k, field, "given twice")
+		}
+		seen[k.Value] = true
+		known, err := set(k.Value, v, field)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return p.errf(k, field, "unknown field")
+		}
+	}
+	return nil
+}
+
+func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
+	var faultsNode *yaml.Node
+	err := p.fields(n, "", func(key string, v *yaml.Node, field string) (bool, error) {
+		switch key {
+		case "name":
+			return true, p.str(v, field, &s.Name)
+		case "description":
+			return true, p.str(v, field, &s.Description)
+		case "backends":
+			return true, p.backends(v, field, &s.Backends)
+		case "cluster":
+			return true, p.fields(v, "cluster.", func(key string, v *yaml.Node, field string) (bool, error) {
+				if key == "size" {
+					return true, p.intIn(v, field, &s.Cluster.Size, 1, 7)
+				}
+				return false, nil
+			})
+		case "clients":
+			return true, p.intIn(v, field, &s.Clients, 1, 256)
+		case "duration":
+			return true, p.duration(v, field, &s.Duration)
+		case "lock":
+			return true, p.lock(v, &s.Lock)
+		case "workload":
+			return true, p.workload(v, &s.Workload)
+		case "faults":
+			faultsNode = v
+			return true, p.faults(v, &s.Faults)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	// Required fields and defaults.
+	switch {
+	case s.Name == "":
+		return p.errf(n, "name", "missing")
+	case len(s.Backends) == 0:
+		return p.errf(n, "backends", "missing: list one or more of %s", strings.Join(Backends, ", "))
+	case s.Clients == 0:
+		return p.errf(n, "clients", "missing (want 1 to 256)")
+	case s.Duration == 0:
+		return p.errf(n, "duration", "missing (want a duration such as 20s)")
+	}
+	if s.Cluster.Size == 0 {
+		s.Cluster.Size = 1
+	}
+	if s.Workload.Kind == "" {
+		s.Workload.Kind = "counter"
+	}
+	if s.Workload.Keys == 0 {
+		s.Workload.Keys = 1
+	}
+	if s.Lock.TTL > 0 && s.Lock.RenewEvery >= s.Lock.TTL {
+		return p.errf(n, "lock.renew_every", "must be shorter than lock.ttl (%v)", s.Lock.TTL)
+	}
+	if s.Workload.HoldMax < s.Workload.HoldMin {
+		return p.errf(n, "workload.hold_max", "must not be below workload.hold_min (%v)", s.Workload.HoldMin)
+	}
+	for i, f := range s.Faults {
+		if f.At >= s.Duration {
+			return p.errf(faultsNode.Content[i], fmt.Sprintf("faults[%d].at", i), "%v is not before the end of the run (%v)", f.At, s.Duration)
+		}
+	}
+	return nil
+}
+
+func (p *parser) lock(n *yaml.Node, l *Lock) error {
+	return p.fields(n, "lock.", func(key string, v *yaml.Node, field string) (bool, error) {
+		switch key {
+		case "ttl":
+			return true, p.duration(v, field, &l.TTL)
+		case "renew_every":
+			return true, p.duration(v, field, &l.RenewEvery)
+		case "poll":
+			return true, p.duration(v, field, &l.Poll)
+		case "wait_timeout":
+			return true, p.duration(v, field, &l.WaitTimeout)
+		case "lock_delay":
+			return true, p.duration(v, field, &l.LockDelay)
+		case "clock":
+			return true, p.oneOf(v, field, &l.Clock, Clocks)
+		}
+		return false, nil
+	})
+}
+
+func (p *parser) workload(n *yaml.Node, w *Workload) error {
+	return p.fields(n, "workload.", func(key string, v *yaml.Node, field string) (bool, error) {
+		switch key {
+		case "kind":
+			return true, p.oneOf(v, field, &w.Kind, WorkloadKinds)
+		case "hold_min":
+			return true, p.duration(v, field, &w.HoldMin)
+		case "hold_max":
+			return true, p.duration(v, field, &w.HoldMax)
+		case "fencing":
+			return true, p.boolean(v, field, &w.Fencing)
+		case "keys":
+			return true, p.intIn(v, field, &w.Keys, 1, 64)
+		}
+		return false, nil
+	})
+}
+
+func (p *parser) faults(n *yaml.Node, out *[]Fault) error {
+	if n.Kind != yaml.SequenceNode {
+		return p.errf(n, "faults", "want a list of faults, got %s", kindName(n))
+	}
+	for i, fn := range n.Content {
+		var f Fault
+		prefix := fmt.Sprintf("faults[%d].", i)
+		err := p.fields(fn, prefix, func(key string, v *yaml.Node, field string) (bool, error) {
+			switch key {
+			case "at":
+				return true, p.duration(v, field, &f.At)
+			case "fault":
+				return true, p.oneOf(v, field, &f.Fault, FaultKinds)
+			case "target":
+				if err := p.str(v, field, &f.Target); err != nil {
+					return true, err
+				}
+				if !targetPattern.MatchString(f.Target) {
+					return true, p.errf(v, field, "%q is not a target (holder, leader, clients, servers, minority, majority, resource, or a node or client name such as etcd1 or c2)", f.Target)
+				}
+				return true, nil
+			case "for":
+				return true, p.duration(v, field, &f.For)
+			case "offset":
+				return true, p.signedDuration(v, field, &f.Offset)
+			case "drift":
+				return true, p.float(v, field, &f.Drift)
+			case "latency":
+				return true, p.duration(v, field, &f.Latency)
+			case "jitter":
+				return true, p.duration(v, field, &f.Jitter)
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
+		}
+		if f.Fault == "" {
+			return p.errf(fn, prefix+"fault", "missing: one of %s", strings.Join(FaultKinds, ", "))
+		}
+		if f.Target == "" && f.Fault != "heal" {
+			return p.errf(fn, prefix+"target", "missing")
+		}
+		*out = append(*out, f)
+	}
+	return nil
+}
+
+func (p *parser) backends(n *yaml.Node, field string, out *[]string) error {
+	if n.Kind == yaml.ScalarNode {
+		var b string
+		if err := p.oneOf(n, field, &b, Backends); err != nil {
+			return err
+		}
+		*out = []string{b}
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return p.errf(n, field, "want a backend name or a list of them, got %s", kindName(n))
+	}
+	for i, bn := range n.Content {
+		var b string
+		if err := p.oneOf(bn, fmt.Sprintf("%s[%d]", field, i), &b, Backends); err != nil {
+			return err
+		}
+		*out = append(*out, b)
+	}
+	return nil
+}
+
+func (p *parser) scalar(n *yaml.Node, field, want string) (string, error) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return "", p.errf(n, field, "want %s, got %s", want, kindName(n))
+	}
+	return n.Value, nil
+}
+
+func (p *parser) str(n *yaml.Node, field string, out *string) error {
+	s, err := p.scalar(n, field, "a string")
+	*out = s
+	return err
+}
+
+func (p *parser) oneOf(n *yaml.Node, field string, out *string, allowed []string) error {
+	s, err := p.scalar(n, field, "one of "+strings.Join(allowed, ", "))
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(allowed, s) {
+		return p.errf(n, field, "%q is not one of %s", s, strings.Join(allowed, ", "))
+	}
+	*out = s
+	return nil
+}
+
+func (p *parser) intIn(n *yaml.Node, field string, out *int, lo, hi int) error {
+	s, err := p.scalar(n, field, "an integer")
+	if err != nil {
+		return err
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || n.Tag != "!!int" {
+		return p.errf(n, field, "want an integer, got %q", s)
+	}
+	if v < lo || v > hi {
+		return p.errf(n, field, "%d is out of range %d..%d", v, lo, hi)
+	}
+	*out = v
+	return nil
+}
+
+func (p *parser) float(n *yaml.Node, field string, out *float64) error {
+	s, err := p.scalar(n, field, "a number")
+	if err != nil {
+		return err
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || (n.Tag != "!!float" && n.Tag != "!!int") {
+		return p.errf(n, field, "want a number, got %q", s)
+	}
+	*out = v
+	return nil
+}
+
+func (p *parser) boolean(n *yaml.Node, field string, out *bool) error {
+	s, err := p.scalar(n, field, "true or false")
+	if err != nil {
+		return err
+	}
+	if n.Tag != "!!bool" {
+		return p.errf(n, field, "want true or false, got %q", s)
+	}
+	*out = s == "true"
+	return nil
+}
+
+func (p *parser) duration(n *yaml.Node, field string, out *time.Duration) error {
+	if err := p.signedDuration(n, field, out); err != nil {
+		return err
+	}
+	if *out < 0 {
+		return p.errf(n, field, "must not be negative, got %v", *out)
+	}
+	return nil
+}
+
+func (p *parser) signedDuration(n *yaml.Node, field string, out *time.Duration) error {
+	s, err := p.scalar(n, field, "a duration such as 1.5s or 200ms")
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		if s == "0" {
+			*out = 0
+			return nil
+		}
+		return p.errf(n, field, "want a duration such as 1.5s or 200ms, got %q", s)
+	}
+	*out = d
+	return nil
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if n.Tag == "!!null" {
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
