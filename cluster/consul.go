@@ -42,7 +42,7 @@ type Consul struct {
 // ConsulNode is one Consul server agent. It is a Node.
 type ConsulNode struct {
 	*Process
-	httpPort, serfLANPort, serverPort int
+	httpPort, serfLANPort, serverPort, serfWANPort int
 }
 
 // ConsulBinary finds the consul executable as ConsulConfig.Binary
@@ -76,8 +76,19 @@ func ConsulBinary() (string, error) {
 
 // StartConsul starts cfg.Servers Consul servers on 127.0.0.1, each with its
 // own ports and data directory, and waits until the cluster has a leader.
-// Close stops them and removes their temporary directory.
-func StartConsul(cfg ConsulConfig) (_ *Consul, err error) {
+// If a server fails to start (a port taken in the meantime), it tries
+// again on fresh ports, up to three times. Close stops the servers and
+// removes their temporary directory.
+func StartConsul(cfg ConsulConfig) (c *Consul, err error) {
+	for range 3 {
+		if c, err = startConsulOnce(cfg); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 	if cfg.Servers <= 0 {
 		cfg.Servers = 1
 	}
@@ -100,27 +111,22 @@ func StartConsul(cfg ConsulConfig) (_ *Consul, err error) {
 			c.Close()
 		}
 	}()
-	for range cfg.Servers {
-		n := &ConsulNode{}
-		for _, p := range []*int{&n.httpPort, &n.serfLANPort, &n.serverPort} {
-			if *p, err = FreePort(); err != nil {
-				return nil, fmt.Errorf("cluster: consul: %w", err)
-			}
-		}
-		c.nodes = append(c.nodes, n)
+	ports, err := distinctFreePorts(4 * cfg.Servers)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: consul: %w", err)
+	}
+	for i := range cfg.Servers {
+		p := ports[4*i:]
+		c.nodes = append(c.nodes, &ConsulNode{httpPort: p[0], serfLANPort: p[1], serverPort: p[2], serfWANPort: p[3]})
 	}
 	for i, n := range c.nodes {
 		name := fmt.Sprintf("consul%d", i+1)
-		serfWAN, err := FreePort()
-		if err != nil {
-			return nil, fmt.Errorf("cluster: consul: %w", err)
-		}
 		args := []string{"agent",
 			"-node", name,
 			"-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
 			"-http-port", strconv.Itoa(n.httpPort),
 			"-serf-lan-port", strconv.Itoa(n.serfLANPort),
-			"-serf-wan-port", strconv.Itoa(serfWAN),
+			"-serf-wan-port", strconv.Itoa(n.serfWANPort),
 			"-server-port", strconv.Itoa(n.serverPort),
 			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 			"-disable-host-node-id",
@@ -162,6 +168,23 @@ func StartConsul(cfg ConsulConfig) (_ *Consul, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// distinctFreePorts returns n different free ports.
+func distinctFreePorts(n int) ([]int, error) {
+	seen := make(map[int]bool)
+	var out []int
+	for len(out) < n {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // HTTPAddr is the server's HTTP API host:port.

@@ -53,9 +53,20 @@ type MemcachedNode struct {
 }
 
 // StartMemcached starts cfg.Servers memcached instances on 127.0.0.1, each
-// on a free port, and waits until they accept connections. Close stops
-// them and removes their temporary directory.
-func StartMemcached(cfg MemcachedConfig) (_ *Memcached, err error) {
+// on a free port, and waits until they accept connections. If a server
+// fails to start (a port taken in the meantime), it tries again on fresh
+// ports, up to three times. Close stops the servers and removes their
+// temporary directory.
+func StartMemcached(cfg MemcachedConfig) (m *Memcached, err error) {
+	for range 3 {
+		if m, err = startMemcachedOnce(cfg); err == nil {
+			return m, nil
+		}
+	}
+	return nil, err
+}
+
+func startMemcachedOnce(cfg MemcachedConfig) (_ *Memcached, err error) {
 	if cfg.Servers <= 0 {
 		cfg.Servers = 1
 	}

@@ -240,27 +240,56 @@ func TestConsulErrorIsTyped(t *testing.T) {
 	}
 }
 
-// Three servers: the lock survives the loss of one of them.
-func TestThreeServersLeaderKilled(t *testing.T) {
+// Three servers. The lock survives the loss of a follower. The loss of
+// the leader fails the watcher's blocking query, and, as in the seed
+// (whose watcher raised ConsulError), that ends the hold: the lease is
+// lost with an error that is also a *locks.BackendError.
+func TestThreeServers(t *testing.T) {
 	c := startConsul(t, 3)
 	ctx := context.Background()
-	l := newLocker(t, c.URLs()[0], consul.Config{})
+	leaderAddr, err := c.Nodes()[0].Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *cluster.ConsulNode
+	var followers []*cluster.ConsulNode
+	for _, n := range c.Nodes() {
+		if n.ServerAddr() == leaderAddr {
+			leader = n
+		} else {
+			followers = append(followers, n)
+		}
+	}
+	if leader == nil || len(followers) != 2 {
+		t.Fatalf("leader %s among %v", leaderAddr, c.URLs())
+	}
+	l := newLocker(t, followers[0].URL(), consul.Config{})
 	lease, err := l.TryAcquire(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Nodes()[2].Kill(); err != nil {
+
+	if err := followers[1].Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WaitLeader(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	time.Sleep(500 * time.Millisecond)
 	if err := lease.Renew(ctx); err != nil {
+		t.Fatalf("renew with a follower down: %v", err)
+	}
+
+	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := lease.Release(ctx); err != nil {
-		t.Fatal(err)
+	select {
+	case <-lease.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch outlived the leader and the quorum")
 	}
+	var be *locks.BackendError
+	if err := lease.Err(); !errors.Is(err, locks.ErrLockLost) || !errors.As(err, &be) || be.Backend != "consul" {
+		t.Fatalf("loss: %v, want ErrLockLost and a consul *locks.BackendError", err)
+	}
+	t.Logf("after the leader was killed: %v", lease.Err())
 }
 
 func TestLossReason(t *testing.T) {
