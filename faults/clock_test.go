@@ -21,7 +21,7 @@ func TestSkewedClock(t *testing.T) {
 			t.Fatalf("new clock offset %v", got)
 		}
 		c.SetOffset(2 * time.Second)
-		if got := c.Now().Sub(time.Now()); got != 2*time.Second {
+		if got := time.Until(c.Now()); got != 2*time.Second {
 			t.Fatalf("offset: now - true = %v, want 2s", got)
 		}
 		c.SetDrift(0.5) // gains 0.5 s per true second

@@ -1,0 +1,302 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+)
+
+// Network is the set of proxies of one run: every link that locksim can cut
+// or slow runs through one of them. It embeds toxiproxy's server as a
+// library (no API port is opened); every proxy listens on 127.0.0.1.
+//
+// A link carries the connections that From opens to To. For client→server
+// links locksim gives each client its own proxy per server, so a link is
+// exactly one pair. Servers find their peers through addresses they
+// advertise to all (etcd's peer URLs, Consul's server addresses), so a
+// server↔server link is one proxy per destination with From set to
+// AnyPeer: cutting it cuts what every peer sends to To over connections
+// they opened, which is how isolating a server is expressed.
+type Network struct {
+	server *toxiproxy.ApiServer
+
+	mu    sync.Mutex
+	links []*Link
+	cut   map[pair]Direction // what is cut, by ordered pair of endpoints
+}
+
+// AnyPeer is the From of a link that every peer of To shares.
+const AnyPeer = "*"
+
+// Link is one proxy from From to To.
+type Link struct {
+	From, To string
+	proxy    *toxiproxy.Proxy
+}
+
+// Direction says which way traffic is cut between two endpoints.
+type Direction int
+
+// The directions, as bits: cutting both is cutting each.
+const (
+	Forward  Direction = 1 << iota // from a to b
+	Backward                       // from b to a
+	Both     = Forward | Backward
+)
+
+type pair struct{ a, b string }
+
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	logger := zerolog.New(io.Discard)
+	return &Network{
+		server: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), logger),
+		cut:    make(map[pair]Direction),
+	}
+}
+
+// AddLink starts a proxy on a free port of 127.0.0.1 that forwards to
+// upstream, for the connections from opens to to.
+func (n *Network) AddLink(from, to, upstream string) (*Link, error) {
+	host, _, err := net.SplitHostPort(upstream)
+	if err != nil || (host != "127.0.0.1" && host != "::1" && host != "localhost") {
+		return nil, fmt.Errorf("faults: upstream %q is not a loopback address", upstream)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	name := fmt.Sprintf("%s->%s#%d", from, to, len(n.links))
+	p := toxiproxy.NewProxy(n.server, name, "127.0.0.1:0", upstream)
+	if err := n.server.Collection.Add(p, true); err != nil {
+		return nil, fmt.Errorf("faults: proxy %s: %w", name, err)
+	}
+	l := &Link{From: from, To: to, proxy: p}
+	n.links = append(n.links, l)
+	n.applyLocked(l)
+	return l, nil
+}
+
+// Addr is the address clients of this link dial instead of the upstream.
+func (l *Link) Addr() string { return l.proxy.Listen }
+
+// Links returns every link.
+func (n *Network) Links() []*Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.links)
+}
+
+// Cut drops traffic between a and b in direction dir (Forward: from a to
+// b). Data sent into a cut link is lost, as in a real partition; open
+// connections hang rather than close.
+func (n *Network) Cut(a, b string, dir Direction) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if dir&Forward != 0 {
+		n.cut[pair{a, b}] |= Forward
+	}
+	if dir&Backward != 0 {
+		n.cut[pair{b, a}] |= Forward
+	}
+	for _, l := range n.links {
+		n.applyLocked(l)
+	}
+}
+
+// Partition cuts every link between endpoints in different groups, both
+// ways. Endpoints in no group keep all their links.
+func (n *Network) Partition(groups ...[]string) {
+	for i, g := range groups {
+		for _, h := range groups[i+1:] {
+			for _, a := range g {
+				for _, b := range h {
+					n.Cut(a, b, Both)
+				}
+			}
+		}
+	}
+}
+
+// Isolate cuts node off from every other endpoint of the network.
+func (n *Network) Isolate(node string) {
+	n.mu.Lock()
+	others := map[string]bool{}
+	for _, l := range n.links {
+		for _, e := range []string{l.From, l.To} {
+			if e != node {
+				others[e] = true
+			}
+		}
+	}
+	n.mu.Unlock()
+	for o := range others {
+		n.Cut(node, o, Both)
+	}
+}
+
+// Heal removes every cut. Connections that went through a cut link are
+// reset, so that both sides reconnect with a clean protocol state (data was
+// dropped mid-stream while cut).
+func (n *Network) Heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	wasCut := make(map[*Link]bool)
+	for _, l := range n.links {
+		wasCut[l] = l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
+	}
+	clear(n.cut)
+	for _, l := range n.links {
+		n.applyLocked(l)
+		if wasCut[l] {
+			l.proxy.Stop()
+			_ = l.proxy.Start()
+		}
+	}
+}
+
+// Slow adds latency (with jitter) to every link between a and b, both ways.
+func (n *Network) Slow(a, b string, latency, jitter time.Duration) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.links {
+		if !l.between(a, b) {
+			continue
+		}
+		for _, stream := range []string{"upstream", "downstream"} {
+			name := "slow-" + stream
+			_ = l.proxy.Toxics.RemoveToxic(context.Background(), name)
+			js := fmt.Sprintf(`{"name":%q,"type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
+				name, stream, latency.Milliseconds(), jitter.Milliseconds())
+			if _, err := l.proxy.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+				return fmt.Errorf("faults: slow %s: %w", l.proxy.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Unslow removes the latency added by Slow on every link.
+func (n *Network) Unslow() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.links {
+		for _, stream := range []string{"upstream", "downstream"} {
+			_ = l.proxy.Toxics.RemoveToxic(context.Background(), "slow-"+stream)
+		}
+	}
+}
+
+func (l *Link) between(a, b string) bool {
+	return (l.From == a && l.To == b) || (l.From == b && l.To == a) ||
+		(l.From == AnyPeer && (l.To == a || l.To == b))
+}
+
+// applyLocked sets l's cut toxics from n.cut: upstream is data from From
+// to To, downstream the replies.
+//
+// A link from AnyPeer stands for every peer of To: the endpoints that have
+// a peer link of their own.
+func (n *Network) applyLocked(l *Link) {
+	from := func(x string) bool {
+		return x == l.From || (l.From == AnyPeer && n.isPeerLocked(x))
+	}
+	up, down := false, false
+	for p, d := range n.cut {
+		if d == 0 {
+			continue
+		}
+		if from(p.a) && p.b == l.To {
+			up = true
+		}
+		if p.a == l.To && from(p.b) {
+			down = true
+		}
+	}
+	setToxic(l, "cut-up", "upstream", up)
+	setToxic(l, "cut-down", "downstream", down)
+}
+
+func (n *Network) isPeerLocked(x string) bool {
+	for _, l := range n.links {
+		if l.From == AnyPeer && l.To == x {
+			return true
+		}
+	}
+	return false
+}
+
+func setToxic(l *Link, name, stream string, on bool) {
+	present := l.proxy.Toxics.GetToxic(name) != nil
+	switch {
+	case on && !present:
+		js := fmt.Sprintf(`{"name":%q,"type":"timeout","stream":%q,"attributes":{"timeout":0}}`, name, stream)
+		_, _ = l.proxy.Toxics.AddToxicJson(strings.NewReader(js))
+	case !on && present:
+		_ = l.proxy.Toxics.RemoveToxic(context.Background(), name)
+	}
+}
+
+// Close stops every proxy.
+func (n *Network) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.server.Collection.Clear()
+	n.links = nil
+}
+
+// Shapes of partitions, named as Jepsen names them. Each returns groups
+// for Partition.
+
+// Halves splits nodes into a minority and a majority at random.
+func Halves(rng *rand.Rand, nodes []string) [][]string {
+	s := slices.Clone(nodes)
+	rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+	k := len(s) / 2
+	return [][]string{s[:k], s[k:]}
+}
+
+// BridgeCuts returns the pairs to cut for a bridge: two halves that cannot
+// see each other and one node in the middle that sees both.
+func BridgeCuts(nodes []string) [][2]string {
+	if len(nodes) < 3 {
+		return nil
+	}
+	mid := len(nodes) / 2
+	var cuts [][2]string
+	for _, a := range nodes[:mid] {
+		for _, b := range nodes[mid+1:] {
+			cuts = append(cuts, [2]string{a, b})
+		}
+	}
+	return cuts
+}
+
+// RingCuts returns the pairs to cut for majorities ring: nodes in a ring,
+// each keeping the links to its nearest neighbours so that it sees a
+// majority, but no two nodes see the same majority. With fewer than five
+// nodes no such ring exists and it is a bridge.
+func RingCuts(nodes []string) [][2]string {
+	n := len(nodes)
+	if n < 5 {
+		return BridgeCuts(nodes)
+	}
+	keep := (n/2 + 1) / 2 // neighbours kept on each side
+	var cuts [][2]string
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			d := min(j-i, n-(j-i))
+			if d > keep {
+				cuts = append(cuts, [2]string{nodes[i], nodes[j]})
+			}
+		}
+	}
+	return cuts
+}

@@ -1,0 +1,186 @@
+package faults_test
+
+import (
+	"bufio"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/locksim/locksim/faults"
+)
+
+// echo serves lines back on 127.0.0.1 and counts the lines it received.
+func echo(t *testing.T) (addr string, got chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got = make(chan string, 100)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					got <- line
+					if _, err := c.Write([]byte(line)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), got
+}
+
+// roundTrip sends a line and waits up to wait for its echo.
+func roundTrip(c net.Conn, wait time.Duration) bool {
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "ping\n"
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCutAndHeal(t *testing.T) {
+	up, got := echo(t)
+	n := faults.NewNetwork()
+	defer n.Close()
+	l, err := n.AddLink("c1", "s1", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, l.Addr())
+	if !roundTrip(c, 2*time.Second) {
+		t.Fatal("no echo through a healthy link")
+	}
+	<-got
+
+	n.Cut("c1", "s1", faults.Both)
+	if roundTrip(c, 300*time.Millisecond) {
+		t.Fatal("echo through a cut link")
+	}
+	c2 := dial(t, l.Addr())
+	if roundTrip(c2, 300*time.Millisecond) {
+		t.Fatal("echo on a new connection through a cut link")
+	}
+
+	n.Heal()
+	c3 := dial(t, l.Addr())
+	if !roundTrip(c3, 2*time.Second) {
+		t.Fatal("no echo after heal")
+	}
+}
+
+// One way: what c1 sends reaches s1, the replies do not.
+func TestOneWay(t *testing.T) {
+	up, got := echo(t)
+	n := faults.NewNetwork()
+	defer n.Close()
+	l, err := n.AddLink("c1", "s1", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Cut("s1", "c1", faults.Forward)
+	c := dial(t, l.Addr())
+	if roundTrip(c, 300*time.Millisecond) {
+		t.Fatal("reply came back through a one-way cut")
+	}
+	select {
+	case <-got:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the request did not reach the server")
+	}
+}
+
+// Isolating a node cuts links to it, including the shared peer link.
+func TestIsolateAndPartition(t *testing.T) {
+	up, _ := echo(t)
+	n := faults.NewNetwork()
+	defer n.Close()
+	toS1, _ := n.AddLink("c1", "s1", up)
+	toS2, _ := n.AddLink("c1", "s2", up)
+	peersToS2, _ := n.AddLink(faults.AnyPeer, "s2", up)
+	n.Isolate("s2")
+	if !roundTrip(dial(t, toS1.Addr()), 2*time.Second) {
+		t.Fatal("c1→s1 cut by isolating s2")
+	}
+	if roundTrip(dial(t, toS2.Addr()), 300*time.Millisecond) || roundTrip(dial(t, peersToS2.Addr()), 300*time.Millisecond) {
+		t.Fatal("s2 reachable while isolated")
+	}
+	n.Heal()
+	n.Partition([]string{"c1"}, []string{"s1", "s2"})
+	if roundTrip(dial(t, toS1.Addr()), 300*time.Millisecond) {
+		t.Fatal("c1→s1 not cut by the partition")
+	}
+	if !roundTrip(dial(t, peersToS2.Addr()), 2*time.Second) {
+		t.Fatal("peers→s2 cut by a partition that keeps servers together")
+	}
+}
+
+func TestSlow(t *testing.T) {
+	up, _ := echo(t)
+	n := faults.NewNetwork()
+	defer n.Close()
+	l, _ := n.AddLink("c1", "s1", up)
+	if err := n.Slow("c1", "s1", 100*time.Millisecond, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, l.Addr())
+	start := time.Now()
+	if !roundTrip(c, 3*time.Second) {
+		t.Fatal("no echo on a slow link")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("round trip took %v, want at least 200ms (100ms each way)", d)
+	}
+	n.Unslow()
+}
+
+func TestAddLinkRefusesNonLoopback(t *testing.T) {
+	n := faults.NewNetwork()
+	defer n.Close()
+	if _, err := n.AddLink("c1", "s1", "10.0.0.1:80"); err == nil {
+		t.Fatal("a non-loopback upstream was accepted")
+	}
+}
+
+func TestShapes(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3", "n4", "n5"}
+	ring := faults.RingCuts(nodes)
+	// Each node keeps 2 neighbours (sees a majority of 3): 5 links cut.
+	if len(ring) != 5 {
+		t.Fatalf("ring cuts %v", ring)
+	}
+	for _, c := range ring {
+		if (c[0] == "n1" && c[1] == "n2") || (c[0] == "n1" && c[1] == "n5") {
+			t.Fatalf("ring cut a neighbour link: %v", c)
+		}
+	}
+	bridge := faults.BridgeCuts([]string{"a", "b", "c"})
+	if !slices.Equal(bridge, [][2]string{{"a", "c"}}) {
+		t.Fatalf("bridge of 3: %v", bridge)
+	}
+}
