@@ -202,3 +202,32 @@ func TestPostgresKillRestartKeepsData(t *testing.T) {
 		t.Fatalf("after stop+start: %q, %v", got, err)
 	}
 }
+
+// A temporary directory whose locksim process died before Close is removed
+// by the next StartPostgres.
+func TestPostgresSweepsStaleDirs(t *testing.T) {
+	stale, err := os.MkdirTemp(tempBase(os.Geteuid() == 0), "locksim-stale-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stale)
+	// A pid above pid_max (4194304 at most) is never alive.
+	if err := os.WriteFile(stale+"/"+ownerFile, []byte("2000000000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live, err := os.MkdirTemp(tempBase(os.Geteuid() == 0), "locksim-live-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(live)
+	if err := os.WriteFile(live+"/"+ownerFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startPostgres(t)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale dir %s not removed (%v)", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("live dir %s removed: %v", live, err)
+	}
+}
