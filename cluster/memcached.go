@@ -25,7 +25,11 @@ type MemcachedConfig struct {
 	// Faketime, when set, runs every server under libfaketime
 	// (LD_PRELOAD of Debian's libfaketime) with this FAKETIME
 	// specification, for example "+30s", "-1h" or "+0 x10" (ten times as
-	// fast). MemcachedNode.SetFaketime changes it while the server runs.
+	// fast). The specification is passed in a file named by
+	// FAKETIME_TIMESTAMP_FILE, with FAKETIME_NO_CACHE=1, so that
+	// MemcachedNode.SetFaketime can change it while the server runs.
+	// memcached's expiry clock is what it skews: items expire early or
+	// late as the server sees time.
 	Faketime string
 	// Binary is the memcached executable (default "memcached" on PATH).
 	Binary string

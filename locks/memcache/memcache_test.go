@@ -393,3 +393,25 @@ func TestCheckList(t *testing.T) {
 		})
 	}
 }
+
+// A server whose clock runs ten times too fast (libfaketime) expires a
+// 10 s lock after about 1 s of real time: b acquires while a, which was
+// promised 10 s, still believes it holds.
+func TestFastServerClockGivesTwoHolders(t *testing.T) {
+	m := startServers(t, cluster.MemcachedConfig{Faketime: "+0 x10"})
+	ttl := locks.WithTTL(10 * time.Second)
+	a := newLocker(t, memcache.Config{Servers: m.Addrs()}, ttl, locks.WithRenewEvery(5*time.Second))
+	b := newLocker(t, memcache.Config{Servers: m.Addrs()}, ttl, locks.WithRenewEvery(5*time.Second),
+		locks.WithPollInterval(100*time.Millisecond))
+	la := tryAcquire(t, a, "k")
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.Acquire(ctx, "k"); err != nil {
+		t.Fatalf("b waiting for a 10 s lock on a x10 server: %v", err)
+	}
+	if held := time.Since(start); held > 5*time.Second || la.Err() != nil {
+		t.Fatalf("a held %v, lost=%v", held, la.Err())
+	}
+	t.Logf("b acquired %v into a's 10 s lease", time.Since(start).Round(time.Millisecond))
+}
