@@ -88,3 +88,22 @@ func TestMemcachedFaketimeSpeedsExpiry(t *testing.T) {
 	}
 	t.Fatal("a 10 s item outlived 5 s of real time under faketime x10")
 }
+
+func TestMemcachedSetFaketimeJumpsClock(t *testing.T) {
+	m := startMemcached(t, MemcachedConfig{Faketime: "+0"})
+	c := memcache.New(m.Addrs()[0])
+	if err := c.Set(&memcache.Item{Key: "k", Value: []byte("v"), Expiration: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Nodes()[0].SetFaketime("+60s"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.Get("k"); errors.Is(err, memcache.ErrCacheMiss) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("a 30 s item survived the server clock jumping 60 s ahead")
+}
