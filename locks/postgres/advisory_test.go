@@ -159,7 +159,8 @@ func TestAdvisoryRunCancelledOnTerminatedBackend(t *testing.T) {
 		holder = lease
 		pid := lease.(*postgres.AdvisoryLease).BackendPID()
 		var ok bool
-		if err := pool.QueryRow(ctx, "SELECT pg_terminate_backend($1::int4)", int32(pid)).Scan(&ok); err != nil || !ok {
+		// With a timeout, pg_terminate_backend waits until the backend is gone.
+		if err := pool.QueryRow(ctx, "SELECT pg_terminate_backend($1::int4, 5000)", int32(pid)).Scan(&ok); err != nil || !ok {
 			return fmt.Errorf("pg_terminate_backend: %v, %v", ok, err)
 		}
 		// The lock is free for others at once, while this holder still
