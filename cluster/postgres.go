@@ -218,9 +218,9 @@ func (p *Postgres) sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
+// baseEnv is the environment of initdb and postgres before the extra Env.
 func (p *Postgres) baseEnv() []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "LANG=C", "TZ=UTC", "HOME=" + p.dir}
-	return env
+	return []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "LANG=C", "TZ=UTC", "HOME=" + p.dir}
 }
 
 func (p *Postgres) initdb() error {
