@@ -120,11 +120,20 @@ func StartPostgres(cfg PostgresConfig) (_ *Postgres, err error) {
 		return nil, err
 	}
 	p.Process = NewProcess(cfg.Name, filepath.Join(dir, "postgres.log"), p.command)
-	if err := p.start(); err != nil {
+	// The free port may be taken before postgres binds it: try a new one.
+	for attempt := 1; ; attempt++ {
+		err := p.start()
+		if err == nil {
+			return p, nil
+		}
 		p.Kill()
-		return nil, err
+		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return nil, err
+		}
+		if p.port, err = FreePort(); err != nil {
+			return nil, fmt.Errorf("cluster: %s: free port: %w", cfg.Name, err)
+		}
 	}
-	return p, nil
 }
 
 // ownerFile, in a server's temporary directory, holds the pid of the
