@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -136,9 +138,44 @@ func StartEtcd(cfg EtcdConfig) (*Etcd, error) {
 	return nil, err
 }
 
+// etcdDirPattern names cluster directories; etcdOwnerFile in each holds the pid
+// of the process that made it.
+const (
+	etcdDirPattern = "locksim-etcd-"
+	etcdOwnerFile  = "owner.pid"
+)
+
+// sweepStaleDirs removes the cluster directories under parent whose owner
+// process is gone: a process that dies without Close (SIGKILL, a test
+// timeout) takes its members with it (Pdeathsig) but leaves the directory.
+func sweepStaleDirs(parent string) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	dirs, _ := filepath.Glob(filepath.Join(parent, etcdDirPattern+"*"))
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, etcdOwnerFile))
+		if err != nil {
+			continue // being created, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
 func startEtcd(cfg EtcdConfig) (*Etcd, error) {
-	dir, err := os.MkdirTemp(cfg.Dir, "locksim-etcd-")
+	sweepStaleDirs(cfg.Dir)
+	dir, err := os.MkdirTemp(cfg.Dir, etcdDirPattern)
 	if err != nil {
+		return nil, fmt.Errorf("cluster: etcd: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, etcdOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cluster: etcd: %w", err)
 	}
 	c := &Etcd{dir: dir}
@@ -322,7 +359,8 @@ func (m *EtcdMember) Restart() error {
 
 // WaitReady waits until the member answers /readyz, or ctx ends.
 func (m *EtcdMember) WaitReady(ctx context.Context) error {
-	client := &http.Client{Timeout: time.Second}
+	// No keep-alive: an idle connection would leave goroutines behind.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var last error
 	for {
 		exited := m.Exited()

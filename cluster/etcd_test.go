@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -244,5 +246,33 @@ func TestEtcdAdvertisePeer(t *testing.T) {
 func TestEtcdBadSize(t *testing.T) {
 	if _, err := cluster.StartEtcd(cluster.EtcdConfig{Members: 2}); err == nil {
 		t.Error("a 2-member cluster was accepted")
+	}
+}
+
+// TestEtcdSweepsStaleDirs checks that starting a cluster removes the
+// directory of a cluster whose owner died without Close.
+func TestEtcdSweepsStaleDirs(t *testing.T) {
+	parent := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(parent, "locksim-etcd-stale")
+	if err := os.MkdirAll(filepath.Join(stale, "etcd1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "owner.pid"), []byte(strconv.Itoa(dead.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.StartEtcd(cluster.EtcdConfig{Members: 1, Dir: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale dir still there: %v", err)
+	}
+	if _, err := os.Stat(c.Dir()); err != nil {
+		t.Errorf("live cluster dir: %v", err)
 	}
 }

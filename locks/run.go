@@ -72,8 +72,13 @@ func hold(ctx context.Context, o Options, lease Lease, fn func(ctx context.Conte
 	if lostErr := lease.Err(); lostErr != nil {
 		return lostErr
 	}
-	// Release with the caller's context: fn's context is already cancelled.
-	relErr := lease.Release(context.WithoutCancel(ctx))
+	// Release with the caller's context (fn's is already cancelled), even
+	// if it ended, but for one TTL at most on the client's clock: after
+	// that the lease has expired anyway, and a server that does not answer
+	// must not hold Run forever.
+	relCtx, relCancel := WithTimeout(context.WithoutCancel(ctx), o.Clock, o.TTL)
+	relErr := lease.Release(relCtx)
+	relCancel()
 	if fnErr != nil {
 		return fnErr
 	}

@@ -45,3 +45,22 @@ func Poll(ctx context.Context, o Options, try func(context.Context) (Lease, erro
 		}
 	}
 }
+
+// WithTimeout is context.WithTimeout measured on clock instead of the
+// runtime's clock: the returned context is cancelled d after the call, as
+// clock measures it, or when ctx ends. When the time is up, ctx.Err() of the
+// returned context is context.Canceled and context.Cause is
+// context.DeadlineExceeded. The caller must call the CancelFunc.
+func WithTimeout(ctx context.Context, clock Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := clock.NewTimer(d)
+	go func() {
+		select {
+		case <-t.C():
+			cancel(context.DeadlineExceeded)
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
