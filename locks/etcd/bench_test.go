@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,6 +56,54 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPaired alternates one locksim round trip and one raw round trip
+// per iteration, so that both see the same load on a shared machine, and
+// reports the median of each and the wrapper's overhead in percent.
+func BenchmarkPaired(b *testing.B) {
+	cli := newClient(b, shared.Endpoints())
+	l, err := etcd.New(cli, locks.WithTTL(benchTTL*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var ours, raw []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		lease, err := l.Acquire(ctx, "bench/paired/locksim")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := lease.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		s, err := concurrency.NewSession(cli, concurrency.WithTTL(benchTTL))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := concurrency.NewMutex(s, etcd.Prefix+"bench/paired/raw")
+		if err := m.Lock(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Unlock(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		ours = append(ours, mid.Sub(start))
+		raw = append(raw, time.Since(mid))
+	}
+	median := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2])
+	}
+	mo, mr := median(ours), median(raw)
+	b.ReportMetric(mo, "locksim-ns/op")
+	b.ReportMetric(mr, "raw-ns/op")
+	b.ReportMetric(100*(mo-mr)/mr, "overhead-%")
 }
 
 // BenchmarkContended has 8 goroutines (4 per CPU) take turns on one key;
