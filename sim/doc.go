@@ -1,0 +1,32 @@
+// Package sim is locksim's deterministic simulator: the scenarios of
+// package scenario run against models of etcd, Consul, memcached and
+// PostgreSQL in virtual time, and produce the same JSONL history (package
+// history) that real runs produce, judged by the same checker.
+//
+// One run is one event loop on one goroutine. Time is virtual (nanoseconds
+// from the start of the run); every random choice — network delays, hold
+// times, think times, which client a fault hits when it is left open —
+// comes from one PCG generator seeded by Config.Seed. The same scenario,
+// backend and seed therefore give the same history, byte for byte, and a
+// violating seed is replayed exactly by running it again.
+//
+// The simulated world has nodes (servers, clients, the fenced resource),
+// each with its own clock (offset, drift, steps) and each able to be paused
+// (its timers and incoming messages wait until it resumes: a SIGSTOP or a
+// stop-the-world pause) or crashed (its in-memory state is lost as the
+// service would lose it, and messages to it are refused). Links between
+// nodes carry messages with a per-link delay, jitter and loss, and keep TCP's
+// order; a partitioned link (both ways or one way) holds its messages and
+// delivers them when it heals, as TCP retransmission would, unless the
+// receiver crashed in between.
+//
+// Each backend model is in its own file and names, in its doc comment, the
+// real behaviour it reproduces and where it simplifies: etcd (etcd.go),
+// Consul (consul.go), memcached with MegaMutex's client (memcache.go),
+// PostgreSQL's Locker lease table and session advisory locks (postgres.go),
+// and the fenced resource (resource.go). The clients (client.go) follow the
+// algorithms and defaults of the backends in package locks.
+//
+// Run runs one seed; Shrink reduces a violating scenario to a smaller one
+// that still violates.
+package sim

@@ -1,0 +1,398 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/locksim/locksim/history"
+)
+
+// etcd models etcd (v3.7, as cluster/ runs it: TickMs 10, ElectionMs 100)
+// under locks/etcd, which is client/v3/concurrency's session and Mutex.
+//
+// Reproduced:
+//   - A lease per grant, with the TTL rounded up to whole seconds
+//     (locks/etcd.TTLSeconds). The lessor lives on the leader: every 500 ms
+//     (etcd's expiry check interval) it revokes the leases whose expiry has
+//     passed on the leader's clock, deleting their keys through a commit. A
+//     keepalive, forwarded to the leader, sets expiry to now + TTL. A new
+//     leader extends every lease to now + election timeout + TTL (the
+//     lessor's Promote).
+//   - The lock queue: Lock puts prefix/key/<lease> (idempotent: the same
+//     key on a retry) and gets its create revision; the lowest revision
+//     under the prefix owns the lock, the others wait for the deletion of
+//     the keys before them (a watch, delivered by the leader through the
+//     client's server). The token is the create revision.
+//   - The client's session: a keepalive every TTL/3 (the client's
+//     keepalive loop, on the client's clock), and a deadline of TTL after
+//     the last answer; when it passes (the client's deadline loop checks
+//     every 500 ms) the session is done and the lease is lost. A keepalive
+//     answered with TTL 0 (lease not found) ends the session too. Run's
+//     renewer adds a KeepAliveOnce every RenewEvery.
+//   - Release deletes the key and revokes the lease; a lease that is gone
+//     makes Release fail (locks.ErrLockLost).
+//
+// Simplified: the leader and its elections (see quorum); requests have no
+// deadline, as in locks/etcd, except the server's own request timeout
+// (5 s + 2 election timeouts) after which the client retries; the client
+// stays on its server and moves to the next only when that one refuses.
+type etcd struct {
+	r      *run
+	q      *quorum
+	rev    int64
+	leases []*etcdLease // by id; ids start at 1
+	queues map[string][]*etcdKey
+	ttl    int64
+}
+
+type etcdLease struct {
+	id     int64
+	alive  bool
+	expiry int64 // on the leader's clock
+	keys   []*etcdKey
+}
+
+type etcdKey struct {
+	lock   string
+	rev    int64
+	lease  *etcdLease
+	client *etcdClient
+	entry  *node // the server the owner's Lock came through
+}
+
+const etcdCheckInterval = int64(500 * time.Millisecond)
+
+func newEtcd(r *run, size int) *etcd {
+	m := &etcd{r: r, queues: make(map[string][]*etcdKey)}
+	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
+	m.ttl = max(secs, 1) * int64(time.Second)
+	m.q = newQuorum(r, "etcd", size, 100*time.Millisecond, time.Millisecond, 5*time.Second+200*time.Millisecond)
+	m.q.onLeader = m.promote
+	m.lessor(m.q.leaderNode(), m.q.term)
+	return m
+}
+
+func (m *etcd) leader() *node { return m.q.leaderNode() }
+func (m *etcd) faultChanged() { m.q.faultChanged() }
+func (m *etcd) evict(n *node) {}
+func (m *etcd) client(p *proc) lockClient {
+	return &etcdClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
+}
+
+// destroySession revokes p's lease (etcdctl lease revoke).
+func (m *etcd) destroySession(p *proc) {
+	c, ok := p.lc.(*etcdClient)
+	if ok && c.leaseID > 0 {
+		m.revoke(m.leases[c.leaseID-1])
+	}
+}
+
+// promote is what a new leader's lessor does: extend every lease.
+func (m *etcd) promote() {
+	l := m.q.leaderNode()
+	for _, ls := range m.leases {
+		if ls.alive {
+			ls.expiry = l.now() + m.q.electionTimeout + m.ttl
+		}
+	}
+	m.lessor(l, m.q.term)
+}
+
+// lessor is the leader's expiry loop.
+func (m *etcd) lessor(l *node, term int) {
+	l.after(etcdCheckInterval, func() {
+		if !m.q.isLeader(l, term) {
+			return
+		}
+		now := l.now()
+		for _, ls := range m.leases {
+			if ls.alive && ls.expiry <= now {
+				ls := ls
+				l.after(m.q.commitDelay, func() {
+					if m.q.isLeader(l, term) {
+						m.revoke(ls)
+					}
+				})
+			}
+		}
+		m.lessor(l, term)
+	})
+}
+
+func (m *etcd) grant() int64 {
+	ls := &etcdLease{id: int64(len(m.leases) + 1), alive: true, expiry: m.q.leaderNode().now() + m.ttl}
+	m.leases = append(m.leases, ls)
+	return ls.id
+}
+
+func (m *etcd) lease(id int64) *etcdLease {
+	if id <= 0 || int(id) > len(m.leases) {
+		return nil
+	}
+	if ls := m.leases[id-1]; ls.alive {
+		return ls
+	}
+	return nil
+}
+
+// revoke deletes a lease and its keys.
+func (m *etcd) revoke(ls *etcdLease) {
+	if !ls.alive {
+		return
+	}
+	ls.alive = false
+	for _, k := range ls.keys {
+		m.deleteKey(k)
+	}
+	ls.keys = nil
+}
+
+func (m *etcd) deleteKey(k *etcdKey) {
+	q := m.queues[k.lock]
+	for i, x := range q {
+		if x != k {
+			continue
+		}
+		m.rev++
+		q = append(q[:i:i], q[i+1:]...)
+		m.queues[k.lock] = q
+		if i == 0 && len(q) > 0 {
+			m.notify(q[0])
+		}
+		return
+	}
+}
+
+// notify delivers the watch event that makes k's client the owner.
+func (m *etcd) notify(k *etcdKey) {
+	l := m.q.leaderNode()
+	c := k.client
+	deliver := func(from *node) {
+		m.r.w.send(from, c.p.n, func() { c.granted(k.lock, k.rev) }, nil)
+	}
+	if l == nil || l == k.entry || k.entry.down {
+		deliver(m.q.servers[max(m.q.leader, 0)])
+		return
+	}
+	m.r.w.send(l, k.entry, func() { deliver(k.entry) }, nil)
+}
+
+// lock is the Mutex's put-and-get: it returns the key's create revision
+// and whether it owns the lock, or 0 if the lease is gone.
+func (m *etcd) lock(c *etcdClient, key string, leaseID int64, entry *node) (int64, bool) {
+	ls := m.lease(leaseID)
+	if ls == nil {
+		return 0, false
+	}
+	for _, k := range ls.keys {
+		if k.lock == key {
+			return k.rev, m.queues[key][0] == k
+		}
+	}
+	m.rev++
+	k := &etcdKey{lock: key, rev: m.rev, lease: ls, client: c, entry: entry}
+	ls.keys = append(ls.keys, k)
+	m.queues[key] = append(m.queues[key], k)
+	return k.rev, len(m.queues[key]) == 1
+}
+
+// etcdClient is locks/etcd's client side for one proc.
+type etcdClient struct {
+	m  *etcd
+	p  *proc
+	ep int // the server it talks to
+
+	gen      uint32 // one per session
+	leaseID  int64
+	deadline int64 // client clock
+	nextKA   int64
+	session  bool
+	key      string
+	rev      int64
+	waiting  func(bool, int64)
+}
+
+func (c *etcdClient) server() *node { return c.m.q.servers[c.ep] }
+
+// op sends one request through the quorum, retrying on another server when
+// refused and again after an error, until it is answered.
+func (c *etcdClient) op(write bool, apply func() func()) {
+	w := c.m.r.w
+	var try func()
+	try = func() {
+		w.rpc(c.p.n, c.server(), 0, func(r *call) {
+			c.m.q.do(r, write, apply, func() { c.p.n.after(int64(50*time.Millisecond), try) })
+		}, func(rpcErr) {
+			c.ep = (c.ep + 1) % len(c.m.q.servers)
+			c.p.n.after(int64(50*time.Millisecond), try)
+		})
+	}
+	try()
+}
+
+func (c *etcdClient) acquire(key string, done func(bool, int64)) {
+	c.gen++
+	gen := c.gen
+	c.key = key
+	c.waiting = done
+	c.op(true, func() func() {
+		id := c.m.grant()
+		return func() { c.granted0(gen, id) }
+	})
+	if wt := c.m.r.opts.waitTimeout; wt > 0 {
+		c.p.n.after(wt, func() {
+			if c.gen == gen && c.waiting != nil {
+				c.give(false, 0)
+				c.endSession()
+				c.revoke(c.leaseID)
+			}
+		})
+	}
+}
+
+// give completes the pending acquire.
+func (c *etcdClient) give(ok bool, tok int64) {
+	done := c.waiting
+	c.waiting = nil
+	if done != nil {
+		done(ok, tok)
+	}
+}
+
+func (c *etcdClient) granted0(gen uint32, id int64) {
+	if c.gen != gen || c.waiting == nil {
+		c.revoke(id)
+		return
+	}
+	c.leaseID = id
+	c.session = true
+	now := c.p.n.now()
+	c.deadline = now + c.m.ttl
+	c.nextKA = now
+	c.keepalive(gen)
+	key := c.key
+	entry := c.server()
+	c.op(true, func() func() {
+		rev, owner := c.m.lock(c, key, id, entry)
+		return func() {
+			if c.gen != gen || c.waiting == nil {
+				return
+			}
+			switch {
+			case rev == 0:
+				c.endSession()
+				c.give(false, 0)
+			case owner:
+				c.rev = rev
+				c.give(true, rev)
+			default:
+				c.rev = rev // wait for granted
+			}
+		}
+	})
+}
+
+// granted is the watch event: every key before ours is deleted.
+func (c *etcdClient) granted(key string, rev int64) {
+	if c.waiting != nil && c.session && c.key == key && c.rev == rev {
+		c.give(true, rev)
+	}
+}
+
+// keepalive is the client's keepalive and deadline loops (every 500 ms).
+func (c *etcdClient) keepalive(gen uint32) {
+	if c.gen != gen || !c.session {
+		return
+	}
+	now := c.p.n.now()
+	if now > c.deadline {
+		c.sessionDone("etcd session ended: no keepalive answer within the TTL")
+		return
+	}
+	if now >= c.nextKA {
+		c.nextKA = now + c.m.ttl/3
+		id := c.leaseID
+		c.op(false, func() func() {
+			ls := c.m.lease(id)
+			if ls != nil {
+				ls.expiry = c.m.q.leaderNode().now() + c.m.ttl
+			}
+			return func() {
+				if c.gen != gen || !c.session {
+					return
+				}
+				if ls == nil {
+					c.sessionDone("etcd session ended: lease expired or revoked (keepalive TTL 0)")
+					return
+				}
+				t := c.p.n.now()
+				c.deadline = t + c.m.ttl
+				c.nextKA = t + c.m.ttl/3
+			}
+		})
+	}
+	c.p.n.after(etcdCheckInterval, func() { c.keepalive(gen) })
+}
+
+func (c *etcdClient) sessionDone(reason string) {
+	c.endSession()
+	if c.waiting != nil {
+		c.give(false, 0)
+		return
+	}
+	c.p.onLost(reason)
+}
+
+func (c *etcdClient) endSession() { c.session = false }
+
+func (c *etcdClient) revoke(id int64) {
+	if id <= 0 {
+		return
+	}
+	c.op(true, func() func() {
+		if ls := c.m.lease(id); ls != nil {
+			c.m.revoke(ls)
+		}
+		return func() {}
+	})
+}
+
+// renew is Run's KeepAliveOnce.
+func (c *etcdClient) renew() {
+	gen, id := c.gen, c.leaseID
+	c.op(false, func() func() {
+		ls := c.m.lease(id)
+		if ls != nil {
+			ls.expiry = c.m.q.leaderNode().now() + c.m.ttl
+		}
+		return func() {
+			if c.gen == gen && ls == nil {
+				c.sessionDone("renew: etcd lease not found (expired or revoked)")
+			}
+		}
+	})
+}
+
+// release is Unlock (delete our key) then Revoke.
+func (c *etcdClient) release(done func(history.Type)) {
+	wasSession := c.session
+	c.endSession()
+	c.gen++
+	id := c.leaseID
+	if !wasSession {
+		done(history.Fail)
+		return
+	}
+	c.op(true, func() func() {
+		ls := c.m.lease(id)
+		if ls != nil {
+			c.m.revoke(ls)
+		}
+		return func() {
+			if ls == nil {
+				done(history.Fail)
+			} else {
+				done(history.OK)
+			}
+		}
+	})
+}

@@ -1,0 +1,402 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/scenario"
+)
+
+// FaultKinds lists the scenario fault kinds the simulator carries out. A
+// fault that does not apply to a backend (evict on etcd) is recorded in
+// the history and changes nothing.
+//
+//	pause         the targets stop (timers, renewals, message handling) for `for`
+//	kill          the targets crash; with `for`, they start again after it
+//	restart       the targets crash and start again after `for` (or at once)
+//	partition     the targets are cut off from every other node, both ways
+//	isolate       the same as partition
+//	cut-holder    the lock holder is cut off from the servers (not from the resource)
+//	one-way       nothing the targets send arrives (they still receive)
+//	halves        servers and clients split in two halves
+//	bridge        servers split in two halves joined by one server that sees both
+//	ring          each server sees only its two neighbours
+//	heal          every partition ends
+//	slow          the targets' links get latency and jitter
+//	clock-offset  the targets' clocks jump by offset, and back after `for`
+//	clock-drift   the targets' clocks run at 1+drift for `for`
+//	clock-step    the targets' clocks jump by offset for good
+//	server-clock  the servers' (or targets') clocks take offset and drift
+//	evict         memcached evicts everything (LRU pushed by filler items)
+//	session-destroy  the service forgets the target's hold (Consul session
+//	              destroy, etcd lease revoke, pg_terminate_backend, delete)
+//
+// Targets: holder (the client holding a lock when the fault starts), leader,
+// clients, servers, minority (the leader and others up to a minority),
+// majority (the other servers), resource, s1… or server1… (the i-th
+// server), or a node's name: etcd1…, consul1…, memcache1…, postgres, c1….
+var FaultKinds = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
+
+// nemesis carries out the scenario's fault schedule.
+type nemesis struct {
+	r      *run
+	active []*partition
+}
+
+// partition is one set of directed links cut by a fault.
+type partition struct {
+	cut   [][2]*node
+	ended bool
+}
+
+func newNemesis(r *run) *nemesis { return &nemesis{r: r} }
+
+// validate checks that every fault names a kind and target this run has.
+func (nm *nemesis) validate() error {
+	for i, f := range nm.r.sc.Faults {
+		if !slices.Contains(FaultKinds, f.Fault) {
+			return fmt.Errorf("faults[%d].fault: the simulator has no fault %q", i, f.Fault)
+		}
+		if f.Fault == "heal" || f.Target == "" {
+			continue
+		}
+		if _, err := nm.resolve(f.Target); err != nil {
+			return fmt.Errorf("faults[%d].target: %v", i, err)
+		}
+	}
+	return nil
+}
+
+func (nm *nemesis) schedule() {
+	for i := range nm.r.sc.Faults {
+		f := nm.r.sc.Faults[i]
+		nm.r.w.at(int64(f.At), func() { nm.start(f) })
+	}
+}
+
+// holding is the first client that holds a lock, or nil.
+func (nm *nemesis) holding() *proc {
+	for _, p := range nm.r.procs {
+		if p.held && !p.lost && !p.n.down {
+			return p
+		}
+	}
+	return nil
+}
+
+func (nm *nemesis) holder() *proc {
+	if p := nm.holding(); p != nil {
+		return p
+	}
+	if nm.r.lastGrant != nil {
+		return nm.r.lastGrant
+	}
+	return nm.r.procs[0]
+}
+
+// minority is the leader and then the next servers, up to a minority (at
+// least one server).
+func (nm *nemesis) minority() []*node {
+	srv := nm.r.servers
+	k := max((len(srv)-1)/2, 1)
+	start := 0
+	if l := nm.r.be.leader(); l != nil {
+		start = slices.Index(srv, l)
+	}
+	var out []*node
+	for i := 0; i < k; i++ {
+		out = append(out, srv[(start+i)%len(srv)])
+	}
+	return out
+}
+
+func (nm *nemesis) resolve(target string) ([]*node, error) {
+	r := nm.r
+	switch target {
+	case "holder":
+		return []*node{nm.holder().n}, nil
+	case "leader":
+		if l := r.be.leader(); l != nil {
+			return []*node{l}, nil
+		}
+		return nil, nil
+	case "clients":
+		var out []*node
+		for _, p := range r.procs {
+			out = append(out, p.n)
+		}
+		return out, nil
+	case "servers":
+		return slices.Clone(r.servers), nil
+	case "minority":
+		return nm.minority(), nil
+	case "majority":
+		min := nm.minority()
+		var out []*node
+		for _, s := range r.servers {
+			if !slices.Contains(min, s) {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	case "resource":
+		return []*node{r.res.n}, nil
+	}
+	for _, n := range r.w.nodes {
+		if n.name == target {
+			return []*node{n}, nil
+		}
+	}
+	for _, prefix := range []string{"server", "s"} {
+		if rest, ok := strings.CutPrefix(target, prefix); ok {
+			if i, err := strconv.Atoi(rest); err == nil && i >= 1 && i <= len(r.servers) {
+				return []*node{r.servers[i-1]}, nil
+			}
+		}
+	}
+	var names []string
+	for _, n := range r.w.nodes {
+		names = append(names, n.name)
+	}
+	return nil, fmt.Errorf("no node %q on backend %s (nodes: %s)", target, r.backend, strings.Join(names, ", "))
+}
+
+func (nm *nemesis) record(f scenario.Fault, nodes []*node, phase string) {
+	var b []byte
+	b = append(b, `{"target":`...)
+	b = strconv.AppendQuote(b, f.Target)
+	b = append(b, `,"nodes":[`...)
+	for i, n := range nodes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, n.name)
+	}
+	b = append(b, `],"phase":"`...)
+	b = append(b, phase...)
+	b = append(b, '"')
+	if f.For > 0 && phase == "start" {
+		b = append(b, `,"for":`...)
+		b = strconv.AppendInt(b, int64(f.For), 10)
+	}
+	b = append(b, '}')
+	nm.r.emit(history.ProcNemesis, history.Info, f.Fault, "", 0, false, b)
+}
+
+func (nm *nemesis) cut(pairs [][2]*node) *partition {
+	p := &partition{cut: pairs}
+	for _, c := range pairs {
+		nm.r.w.block(c[0], c[1])
+	}
+	nm.active = append(nm.active, p)
+	return p
+}
+
+func (nm *nemesis) uncut(p *partition) {
+	if p.ended {
+		return
+	}
+	p.ended = true
+	for _, c := range p.cut {
+		nm.r.w.unblock(c[0], c[1])
+	}
+}
+
+// apart returns the links between a and b, both ways.
+func apart(a, b []*node) [][2]*node {
+	var out [][2]*node
+	for _, x := range a {
+		for _, y := range b {
+			if x != y {
+				out = append(out, [2]*node{x, y}, [2]*node{y, x})
+			}
+		}
+	}
+	return out
+}
+
+func others(all, except []*node) []*node {
+	var out []*node
+	for _, n := range all {
+		if !slices.Contains(except, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// start carries out f. A fault on the holder when no client holds a lock
+// waits for the next grant, and hits that client as it enters its critical
+// section.
+func (nm *nemesis) start(f scenario.Fault) {
+	r := nm.r
+	w := r.w
+	if (f.Target == "holder" || f.Fault == "cut-holder" && f.Target == "") && nm.holding() == nil {
+		r.grantHooks = append(r.grantHooks, func() { nm.start(f) })
+		return
+	}
+	var nodes []*node
+	if f.Target != "" && f.Fault != "heal" {
+		nodes, _ = nm.resolve(f.Target)
+	}
+	if f.Fault == "server-clock" && f.Target == "" {
+		nodes = slices.Clone(r.servers)
+	}
+	if f.Fault == "cut-holder" && f.Target == "" {
+		nodes = []*node{nm.holder().n}
+	}
+	nm.record(f, nodes, "start")
+	var end func()
+	switch f.Fault {
+	case "pause":
+		for _, n := range nodes {
+			n.pause()
+		}
+		end = func() {
+			for _, n := range nodes {
+				n.resume()
+			}
+		}
+	case "kill":
+		for _, n := range nodes {
+			n.crash()
+		}
+		if f.For > 0 {
+			end = func() {
+				for _, n := range nodes {
+					n.restart()
+				}
+			}
+		}
+	case "restart":
+		for _, n := range nodes {
+			n.crash()
+		}
+		restart := func() {
+			for _, n := range nodes {
+				n.restart()
+			}
+		}
+		if f.For > 0 {
+			end = restart
+		} else {
+			w.at(w.now+int64(100*time.Millisecond), func() { restart(); r.be.faultChanged() })
+		}
+	case "partition", "isolate":
+		p := nm.cut(apart(nodes, others(w.nodes, nodes)))
+		end = func() { nm.uncut(p) }
+	case "cut-holder":
+		p := nm.cut(apart(nodes, r.servers))
+		end = func() { nm.uncut(p) }
+	case "one-way":
+		var pairs [][2]*node
+		for _, x := range nodes {
+			for _, y := range others(w.nodes, nodes) {
+				pairs = append(pairs, [2]*node{x, y})
+			}
+		}
+		p := nm.cut(pairs)
+		end = func() { nm.uncut(p) }
+	case "halves":
+		var a, b []*node
+		half := (len(r.servers) + 1) / 2
+		a, b = append(a, r.servers[:half]...), append(b, r.servers[half:]...)
+		for i, p := range r.procs {
+			if i < (len(r.procs)+1)/2 {
+				a = append(a, p.n)
+			} else {
+				b = append(b, p.n)
+			}
+		}
+		p := nm.cut(apart(a, b))
+		end = func() { nm.uncut(p) }
+	case "bridge":
+		srv := r.servers
+		if len(srv) >= 3 {
+			mid := len(srv) / 2
+			p := nm.cut(apart(srv[:mid], srv[mid+1:]))
+			end = func() { nm.uncut(p) }
+		}
+	case "ring":
+		srv := r.servers
+		var pairs [][2]*node
+		for i := range srv {
+			for j := range srv {
+				d := (i - j + len(srv)) % len(srv)
+				if i != j && d != 1 && d != len(srv)-1 {
+					pairs = append(pairs, [2]*node{srv[i], srv[j]})
+				}
+			}
+		}
+		p := nm.cut(pairs)
+		end = func() { nm.uncut(p) }
+	case "heal":
+		for _, p := range nm.active {
+			p.ended = true
+		}
+		nm.active = nil
+		w.healAll()
+	case "slow":
+		lat, jit := int64(f.Latency), int64(f.Jitter)
+		for _, n := range nodes {
+			n.slow += lat
+			n.slowJitter += jit
+		}
+		end = func() {
+			for _, n := range nodes {
+				n.slow -= lat
+				n.slowJitter -= jit
+			}
+		}
+	case "clock-offset":
+		for _, n := range nodes {
+			n.clk.step(w.now, int64(f.Offset))
+		}
+		end = func() {
+			for _, n := range nodes {
+				n.clk.step(w.now, -int64(f.Offset))
+			}
+		}
+	case "clock-step":
+		for _, n := range nodes {
+			n.clk.step(w.now, int64(f.Offset))
+		}
+	case "clock-drift", "server-clock":
+		for _, n := range nodes {
+			n.clk.step(w.now, int64(f.Offset))
+			if f.Drift != 0 {
+				n.clk.setDrift(w.now, f.Drift)
+			}
+		}
+		end = func() {
+			for _, n := range nodes {
+				n.clk.step(w.now, -int64(f.Offset))
+				if f.Drift != 0 {
+					n.clk.setDrift(w.now, 0)
+				}
+			}
+		}
+	case "evict":
+		for _, n := range nodes {
+			r.be.evict(n)
+		}
+	case "session-destroy":
+		for _, p := range r.procs {
+			if slices.Contains(nodes, p.n) {
+				r.be.destroySession(p)
+			}
+		}
+	}
+	r.be.faultChanged()
+	if end != nil && f.For > 0 {
+		w.at(w.now+int64(f.For), func() {
+			nm.record(f, nodes, "end")
+			end()
+			r.be.faultChanged()
+		})
+	}
+}

@@ -1,0 +1,397 @@
+package sim
+
+import (
+	"hash/crc32"
+	"strconv"
+	"time"
+
+	"github.com/locksim/locksim/history"
+)
+
+// memcache models memcached 1.6 servers under locks/memcache, which is
+// MegaMutex (seeds 000/001) and seed 004's mutex_lock.
+//
+// Reproduced on the server:
+//   - add stores only if the key is absent (or expired): the lock. incr of
+//     the token counter, created at "0" when missing. Renew and Release
+//     are gets + cas, which here is one compare-value-and-set (see below).
+//   - Expiry in whole seconds on the server's clock: memcached's
+//     current_time is seconds since the process started, ticking once a
+//     second; an item set with a relative expiry of e seconds at
+//     current_time t expires when current_time reaches t+e, so it lives
+//     between e-1 and e seconds. A server clock that drifts or steps moves
+//     every expiry with it. A negative expiry expires at once.
+//   - LRU eviction: each server holds at most mcCapacity items and evicts
+//     the least recently used; the "evict" fault writes mcCapacity filler
+//     items, as memory pressure from other users would. The token counter
+//     is an ordinary item and goes with the lock.
+//   - A restart (or a kill and a start) empties the server: the lock and
+//     its counter are gone, so the next add succeeds and tokens start
+//     again at 1.
+//
+// Reproduced in the client (mirrored from locks/memcache's servers.go,
+// which is unexported): the key's server is crc32(key) mod N; with
+// failover, a server that cannot be reached (refused, or no answer within
+// the 500 ms timeout) is marked dead for 30 s and the client rehashes
+// "<try><key>" for up to 20 tries, skipping dead servers — so a client cut
+// off from the holder's server takes the lock on another one. Acquire polls
+// TryAcquire every PollInterval (locks.Poll); a backend error ends the
+// Acquire. Renew and Release go to the server the add succeeded on. Loss is
+// found only by a Renew (or a Release) that finds the item gone or taken.
+//
+// Simplified: gets + cas is one round trip that compares the value and
+// sets the item (the real one is two, and retries on a cas conflict); the
+// token's incr-or-create is one round trip (the real one is up to three);
+// the client's retry on a fresh connection is not modelled.
+type memcache struct {
+	r       *run
+	servers []*mcServer
+	exp     int64 // the lock's expiry in whole seconds
+}
+
+// mcCapacity is the number of items a simulated memcached holds.
+const mcCapacity = 1024
+
+type mcServer struct {
+	n          *node
+	items      map[string]*mcItem
+	head, tail *mcItem // LRU: head most recent
+	startLocal int64
+	fill       int
+}
+
+type mcItem struct {
+	key, value string
+	exp        int64 // current_time at which it expires; 0: never
+	prev, next *mcItem
+}
+
+func newMemcache(r *run, size int) *memcache {
+	m := &memcache{r: r}
+	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
+	m.exp = max(secs, 1)
+	for i := 0; i < size; i++ {
+		s := &mcServer{n: r.w.addNode("memcache" + strconv.Itoa(i+1))}
+		s.reset()
+		s.n.onRestart = s.reset
+		m.servers = append(m.servers, s)
+		r.servers = append(r.servers, s.n)
+	}
+	return m
+}
+
+func (s *mcServer) reset() {
+	s.items = make(map[string]*mcItem)
+	s.head, s.tail = nil, nil
+	s.startLocal = s.n.now()
+}
+
+// currentTime is memcached's current_time: whole seconds since start.
+func (s *mcServer) currentTime() int64 {
+	return (s.n.now() - s.startLocal) / int64(time.Second)
+}
+
+func (s *mcServer) unlink(it *mcItem) {
+	if it.prev != nil {
+		it.prev.next = it.next
+	} else {
+		s.head = it.next
+	}
+	if it.next != nil {
+		it.next.prev = it.prev
+	} else {
+		s.tail = it.prev
+	}
+	it.prev, it.next = nil, nil
+}
+
+func (s *mcServer) front(it *mcItem) {
+	it.next = s.head
+	if s.head != nil {
+		s.head.prev = it
+	}
+	s.head = it
+	if s.tail == nil {
+		s.tail = it
+	}
+}
+
+// get returns the live item for key (bumping it in the LRU), or nil.
+func (s *mcServer) get(key string) *mcItem {
+	it := s.items[key]
+	if it == nil {
+		return nil
+	}
+	if it.exp != 0 && it.exp <= s.currentTime() {
+		s.unlink(it)
+		delete(s.items, key)
+		return nil
+	}
+	s.unlink(it)
+	s.front(it)
+	return it
+}
+
+// set stores key with a relative expiry in seconds (0: never; negative:
+// already expired), evicting the least recently used items beyond
+// mcCapacity.
+func (s *mcServer) set(key, value string, exp int64) {
+	if it := s.items[key]; it != nil {
+		s.unlink(it)
+		delete(s.items, key)
+	}
+	if exp < 0 {
+		return
+	}
+	it := &mcItem{key: key, value: value}
+	if exp > 0 {
+		it.exp = s.currentTime() + exp
+	}
+	s.items[key] = it
+	s.front(it)
+	for len(s.items) > mcCapacity {
+		old := s.tail
+		s.unlink(old)
+		delete(s.items, old.key)
+	}
+}
+
+func (s *mcServer) add(key, value string, exp int64) bool {
+	if s.get(key) != nil {
+		return false
+	}
+	s.set(key, value, exp)
+	return true
+}
+
+func (s *mcServer) incr(key string) int64 {
+	it := s.get(key)
+	if it == nil {
+		s.set(key, "0", 0)
+		it = s.items[key]
+	}
+	v, _ := strconv.ParseInt(it.value, 10, 64)
+	v++
+	it.value = strconv.FormatInt(v, 10)
+	return v
+}
+
+// casValue sets key's expiry if it still holds value: 0 done, 1 missing,
+// 2 holds another value.
+func (s *mcServer) casValue(key, value string, exp int64) int {
+	it := s.get(key)
+	switch {
+	case it == nil:
+		return 1
+	case it.value != value:
+		return 2
+	}
+	s.set(key, value, exp)
+	return 0
+}
+
+// evictAll is memory pressure: mcCapacity filler items through the LRU.
+func (s *mcServer) evictAll() {
+	for i := 0; i < mcCapacity; i++ {
+		s.fill++
+		s.set("filler"+strconv.Itoa(s.fill), "x", 0)
+	}
+}
+
+func (m *memcache) leader() *node { return m.servers[0].n }
+func (m *memcache) faultChanged() {}
+func (m *memcache) evict(n *node) {
+	for _, s := range m.servers {
+		if s.n == n && !s.n.down {
+			s.evictAll()
+		}
+	}
+}
+
+// destroySession deletes the holder's item (an operator's delete).
+func (m *memcache) destroySession(p *proc) {
+	if c, ok := p.lc.(*mcClient); ok && c.server >= 0 {
+		m.servers[c.server].set(c.key, "", -1)
+	}
+}
+
+func (m *memcache) client(p *proc) lockClient {
+	return &mcClient{m: m, p: p, server: -1, deadUntil: make([]int64, len(m.servers))}
+}
+
+// mcClient is locks/memcache's client side for one proc.
+type mcClient struct {
+	m         *memcache
+	p         *proc
+	deadUntil []int64 // client clock
+	nonce     int
+
+	gen    uint32
+	key    string
+	value  string
+	server int
+}
+
+const (
+	mcTimeout   = int64(500 * time.Millisecond) // gomemcache's DefaultTimeout
+	mcRetryDead = int64(30 * time.Second)
+	mcMaxTries  = 20
+)
+
+func (c *mcClient) hash(k string) int {
+	return int(crc32.ChecksumIEEE([]byte(k)) % uint32(len(c.m.servers)))
+}
+
+// candidates is locks/memcache's servers.candidates.
+func (c *mcClient) candidates(key string) []int {
+	first := c.hash(key)
+	if len(c.m.servers) == 1 {
+		return []int{first}
+	}
+	now := c.p.n.now()
+	var out []int
+	seen := make([]bool, len(c.m.servers))
+	for try := 0; try < mcMaxTries; try++ {
+		i := first
+		if try > 0 {
+			i = c.hash(strconv.Itoa(try-1) + key)
+		}
+		if seen[i] || now < c.deadUntil[i] {
+			continue
+		}
+		seen[i] = true
+		out = append(out, i)
+	}
+	return out
+}
+
+// on runs op on server i with the client's timeout; unreachable reports a
+// refused or timed-out call.
+func (c *mcClient) on(i int, op func(s *mcServer) func(), unreachable func()) {
+	s := c.m.servers[i]
+	c.m.r.w.rpc(c.p.n, s.n, mcTimeout, func(r *call) {
+		r.reply(op(s))
+	}, func(rpcErr) { unreachable() })
+}
+
+// do runs op on key's server, failing over to the next candidate.
+func (c *mcClient) do(key string, op func(s *mcServer) func(), failed func(), server *int) {
+	cands := c.candidates(key)
+	var next func(k int)
+	next = func(k int) {
+		if k >= len(cands) {
+			failed()
+			return
+		}
+		i := cands[k]
+		*server = i
+		c.on(i, op, func() {
+			if len(c.m.servers) > 1 {
+				c.deadUntil[i] = c.p.n.now() + mcRetryDead
+			}
+			next(k + 1)
+		})
+	}
+	next(0)
+}
+
+func (c *mcClient) acquire(key string, done func(bool, int64)) {
+	c.gen++
+	gen := c.gen
+	c.key = key
+	var deadline int64
+	if wt := c.m.r.opts.waitTimeout; wt > 0 {
+		deadline = c.p.n.now() + wt
+	}
+	var attempt func()
+	attempt = func() {
+		if c.gen != gen {
+			return
+		}
+		c.tryAcquire(gen, func(res int, tok int64) {
+			if c.gen != gen {
+				return
+			}
+			switch res {
+			case 0:
+				done(true, tok)
+				return
+			case 2:
+				done(false, 0)
+				return
+			}
+			wait := c.m.r.opts.poll
+			if deadline != 0 {
+				left := deadline - c.p.n.now()
+				if left <= 0 {
+					done(false, 0)
+					return
+				}
+				wait = min(wait, left)
+			}
+			c.p.n.after(wait, attempt)
+		})
+	}
+	attempt()
+}
+
+// tryAcquire: add, then the token's incr on the same server. res: 0
+// acquired, 1 not acquired, 2 error.
+func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
+	c.nonce++
+	value := c.p.name + " " + strconv.Itoa(c.nonce)
+	key := c.key
+	server := -1
+	c.do(key, func(s *mcServer) func() {
+		ok := s.add(key, value, c.m.exp)
+		return func() {
+			if c.gen != gen {
+				return
+			}
+			if !ok {
+				done(1, 0)
+				return
+			}
+			c.value, c.server = value, server
+			c.on(server, func(s *mcServer) func() {
+				n := s.incr(key + "_token")
+				return func() { done(0, n) }
+			}, func() {
+				c.rewrite(-1, func(history.Type) {})
+				done(2, 0)
+			})
+		}
+	}, func() { done(2, 0) }, &server)
+}
+
+// rewrite is gets + cas with expiry exp on the lock's server.
+func (c *mcClient) rewrite(exp int64, done func(history.Type)) {
+	key, value, server := c.key, c.value, c.server
+	if server < 0 {
+		done(history.Fail)
+		return
+	}
+	c.on(server, func(s *mcServer) func() {
+		res := s.casValue(key, value, exp)
+		return func() {
+			switch res {
+			case 0:
+				done(history.OK)
+			case 1:
+				c.p.onLost("key gone from memcache" + strconv.Itoa(server+1) + ": expired, evicted or the server restarted")
+				done(history.Fail)
+			default:
+				c.p.onLost("taken by another owner")
+				done(history.Fail)
+			}
+		}
+	}, func() { done(history.Info) })
+}
+
+func (c *mcClient) renew() { c.rewrite(c.m.exp, func(history.Type) {}) }
+
+func (c *mcClient) release(done func(history.Type)) {
+	c.gen++
+	c.rewrite(-1, done)
+	c.server = -1
+}

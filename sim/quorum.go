@@ -1,0 +1,160 @@
+package sim
+
+import (
+	"strconv"
+	"time"
+)
+
+// quorum is the replicated state machine under the etcd and Consul models:
+// N servers, one leader, a commit that needs a majority. The state itself
+// is one logical copy owned by the model (what every member would agree
+// on); quorum decides whether, when and through whom an operation reaches
+// it.
+//
+// Simplifications, named: a request goes client → the server it is
+// connected to → the leader → back the same way, each hop a simulated
+// message; the leader commits a write when a majority of servers (itself
+// included) is up, not paused and reachable both ways, after a commit delay
+// (the disk sync); otherwise the request waits and the entry server answers
+// with an error after requestTimeout. There is no log and no replication
+// lag: reads through the leader see every commit. Elections are not
+// simulated message by message: an election timeout after any fault starts
+// or ends, a leader that is down, paused or cut from a majority is replaced
+// by the next server (in index order after it) that has a majority, and the
+// model is told (onLeader) so it can do what a new leader does (etcd and
+// Consul extend every lease or session TTL).
+type quorum struct {
+	r               *run
+	servers         []*node
+	leader          int // index in servers; -1: none
+	term            int
+	electionTimeout int64
+	commitDelay     int64 // plus a uniform jitter of the same size
+	requestTimeout  int64
+	onLeader        func()
+}
+
+func newQuorum(r *run, prefix string, size int, election, commit, request time.Duration) *quorum {
+	q := &quorum{
+		r:               r,
+		electionTimeout: int64(election),
+		commitDelay:     int64(commit),
+		requestTimeout:  int64(request),
+	}
+	for i := 0; i < size; i++ {
+		n := r.w.addNode(prefix + strconv.Itoa(i+1))
+		q.servers = append(q.servers, n)
+		r.servers = append(r.servers, n)
+	}
+	q.leader = 0
+	return q
+}
+
+func (q *quorum) leaderNode() *node {
+	if q.leader < 0 {
+		return nil
+	}
+	return q.servers[q.leader]
+}
+
+func (q *quorum) healthy(i int) bool {
+	n := q.servers[i]
+	return !n.down && !n.paused
+}
+
+func (q *quorum) hasMajority(i int) bool {
+	if !q.healthy(i) {
+		return false
+	}
+	votes := 0
+	for j := range q.servers {
+		if q.healthy(j) && q.r.w.reachable(q.servers[i], q.servers[j]) {
+			votes++
+		}
+	}
+	return votes > len(q.servers)/2
+}
+
+// faultChanged schedules an election check one election timeout later.
+func (q *quorum) faultChanged() {
+	q.r.w.at(q.r.w.now+q.electionTimeout, q.elect)
+}
+
+// elect keeps a leader that can still commit, or picks the next server
+// that can.
+func (q *quorum) elect() {
+	if q.leader >= 0 && q.hasMajority(q.leader) {
+		return
+	}
+	start := max(q.leader, 0)
+	for k := 1; k <= len(q.servers); k++ {
+		i := (start + k) % len(q.servers)
+		if q.hasMajority(i) {
+			q.leader = i
+			q.term++
+			if q.onLeader != nil {
+				q.onLeader()
+			}
+			return
+		}
+	}
+	q.leader = -1
+}
+
+// isLeader reports whether n is the leader in term.
+func (q *quorum) isLeader(n *node, term int) bool {
+	return q.leader >= 0 && q.servers[q.leader] == n && q.term == term
+}
+
+// do runs op on the leader for the call c (which arrived at server c.s):
+// writes after the commit delay, reads at once. op returns the answer to
+// run on the client. If the operation cannot reach a leader that can
+// commit within requestTimeout, the entry server answers failed instead
+// (the write may still happen later).
+func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
+	w := q.r.w
+	e := c.s
+	answered := false
+	answer := func(fn func()) {
+		if !answered {
+			answered = true
+			c.replyFrom(e, fn)
+		}
+	}
+	e.after(q.requestTimeout, func() { answer(failed) })
+	var atLeader func(from *node)
+	var forward func(from *node)
+	forward = func(from *node) {
+		if q.leader < 0 {
+			from.after(q.electionTimeout, func() { forward(from) })
+			return
+		}
+		l := q.servers[q.leader]
+		w.send(from, l, func() { atLeader(l) }, nil)
+	}
+	atLeader = func(l *node) {
+		term := q.term
+		if !q.isLeader(l, term) || !q.hasMajority(q.leader) {
+			l.after(q.electionTimeout, func() { forward(l) })
+			return
+		}
+		finish := func() {
+			if !q.isLeader(l, term) {
+				forward(l)
+				return
+			}
+			ans := op()
+			if l == e {
+				answer(ans)
+				return
+			}
+			w.send(l, e, func() { answer(ans) }, nil)
+		}
+		if write {
+			l.after(q.commitDelay+w.int64n(q.commitDelay), finish)
+		} else {
+			finish()
+		}
+	}
+	forward(e)
+}

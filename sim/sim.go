@@ -1,0 +1,260 @@
+package sim
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/scenario"
+)
+
+// Backends lists the backends the simulator has models of, in the names
+// scenario files use.
+var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+
+// Config is one simulated run: a scenario on one backend with one seed.
+type Config struct {
+	// Scenario is the parsed scenario (scenario.Load).
+	Scenario *scenario.Scenario
+	// Backend is one of Backends; "" means the scenario's first backend.
+	Backend string
+	// Seed seeds the run's one PRNG.
+	Seed uint64
+	// Checker options for the verdict. Linearizability is off unless set:
+	// the rule checks are what a seed sweep needs, and they stream.
+	Checker checker.Options
+}
+
+// Result is what one run produced: its history and the checker's verdict.
+type Result struct {
+	Scenario string
+	Backend  string
+	Seed     uint64
+	// Events is the history, in order, timestamps in virtual ns.
+	Events []history.Event
+	// Verdict is the checker's result on Events.
+	Verdict checker.Result
+}
+
+// OK reports whether the run broke no rule.
+func (r *Result) OK() bool { return r.Verdict.OK() }
+
+// Kinds returns the violation kinds found, in checker.Kinds order.
+func (r *Result) Kinds() []checker.Kind {
+	c := r.Verdict.Counts()
+	var out []checker.Kind
+	for _, k := range checker.Kinds {
+		if c[k] > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// WriteHistory writes the history as JSONL.
+func (r *Result) WriteHistory(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	hw := history.NewWriter(bw)
+	for i := range r.Events {
+		if err := hw.Write(&r.Events[i]); err != nil {
+			return err
+		}
+	}
+	if err := hw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Run simulates cfg and checks the history it produced.
+func Run(cfg Config) (*Result, error) {
+	r, err := newRun(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.w.run()
+	r.finish()
+	c := checker.New(cfg.Checker)
+	for i := range r.hist {
+		c.Add(&r.hist[i])
+	}
+	return &Result{
+		Scenario: cfg.Scenario.Name,
+		Backend:  r.backend,
+		Seed:     cfg.Seed,
+		Events:   r.hist,
+		Verdict:  c.Finish(),
+	}, nil
+}
+
+// options are the lock options after the backend's defaults (those of its
+// package in locks/) and the scenario's settings.
+type options struct {
+	ttl, renewEvery, poll, waitTimeout, lockDelay int64
+	clock                                         string // postgres: db or client
+}
+
+// defaults mirrors the Defaults of each backend in locks/.
+func defaults(backend string) options {
+	s := int64(time.Second)
+	switch backend {
+	case "etcd": // locks/etcd.Defaults: session TTL 60 s, keepalive TTL/3
+		return options{ttl: 60 * s, renewEvery: 20 * s}
+	case "consul": // locks/consul.Defaults; Consul's lock-delay 15 s
+		return options{ttl: 15 * s, renewEvery: 5 * s, poll: s, lockDelay: 15 * s}
+	case "memcache": // locks/memcache.Defaults: seed 004's 1 s poll
+		return options{ttl: 30 * s, renewEvery: 10 * s, poll: s}
+	case "postgres": // locks/postgres.DefaultOptions: Locker's
+		return options{ttl: 30 * s, renewEvery: 10 * s, poll: s / 2, clock: "db"}
+	case "postgres-advisory": // locks/postgres.DefaultAdvisoryOptions
+		return options{ttl: 30 * s, renewEvery: 5 * s, poll: 5 * int64(time.Millisecond)}
+	}
+	return options{}
+}
+
+func resolveOptions(backend string, l scenario.Lock) options {
+	o := defaults(backend)
+	if l.TTL > 0 {
+		o.ttl = int64(l.TTL)
+		if l.RenewEvery == 0 && (o.renewEvery >= o.ttl || backend == "etcd") {
+			o.renewEvery = o.ttl / 3
+		}
+	}
+	if l.RenewEvery > 0 {
+		o.renewEvery = int64(l.RenewEvery)
+	}
+	if l.Poll > 0 {
+		o.poll = int64(l.Poll)
+	}
+	o.waitTimeout = int64(l.WaitTimeout)
+	if l.LockDelay > 0 {
+		o.lockDelay = int64(l.LockDelay)
+	}
+	if l.Clock != "" {
+		o.clock = l.Clock
+	}
+	return o
+}
+
+// run is the state of one simulation.
+type run struct {
+	w       *world
+	sc      *scenario.Scenario
+	backend string
+	opts    options
+	be      model
+	servers []*node
+	procs   []*proc
+	res     *resource
+	hist    []history.Event
+	keys    []string
+
+	lastGrant  *proc    // the client granted most recently
+	grantHooks []func() // faults waiting for a holder
+}
+
+// granted runs the faults that were waiting for a holder.
+func (r *run) granted() {
+	if len(r.grantHooks) == 0 {
+		return
+	}
+	hooks := r.grantHooks
+	r.grantHooks = nil
+	for _, h := range hooks {
+		h()
+	}
+}
+
+// model is a backend model: its servers, and a lock client per proc.
+type model interface {
+	// client returns the lock client of p (a new one after a restart).
+	client(p *proc) lockClient
+	// leader is the server a "leader" fault targets.
+	leader() *node
+	// destroySession makes the service forget p's hold (Consul session
+	// destroy, etcd lease revoke, pg_terminate_backend, delete the item).
+	destroySession(p *proc)
+	// evict evicts items from a memcached server (other models: nothing).
+	evict(n *node)
+	// faultChanged is told after every fault starts or ends (elections).
+	faultChanged()
+}
+
+// lockClient is a backend's client side for one proc: the lock algorithm
+// of the matching package in locks/, driven by virtual time and messages.
+type lockClient interface {
+	// acquire blocks (polls or waits) until the lock on key is held, and
+	// calls done once: ok with the token, or not ok (wait timeout, error).
+	acquire(key string, done func(ok bool, token int64))
+	// renew is one tick of locks.Run's renewer.
+	renew()
+	// release gives the lock up and calls done with ok, fail (not ours any
+	// more) or info (unknown).
+	release(done func(history.Type))
+}
+
+func newRun(cfg Config) (*run, error) {
+	sc := cfg.Scenario
+	if sc == nil {
+		return nil, fmt.Errorf("sim: no scenario")
+	}
+	backend := cfg.Backend
+	if backend == "" {
+		backend = sc.Backends[0]
+	}
+	if !slices.Contains(Backends, backend) {
+		return nil, fmt.Errorf("sim: no model of backend %q (have %v)", backend, Backends)
+	}
+	r := &run{
+		w:       newWorld(cfg.Seed, sc.Duration),
+		sc:      sc,
+		backend: backend,
+		opts:    resolveOptions(backend, sc.Lock),
+	}
+	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
+		r.keys = append(r.keys, "k"+strconv.Itoa(k))
+	}
+	switch backend {
+	case "etcd":
+		r.be = newEtcd(r, max(sc.Cluster.Size, 1))
+	case "consul":
+		r.be = newConsul(r, max(sc.Cluster.Size, 1))
+	case "memcache":
+		r.be = newMemcache(r, max(sc.Cluster.Size, 1))
+	case "postgres":
+		r.be = newPostgres(r, false)
+	case "postgres-advisory":
+		r.be = newPostgres(r, true)
+	}
+	r.res = newResource(r)
+	for i := 0; i < sc.Clients; i++ {
+		r.procs = append(r.procs, newProc(r, i))
+	}
+	nm := newNemesis(r)
+	if err := nm.validate(); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	for _, p := range r.procs {
+		p.start()
+	}
+	nm.schedule()
+	return r, nil
+}
+
+// emit appends one event to the history at the current virtual time.
+func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasTok bool, value []byte) {
+	r.hist = append(r.hist, history.Event{T: r.w.now, Proc: proc, Type: typ, F: f, Key: key, Token: tok, HasToken: hasTok, Value: value})
+}
+
+// finish closes the operations still open at the end of the run: they
+// stay open (outcome unknown), which the checker reads as no completion.
+func (r *run) finish() {}
+
+func num(v int64) []byte { return strconv.AppendInt(nil, v, 10) }
+
+func quote(s string) []byte { return strconv.AppendQuote(nil, s) }

@@ -1,0 +1,416 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// world is the simulated universe of one run: virtual time, the event
+// queue, the one PRNG, the nodes and the links between them.
+type world struct {
+	now   int64 // virtual ns from the start of the run
+	end   int64 // the run stops at this time
+	seq   uint64
+	q     evHeap
+	rng   *rand.Rand
+	nodes []*node
+	links [][]link // links[from][to]
+
+	// Default link shape: one-way delay base + uniform [0, jitter).
+	baseDelay, jitter int64
+}
+
+// event is one entry of the queue. An event bound to a node (n != nil) runs
+// only while that node is the incarnation it was scheduled for, and waits
+// while the node is paused.
+type event struct {
+	at  int64
+	seq uint64
+	n   *node
+	inc uint32
+	fn  func()
+}
+
+// evHeap is a binary min-heap of events by (at, seq): ties run in the order
+// they were scheduled, which keeps runs deterministic.
+type evHeap []event
+
+func (h evHeap) less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h *evHeap) push(e event) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *evHeap) pop() event {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s[last] = event{}
+	s = s[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(s) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(s) && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+func newWorld(seed uint64, end time.Duration) *world {
+	return &world{
+		end:       int64(end),
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		baseDelay: int64(150 * time.Microsecond),
+		jitter:    int64(250 * time.Microsecond),
+	}
+}
+
+// at schedules fn at virtual time t, bound to no node.
+func (w *world) at(t int64, fn func()) {
+	w.seq++
+	w.q.push(event{at: max(t, w.now), seq: w.seq, fn: fn})
+}
+
+// onNode schedules fn at virtual time t on node n.
+func (w *world) onNode(n *node, t int64, fn func()) {
+	w.seq++
+	w.q.push(event{at: max(t, w.now), seq: w.seq, n: n, inc: n.inc, fn: fn})
+}
+
+// run executes events until the queue is empty or the end of the run.
+func (w *world) run() {
+	for len(w.q) > 0 {
+		e := w.q.pop()
+		if e.at > w.end {
+			break
+		}
+		w.now = e.at
+		if n := e.n; n != nil {
+			if n.inc != e.inc || n.down {
+				continue
+			}
+			if n.paused {
+				n.deferred = append(n.deferred, e)
+				continue
+			}
+		}
+		e.fn()
+	}
+	w.now = max(w.now, min(w.end, w.now))
+}
+
+// int64n is a uniform draw in [0, n); 0 when n <= 0.
+func (w *world) int64n(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return w.rng.Int64N(n)
+}
+
+// between is a uniform draw in [lo, hi].
+func (w *world) between(lo, hi int64) int64 {
+	if hi <= lo {
+		return lo
+	}
+	return lo + w.rng.Int64N(hi-lo+1)
+}
+
+// clock is a node's clock: piecewise linear in virtual time. Its reading
+// at virtual time t is base + (t - t0) * rate.
+type clock struct {
+	base int64
+	t0   int64
+	rate float64 // 1 + drift
+}
+
+func (c *clock) read(t int64) int64 {
+	if c.rate == 1 {
+		return c.base + (t - c.t0)
+	}
+	return c.base + int64(float64(t-c.t0)*c.rate)
+}
+
+// setDrift changes the rate from t on (drift 0.1: 10% fast).
+func (c *clock) setDrift(t int64, drift float64) {
+	c.base, c.t0, c.rate = c.read(t), t, 1+drift
+}
+
+// step jumps the reading by off at t.
+func (c *clock) step(t int64, off int64) {
+	c.base, c.t0 = c.read(t)+off, t
+}
+
+// real converts a duration measured on this clock into virtual time.
+func (c *clock) real(d int64) int64 {
+	if c.rate == 1 || c.rate <= 0 {
+		return d
+	}
+	return int64(float64(d) / c.rate)
+}
+
+// node is one simulated process: a server, a client or the resource.
+type node struct {
+	w      *world
+	id     int
+	name   string
+	clk    clock
+	paused bool
+	down   bool
+	inc    uint32 // incarnation: bumped by a crash
+	// deferred holds the events that came due while the node was paused.
+	deferred []event
+	// slow is extra one-way delay on every message to or from this node,
+	// plus a uniform jitter in [0, slowJitter).
+	slow, slowJitter int64
+	// onCrash and onRestart let a model drop or rebuild its state.
+	onCrash, onRestart func()
+}
+
+func (w *world) addNode(name string) *node {
+	n := &node{w: w, id: len(w.nodes), name: name, clk: clock{rate: 1}}
+	w.nodes = append(w.nodes, n)
+	for i := range w.links {
+		w.links[i] = append(w.links[i], link{})
+	}
+	w.links = append(w.links, make([]link, len(w.nodes)))
+	return n
+}
+
+// now is the node's clock reading.
+func (n *node) now() int64 { return n.clk.read(n.w.now) }
+
+// after runs fn once d has passed on the node's clock.
+func (n *node) after(d int64, fn func()) {
+	n.w.onNode(n, n.w.now+n.clk.real(d), fn)
+}
+
+// pause stops the node: nothing it would do runs until resume.
+func (n *node) pause() { n.paused = true }
+
+// resume runs what came due during the pause, in the order it came due.
+func (n *node) resume() {
+	if !n.paused {
+		return
+	}
+	n.paused = false
+	d := n.deferred
+	n.deferred = nil
+	for _, e := range d {
+		n.w.onNode(n, n.w.now, e.fn)
+	}
+}
+
+// crash kills the node: its timers and in-flight messages are dropped.
+func (n *node) crash() {
+	if n.down {
+		return
+	}
+	n.down = true
+	n.paused = false
+	n.deferred = nil
+	n.inc++
+	if n.onCrash != nil {
+		n.onCrash()
+	}
+}
+
+// restart brings a crashed node back as a new incarnation.
+func (n *node) restart() {
+	if !n.down {
+		return
+	}
+	n.down = false
+	n.inc++
+	if n.onRestart != nil {
+		n.onRestart()
+	}
+}
+
+// link is the state of messages from one node to another.
+type link struct {
+	blocked int      // active partitions cutting this direction
+	held    []func() // messages sent while blocked, delivered at heal
+	last    int64    // the latest delivery time scheduled (TCP order)
+	loss    float64  // chance that a message needs a retransmission
+}
+
+// rto is the extra delay of a lost packet: TCP's minimum retransmission
+// timeout.
+const rto = int64(200 * time.Millisecond)
+
+// send delivers fn to run on to, after the link's delay. A blocked link
+// holds the message until it heals; a crashed receiver refuses it, and
+// refused (if not nil) runs on the sender one delay later.
+func (w *world) send(from, to *node, fn func(), refused func()) {
+	if from == to {
+		w.onNode(to, w.now, fn)
+		return
+	}
+	l := &w.links[from.id][to.id]
+	if l.blocked > 0 {
+		l.held = append(l.held, func() { w.send(from, to, fn, refused) })
+		return
+	}
+	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
+	if l.loss > 0 && w.rng.Float64() < l.loss {
+		d += rto
+	}
+	t := max(w.now+d, l.last)
+	l.last = t
+	inc := to.inc
+	w.at(t, func() {
+		if to.down || to.inc != inc {
+			if refused != nil {
+				w.onNode(from, w.now+w.baseDelay, refused)
+			}
+			return
+		}
+		if to.paused {
+			to.deferred = append(to.deferred, event{at: w.now, n: to, inc: to.inc, fn: fn})
+			return
+		}
+		fn()
+	})
+}
+
+// block cuts the direction from → to (one more partition on it).
+func (w *world) block(from, to *node) {
+	if from != to {
+		w.links[from.id][to.id].blocked++
+	}
+}
+
+// unblock removes one partition from from → to, delivering held messages
+// once none is left.
+func (w *world) unblock(from, to *node) {
+	if from == to {
+		return
+	}
+	l := &w.links[from.id][to.id]
+	if l.blocked == 0 {
+		return
+	}
+	l.blocked--
+	if l.blocked == 0 {
+		w.flush(l)
+	}
+}
+
+// healAll removes every partition.
+func (w *world) healAll() {
+	for i := range w.links {
+		for j := range w.links[i] {
+			l := &w.links[i][j]
+			if l.blocked > 0 {
+				l.blocked = 0
+				w.flush(l)
+			}
+		}
+	}
+}
+
+func (w *world) flush(l *link) {
+	held := l.held
+	l.held = nil
+	for _, m := range held {
+		m()
+	}
+}
+
+// reachable reports whether a and b can talk both ways right now.
+func (w *world) reachable(a, b *node) bool {
+	if a == b {
+		return true
+	}
+	return w.links[a.id][b.id].blocked == 0 && w.links[b.id][a.id].blocked == 0
+}
+
+// rpcErr says why a call ended without an answer.
+type rpcErr int
+
+const (
+	errTimeout rpcErr = iota + 1 // the client's own timeout passed
+	errRefused                   // the server is down (connection refused or reset)
+)
+
+// call is one request from a client node to a server node. The server's
+// handler answers with reply; the client's callbacks run at most once.
+type call struct {
+	w      *world
+	c, s   *node
+	done   bool
+	failed func(rpcErr)
+}
+
+// rpc sends a request from c to s: serve runs on s and answers (or not)
+// with call.reply. failed runs on c if s is down, or if timeout > 0 passes
+// on c's clock first. A call without a timeout waits as long as it takes,
+// as a client library without a deadline does.
+func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(rpcErr)) {
+	r := &call{w: w, c: c, s: s, failed: failed}
+	w.send(c, s, func() { serve(r) }, func() { r.fail(errRefused) })
+	if timeout > 0 {
+		c.after(timeout, func() { r.fail(errTimeout) })
+	}
+}
+
+func (r *call) fail(e rpcErr) {
+	if r.done {
+		return
+	}
+	r.done = true
+	if r.failed != nil {
+		r.failed(e)
+	}
+}
+
+// reply sends the answer fn back from the server to the client, where it
+// runs unless the call already ended.
+func (r *call) reply(fn func()) {
+	r.w.send(r.s, r.c, func() {
+		if r.done {
+			return
+		}
+		r.done = true
+		fn()
+	}, nil)
+}
+
+// replyFrom is reply sent by another server than the one called (a
+// forwarded request answered by the node the client is connected to).
+func (r *call) replyFrom(from *node, fn func()) {
+	r.w.send(from, r.c, func() {
+		if r.done {
+			return
+		}
+		r.done = true
+		fn()
+	}, nil)
+}
