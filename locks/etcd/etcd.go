@@ -37,6 +37,15 @@
 //     of the key ahead of it (a FIFO queue by create revision).
 //   - Owner is not stored: concurrency.Mutex writes an empty value under
 //     Prefix+key+"/"+lease ID. The owner is the lease.
+//   - A paused member: the kernel still accepts packets for it, so an RPC
+//     or the keepalive stream that gRPC sends over a connection to it waits
+//     until its context ends, or forever, unless the client was made with
+//     gRPC keepalive (clientv3.Config DialKeepAliveTime, at least 10 s in
+//     gRPC, and DialKeepAliveTimeout), which closes that connection and
+//     lets the balancer use the other members. locks.Run bounds Release by
+//     one TTL. When the context of a waiting Acquire ends, Mutex.Lock
+//     deletes its queue key with the client's context, which has no
+//     deadline: that delete can wait on a paused member as well.
 //   - Errors from etcd are *locks.BackendError{Backend: "etcd"}; a lease
 //     that is gone when renewed or released is an error matching
 //     locks.ErrLockLost.

@@ -560,3 +560,43 @@ func TestThreeMembersOneDown(t *testing.T) {
 	}
 	hold("etcd1 restarted")
 }
+
+// TestLostWhenServerPaused: with its only server paused, the holder gets
+// no keepalive answer and learns the loss after about one TTL, by the etcd
+// client's own lease deadline.
+func TestLostWhenServerPaused(t *testing.T) {
+	c, err := cluster.StartEtcd(cluster.EtcdConfig{Members: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cli := newClient(t, c.Endpoints())
+	l, err := etcd.New(cli, locks.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := l.Acquire(timeout(t, 5*time.Second), testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Member("etcd1")
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case <-lease.Lost():
+		t.Logf("Lost %v after the server was paused", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lost not closed 10 s after the only server was paused")
+	}
+	if !errors.Is(lease.Err(), locks.ErrLockLost) {
+		t.Errorf("Err() = %v", lease.Err())
+	}
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(timeout(t, 5*time.Second)); !errors.Is(err, locks.ErrLockLost) {
+		t.Errorf("release after loss: %v", err)
+	}
+}
