@@ -195,7 +195,7 @@ func (p *proc) endCycle() {
 		p.think(int64(time.Second) + p.r.w.int64n(int64(time.Second)))
 		return
 	}
-	p.think(p.r.w.int64n(int64(5 * time.Millisecond)))
+	p.think(p.r.w.int64n(int64(20 * time.Millisecond)))
 }
 
 // crashed is the client process killed: its open operation's outcome is

@@ -55,17 +55,31 @@ type partition struct {
 
 func newNemesis(r *run) *nemesis { return &nemesis{r: r} }
 
+// FaultError is a fault the simulator cannot carry out on a backend: an
+// unknown kind, or a target naming no node of that backend.
+type FaultError struct {
+	Backend string
+	Index   int    // in the scenario's faults
+	Field   string // "fault" or "target"
+	Msg     string
+}
+
+// Error formats as "faults[i].field: msg".
+func (e *FaultError) Error() string {
+	return fmt.Sprintf("faults[%d].%s: %s", e.Index, e.Field, e.Msg)
+}
+
 // validate checks that every fault names a kind and target this run has.
 func (nm *nemesis) validate() error {
 	for i, f := range nm.r.sc.Faults {
 		if !slices.Contains(FaultKinds, f.Fault) {
-			return fmt.Errorf("faults[%d].fault: the simulator has no fault %q", i, f.Fault)
+			return &FaultError{nm.r.backend, i, "fault", fmt.Sprintf("the simulator has no fault %q", f.Fault)}
 		}
 		if f.Fault == "heal" || f.Target == "" {
 			continue
 		}
 		if _, err := nm.resolve(f.Target); err != nil {
-			return fmt.Errorf("faults[%d].target: %v", i, err)
+			return &FaultError{nm.r.backend, i, "target", err.Error()}
 		}
 	}
 	return nil
@@ -165,6 +179,23 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 	return nil, fmt.Errorf("no node %q on backend %s (nodes: %s)", target, r.backend, strings.Join(names, ", "))
 }
 
+// endName is the nemesis event that ends a fault, as harness/ names it.
+func endName(fault string) string {
+	switch fault {
+	case "pause":
+		return "resume"
+	case "kill", "restart":
+		return "restart"
+	case "slow":
+		return "unslow"
+	case "clock-offset", "clock-drift":
+		return "clock-reset"
+	case "server-clock":
+		return "server-clock-reset"
+	}
+	return "heal"
+}
+
 func (nm *nemesis) record(f scenario.Fault, nodes []*node, phase string) {
 	var b []byte
 	b = append(b, `{"target":`...)
@@ -184,7 +215,11 @@ func (nm *nemesis) record(f scenario.Fault, nodes []*node, phase string) {
 		b = strconv.AppendInt(b, int64(f.For), 10)
 	}
 	b = append(b, '}')
-	nm.r.emit(history.ProcNemesis, history.Info, f.Fault, "", 0, false, b)
+	name := f.Fault
+	if phase == "end" {
+		name = endName(f.Fault)
+	}
+	nm.r.emit(history.ProcNemesis, history.Info, name, "", 0, false, b)
 }
 
 func (nm *nemesis) cut(pairs [][2]*node) *partition {

@@ -217,7 +217,7 @@ func newRun(cfg Config) (*run, error) {
 		opts:    resolveOptions(backend, sc.Lock),
 	}
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
-		r.keys = append(r.keys, "k"+strconv.Itoa(k))
+		r.keys = append(r.keys, "locksim-"+strconv.Itoa(k)) // as harness/ names them
 	}
 	switch backend {
 	case "etcd":
@@ -237,7 +237,7 @@ func newRun(cfg Config) (*run, error) {
 	}
 	nm := newNemesis(r)
 	if err := nm.validate(); err != nil {
-		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+		return nil, err
 	}
 	for _, p := range r.procs {
 		p.start()
@@ -251,9 +251,16 @@ func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasT
 	r.hist = append(r.hist, history.Event{T: r.w.now, Proc: proc, Type: typ, F: f, Key: key, Token: tok, HasToken: hasTok, Value: value})
 }
 
-// finish closes the operations still open at the end of the run: they
-// stay open (outcome unknown), which the checker reads as no completion.
-func (r *run) finish() {}
+// finish ends the run: every operation still open completes as info
+// (outcome unknown), at the end time, in proc order.
+func (r *run) finish() {
+	r.w.now = r.w.end
+	for _, p := range r.procs {
+		if p.open != "" {
+			p.complete(history.Info, nil)
+		}
+	}
+}
 
 func num(v int64) []byte { return strconv.AppendInt(nil, v, 10) }
 

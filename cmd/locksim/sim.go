@@ -1,0 +1,343 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/sim"
+)
+
+func init() {
+	commands["sim"] = command{
+		summary: "run a scenario in the deterministic simulator, many seeds at once",
+		run:     runSim,
+	}
+}
+
+func runSim(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink]")
+		fs.PrintDefaults()
+	}
+	backend := fs.String("backend", "", "simulate only backend `B` (default: every backend the scenario lists)")
+	seeds := fs.Uint64("seeds", 1000, "run seeds 1..`N`")
+	seed := fs.Uint64("seed", 0, "run only seed `S` (replays one run exactly)")
+	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "run `P` seeds at once")
+	out := fs.String("out", "", "write the history and verdict of every violating seed (or of --seed) under `DIR`/SCENARIO/BACKEND")
+	keepGoing := fs.Bool("keep-going", false, "go on after the first violating seed of a backend")
+	shrink := fs.Bool("shrink", false, "shrink the first violating seed of each backend to a smaller scenario (written under --out, or the current directory)")
+	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine (slow)")
+	quiet := fs.Bool("no-progress", false, "no progress bar")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	seedSet, seedsSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		seedSet = seedSet || f.Name == "seed"
+		seedsSet = seedsSet || f.Name == "seeds"
+	})
+	switch {
+	case len(files) != 1:
+		fmt.Fprintln(stderr, "locksim sim: give exactly one scenario file")
+		fs.Usage()
+		return exitUsage
+	case seedSet && seedsSet:
+		fmt.Fprintln(stderr, "locksim sim: --seed and --seeds exclude each other")
+		return exitUsage
+	case !seedSet && *seeds == 0:
+		fmt.Fprintln(stderr, "locksim sim: --seeds must be at least 1")
+		return exitUsage
+	case *parallel < 1:
+		fmt.Fprintln(stderr, "locksim sim: --parallel must be at least 1")
+		return exitUsage
+	}
+	path := files[0]
+	sc, err := scenario.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+		return exitUsage
+	}
+	backends := sc.Backends
+	if *backend != "" {
+		if !slices.Contains(sim.Backends, *backend) {
+			fmt.Fprintf(stderr, "locksim sim: --backend: no model of %q (have %s)\n", *backend, strings.Join(sim.Backends, ", "))
+			return exitUsage
+		}
+		backends = []string{*backend}
+	}
+	first, n := uint64(1), *seeds
+	if seedSet {
+		first, n = *seed, 1
+	}
+	opts := checker.Options{Linearizability: *lin}
+	// Bad input (a fault target the backend has no node for) is found by
+	// one run before the sweep starts.
+	for _, b := range backends {
+		if _, err := sim.Run(sim.Config{Scenario: sc, Backend: b, Seed: first, Checker: opts}); err != nil {
+			var fe *sim.FaultError
+			if errors.As(err, &fe) {
+				fmt.Fprintf(stderr, "locksim sim: %s:%d: field \"faults[%d].%s\": backend %s: %s\n", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, b, fe.Msg)
+			} else {
+				fmt.Fprintf(stderr, "locksim sim: %s: %v\n", path, err)
+			}
+			return exitUsage
+		}
+	}
+
+	status := exitOK
+	for _, b := range backends {
+		sw := &sweep{
+			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
+			keepGoing: *keepGoing || seedSet, opts: opts,
+		}
+		if !*quiet && n > 1 && isTerminal(stderr) {
+			sw.bar = progressbar.NewOptions64(int64(n),
+				progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("%s on %s", sc.Name, b)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString("seeds"),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		start := time.Now()
+		bad := sw.run()
+		elapsed := time.Since(start)
+		if sw.bar != nil {
+			_ = sw.bar.Finish()
+		}
+		ran := sw.done.Load()
+		fmt.Fprintf(stdout, "%s on %s: %d seeds, %d violating, %.1f s (%.0f seeds/s)\n",
+			sc.Name, b, ran, len(bad), elapsed.Seconds(), float64(ran)/max(elapsed.Seconds(), 1e-9))
+		for _, res := range bad {
+			status = exitViolations
+			fmt.Fprintf(stdout, "  seed %d: %s\n", res.Seed, kindList(res))
+			fmt.Fprintf(stdout, "    replay: locksim sim %s --backend %s --seed %d\n", shellQuote(path), b, res.Seed)
+		}
+		if *out != "" {
+			write := bad
+			if seedSet && len(bad) == 0 {
+				write = sw.all
+			}
+			for _, res := range write {
+				if err := writeRun(*out, res); err != nil {
+					fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+					return exitUsage
+				}
+			}
+		}
+		if *shrink && len(bad) > 0 {
+			if code := shrinkRun(stdout, stderr, sc, b, bad[0].Seed, opts, *out); code != exitOK {
+				return code
+			}
+		}
+	}
+	return status
+}
+
+// sweep runs the seeds of one backend on a pool of workers.
+type sweep struct {
+	sc        *scenario.Scenario
+	path      string
+	backend   string
+	first, n  uint64
+	parallel  int
+	keepGoing bool
+	opts      checker.Options
+	bar       *progressbar.ProgressBar
+
+	next atomic.Uint64
+	done atomic.Uint64
+	stop atomic.Bool
+	mu   sync.Mutex
+	bad  []*sim.Result
+	all  []*sim.Result // with one seed only
+}
+
+// run returns the violating runs in seed order. Without keepGoing it stops
+// handing out seeds at the first violation, and reports only the lowest
+// violating seed among those that ran.
+func (s *sweep) run() []*sim.Result {
+	var wg sync.WaitGroup
+	for range min(uint64(s.parallel), s.n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !s.stop.Load() {
+				i := s.next.Add(1) - 1
+				if i >= s.n {
+					return
+				}
+				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts})
+				if err != nil {
+					continue // checked before the sweep
+				}
+				s.done.Add(1)
+				if s.bar != nil {
+					_ = s.bar.Add(1)
+				}
+				if s.n == 1 {
+					s.mu.Lock()
+					s.all = append(s.all, res)
+					s.mu.Unlock()
+				}
+				if res.OK() {
+					continue
+				}
+				s.mu.Lock()
+				s.bad = append(s.bad, res)
+				s.mu.Unlock()
+				if !s.keepGoing {
+					s.stop.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(s.bad, func(a, b *sim.Result) int {
+		switch {
+		case a.Seed < b.Seed:
+			return -1
+		case a.Seed > b.Seed:
+			return 1
+		}
+		return 0
+	})
+	if !s.keepGoing && len(s.bad) > 1 {
+		s.bad = s.bad[:1]
+	}
+	return s.bad
+}
+
+func kindList(res *sim.Result) string {
+	counts := res.Verdict.Counts()
+	var parts []string
+	for _, k := range checker.Kinds {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s ×%d", k, counts[k]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeRun writes DIR/SCENARIO/BACKEND/seed-S.jsonl and seed-S.json (the
+// verdict, in locksim check --json's shape).
+func writeRun(dir string, res *sim.Result) error {
+	d := filepath.Join(dir, res.Scenario, res.Backend)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(d, fmt.Sprintf("seed-%d", res.Seed))
+	f, err := os.Create(base + ".jsonl")
+	if err != nil {
+		return err
+	}
+	if err := res.WriteHistory(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	sum := checker.Summarize([]string{base + ".jsonl"}, []checker.Result{res.Verdict})
+	data, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(base+".json", append(data, '\n'), 0o644)
+}
+
+// shrinkRun shrinks one violating seed and writes the smaller scenario.
+func shrinkRun(stdout, stderr io.Writer, sc *scenario.Scenario, backend string, seed uint64, opts checker.Options, out string) int {
+	sr, err := sim.Shrink(sim.Config{Scenario: sc, Backend: backend, Seed: seed, Checker: opts}, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim sim: shrink: %v\n", err)
+		return exitUsage
+	}
+	dir := out
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+		return exitUsage
+	}
+	file := filepath.Join(dir, fmt.Sprintf("%s-%s-seed%d.yaml", sr.Scenario.Name, backend, seed))
+	if err := scenario.Write(file, sr.Scenario); err != nil {
+		fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+		return exitUsage
+	}
+	s := sr.Scenario
+	fmt.Fprintf(stdout, "  shrunk in %d runs to %d faults, %d clients, %v: %s\n", sr.Runs, len(s.Faults), s.Clients, s.Duration, kindList(sr.Result))
+	fmt.Fprintf(stdout, "    replay: locksim sim %s --seed %d\n", shellQuote(file), seed)
+	return exitOK
+}
+
+// faultLine is the line of field in the i-th fault of the scenario file
+// at path (1 if it cannot be found).
+func faultLine(path string, i int, field string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 1
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return 1
+	}
+	m := root.Content[0]
+	for k := 0; k+1 < len(m.Content); k += 2 {
+		if m.Content[k].Value != "faults" || i >= len(m.Content[k+1].Content) {
+			continue
+		}
+		f := m.Content[k+1].Content[i]
+		for j := 0; j+1 < len(f.Content); j += 2 {
+			if f.Content[j].Value == field {
+				return f.Content[j].Line
+			}
+		}
+		return f.Line
+	}
+	return 1
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=+:,@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
