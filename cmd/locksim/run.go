@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"github.com/locksim/locksim/harness"
+	"github.com/locksim/locksim/scenario"
+)
+
+// exitInterrupted is the exit status after SIGINT or SIGTERM.
+const exitInterrupted = 130
+
+func init() {
+	commands["run"] = command{
+		summary: "run scenarios on real servers and judge the histories",
+		run:     runRun,
+	}
+	commands[harness.ClientCommand] = command{
+		summary: "run one client of a run (internal: started by locksim itself)",
+		hidden:  true,
+		run: func(args []string, stdout, stderr io.Writer) int {
+			harness.MaybeRunClient() // exits if this is a client
+			fmt.Fprintf(stderr, "locksim %s: internal command, started by locksim with %s set\n", harness.ClientCommand, harness.ClientEnv)
+			return exitUsage
+		},
+	}
+}
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: locksim run [--backend B] [--seed S] [--out DIR] [--linearizability] SCENARIO...")
+		fs.PrintDefaults()
+	}
+	backend := fs.String("backend", "", "run only on backend `B` (default: every backend the scenario lists)")
+	seed := fs.Uint64("seed", 1, "random seed for the workload and the nemesis")
+	out := fs.String("out", "runs", "write each run's history, verdict and logs under `DIR`/SCENARIO/BACKEND")
+	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "locksim run: no scenario file given")
+		fs.Usage()
+		return exitUsage
+	}
+	// Validate every file before anything starts.
+	var scens []*scenario.Scenario
+	for _, f := range files {
+		s, err := scenario.Load(f)
+		if err != nil {
+			fmt.Fprintf(stderr, "locksim run: %v\n", err)
+			return exitUsage
+		}
+		if *backend != "" && !slices.Contains(s.Backends, *backend) {
+			fmt.Fprintf(stderr, "locksim run: %s: field \"backends\": scenario %s does not list backend %q\n", f, s.Name, *backend)
+			return exitUsage
+		}
+		scens = append(scens, s)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	status := exitOK
+	for _, s := range scens {
+		backends := s.Backends
+		if *backend != "" {
+			backends = []string{*backend}
+		}
+		for _, b := range backends {
+			dir := filepath.Join(*out, s.Name, b)
+			v, err := harness.Run(ctx, harness.Options{Scenario: s, Backend: b, Seed: *seed, OutDir: dir, Progress: stderr, Linearizability: *lin})
+			if v != nil {
+				fmt.Fprintf(stdout, "== %s on %s (seed %d): %s\n", s.Name, b, *seed, dir)
+				_ = v.WriteText(stdout)
+				for _, n := range v.Notes {
+					fmt.Fprintf(stdout, "note: %s\n", n)
+				}
+				if !v.OK && status == exitOK {
+					status = exitViolations
+				}
+			}
+			if ctx.Err() != nil {
+				fmt.Fprintln(stderr, "locksim run: interrupted; the history so far is in", dir)
+				return exitInterrupted
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "locksim run: %s on %s: %v\n", s.Name, b, err)
+				return exitUsage
+			}
+		}
+	}
+	return status
+}

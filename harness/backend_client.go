@@ -1,0 +1,99 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/locksim/locksim/locks"
+	consullock "github.com/locksim/locksim/locks/consul"
+	etcdlock "github.com/locksim/locksim/locks/etcd"
+	memcachelock "github.com/locksim/locksim/locks/memcache"
+	pglock "github.com/locksim/locksim/locks/postgres"
+)
+
+// BackendClient says how a client process reaches the lock service: the
+// addresses of its own proxies to every server.
+type BackendClient struct {
+	Kind      string   `json:"kind"`      // etcd, postgres, postgres-advisory, memcache, consul
+	Endpoints []string `json:"endpoints"` // host:port, one per server, through the client's proxies
+	// Home is the index in Endpoints of the server a client talks to when
+	// it talks to one (Consul's local agent, PostgreSQL's only server).
+	Home      int           `json:"home"`
+	DSN       string        `json:"dsn,omitempty"`
+	PGClock   string        `json:"pg_clock,omitempty"`   // postgres: db or client
+	LockDelay time.Duration `json:"lock_delay,omitempty"` // consul
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// NewLocker builds the locker a client uses, and what to close after.
+func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.Option) (locks.Locker, io.Closer, error) {
+	nop := closerFunc(func() error { return nil })
+	switch b.Kind {
+	case "etcd":
+		urls := make([]string, len(b.Endpoints))
+		for i, e := range b.Endpoints {
+			urls[i] = "http://" + e
+		}
+		cli, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 2 * time.Second, Logger: quietZap()})
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := etcdlock.New(cli, opts...)
+		if err != nil {
+			cli.Close()
+			return nil, nil, err
+		}
+		return l, cli, nil
+	case "postgres":
+		pool, err := pgxpool.New(ctx, b.DSN)
+		if err != nil {
+			return nil, nil, err
+		}
+		clock := pglock.ClockDB
+		if b.PGClock == "client" {
+			clock = pglock.ClockClient
+		}
+		l, err := pglock.New(ctx, pool, pglock.Config{Clock: clock}, opts...)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		return l, closerFunc(func() error { pool.Close(); return nil }), nil
+	case "postgres-advisory":
+		l, err := pglock.NewAdvisory(ctx, b.DSN, pglock.AdvisoryConfig{}, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, nop, nil
+	case "memcache":
+		// memcache-client skips a dead server for 30 s; runs last seconds, so
+		// the harness retries after 1 s to see recovery within a run.
+		l, err := memcachelock.New(memcachelock.Config{Servers: b.Endpoints, RetryDead: time.Second}, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, nop, nil
+	case "consul":
+		if len(b.Endpoints) == 0 {
+			return nil, nil, fmt.Errorf("harness: consul: no endpoint")
+		}
+		delay := b.LockDelay
+		if delay == 0 {
+			delay = -1 // the scenario said nothing: no lock-delay
+		}
+		l, err := consullock.New(consullock.Config{Address: "http://" + b.Endpoints[b.Home%len(b.Endpoints)], LockDelay: delay, Value: []byte(proc)}, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, nop, nil
+	}
+	return nil, nil, fmt.Errorf("harness: unknown backend %q", b.Kind)
+}

@@ -1,0 +1,225 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/locksim/locksim/cluster"
+	"github.com/locksim/locksim/faults"
+)
+
+// deployment is the servers of one run and what the nemesis needs of them.
+type deployment struct {
+	kind  string
+	nodes []cluster.Node
+	// upstreams are the servers' client addresses, in node order.
+	upstreams []string
+	// dsn builds the DSN for a client given its proxied address
+	// (PostgreSQL only).
+	dsn func(addr string) string
+	// leader names the current leader, for consensus backends.
+	leader func(ctx context.Context) (string, error)
+	// setServerClock sets a server's clock offset through libfaketime, if
+	// the backend's servers are C programs run under it.
+	setServerClock func(node string, offset time.Duration) error
+	// notes are what the verdict must say about this deployment.
+	notes []string
+	close func() error
+}
+
+func (d *deployment) node(name string) cluster.Node {
+	for _, n := range d.nodes {
+		if n.Name() == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (d *deployment) nodeNames() []string {
+	names := make([]string, len(d.nodes))
+	for i, n := range d.nodes {
+		names[i] = n.Name()
+	}
+	return names
+}
+
+// faketimeSpec is libfaketime's relative offset syntax.
+func faketimeSpec(d time.Duration) string {
+	return fmt.Sprintf("%+ds", int64(d/time.Second))
+}
+
+// deploy starts the servers for kind. size is the scenario's cluster size;
+// serverClock says whether the scenario skews server clocks (then C
+// servers run under libfaketime from the start, at offset 0); peers are
+// proxied through net where the backend allows it; evict gives memcached a
+// memory limit small enough to force evictions.
+func deploy(kind string, size int, dir string, serverClock, evict bool, net *faults.Network, exe string) (*deployment, error) {
+	switch kind {
+	case "etcd":
+		members := 1
+		if size >= 3 {
+			members = 3
+		}
+		c, err := cluster.StartEtcd(cluster.EtcdConfig{
+			Members:    members,
+			Dir:        dir,
+			Executable: exe,
+			AdvertisePeer: func(name, listen string) string {
+				l, err := net.AddLink(faults.AnyPeer, name, strings.TrimPrefix(listen, "http://"))
+				if err != nil {
+					return listen
+				}
+				return "http://" + l.Addr()
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		d := &deployment{kind: kind, nodes: c.Nodes(), close: c.Close}
+		for _, m := range c.Members() {
+			d.upstreams = append(d.upstreams, strings.TrimPrefix(m.ClientURL(), "http://"))
+		}
+		d.leader = func(ctx context.Context) (string, error) { return etcdLeader(ctx, c) }
+		if serverClock {
+			d.notes = append(d.notes, "server clock skew not applied: etcd reads time inside Go's runtime, which libfaketime cannot reach")
+		}
+		return d, nil
+	case "postgres", "postgres-advisory":
+		cfg := cluster.PostgresConfig{Name: "pg", Settings: map[string]string{
+			// Notice a dead client (a cut or paused holder) within seconds,
+			// so that an advisory lock dies with its connection.
+			"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1", "tcp_keepalives_count": "3",
+			"max_connections": "200",
+		}}
+		clockFile := filepath.Join(dir, "pg.faketime")
+		if serverClock {
+			if err := os.WriteFile(clockFile, []byte("+0s\n"), 0o644); err != nil {
+				return nil, err
+			}
+			cfg.Env = []string{"LD_PRELOAD=" + cluster.FaketimeLib, "FAKETIME_TIMESTAMP_FILE=" + clockFile, "FAKETIME_NO_CACHE=1"}
+		}
+		pg, err := cluster.StartPostgres(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d := &deployment{kind: kind, nodes: []cluster.Node{pg}, upstreams: []string{pg.Addr()}, close: pg.Close}
+		d.dsn = func(addr string) string {
+			return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable&connect_timeout=2", addr)
+		}
+		if serverClock {
+			d.setServerClock = func(_ string, off time.Duration) error {
+				return os.WriteFile(clockFile, []byte(faketimeSpec(off)+"\n"), 0o644)
+			}
+		}
+		return d, nil
+	case "memcache":
+		cfg := cluster.MemcachedConfig{Servers: max(1, size)}
+		if evict {
+			cfg.MemoryMB = 2 // small enough for the nemesis to force evictions
+		}
+		if serverClock {
+			cfg.Faketime = "+0s"
+		}
+		m, err := cluster.StartMemcached(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d := &deployment{kind: kind, close: m.Close, upstreams: m.Addrs()}
+		for _, n := range m.Nodes() {
+			d.nodes = append(d.nodes, n)
+		}
+		if serverClock {
+			d.setServerClock = func(node string, off time.Duration) error {
+				for _, n := range m.Nodes() {
+					if n.Name() == node {
+						return n.SetFaketime(faketimeSpec(off))
+					}
+				}
+				return fmt.Errorf("no memcached node %q", node)
+			}
+		}
+		return d, nil
+	case "consul":
+		c, err := cluster.StartConsul(cluster.ConsulConfig{Servers: max(1, size)})
+		if err != nil {
+			return nil, err
+		}
+		d := &deployment{kind: kind, close: c.Close}
+		for _, n := range c.Nodes() {
+			d.nodes = append(d.nodes, n)
+			d.upstreams = append(d.upstreams, n.HTTPAddr())
+		}
+		d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
+		d.notes = append(d.notes, "Consul server-to-server traffic is not proxied: partitions between Consul servers are not applied")
+		if serverClock {
+			d.notes = append(d.notes, "server clock skew not applied: Consul reads time inside Go's runtime, which libfaketime cannot reach")
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("harness: unknown backend %q", kind)
+}
+
+// etcdLeader asks each member for the leader and names it.
+func etcdLeader(ctx context.Context, c *cluster.Etcd) (string, error) {
+	for _, m := range c.Members() {
+		if !m.Running() {
+			continue
+		}
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{m.ClientURL()}, DialTimeout: time.Second, Logger: quietZap()})
+		if err != nil {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := cli.Status(sctx, m.ClientURL())
+		var name string
+		if err == nil && st.Leader != 0 {
+			if ml, err := cli.MemberList(sctx); err == nil {
+				for _, mm := range ml.Members {
+					if mm.ID == st.Leader {
+						name = mm.Name
+					}
+				}
+			}
+		}
+		cancel()
+		cli.Close()
+		if name != "" {
+			return name, nil
+		}
+	}
+	return "", errors.New("harness: no etcd leader known")
+}
+
+// consulLeader names the Consul server that leads.
+func consulLeader(ctx context.Context, c *cluster.Consul) (string, error) {
+	for _, n := range c.Nodes() {
+		if !n.Running() {
+			continue
+		}
+		addr, err := n.Leader(ctx)
+		if err != nil || addr == "" {
+			continue
+		}
+		for _, m := range c.Nodes() {
+			if strings.HasSuffix(addr, fmt.Sprintf(":%s", portOf(m.ServerAddr()))) {
+				return m.Name(), nil
+			}
+		}
+	}
+	return "", errors.New("harness: no consul leader known")
+}
+
+func portOf(hostport string) string {
+	if i := strings.LastIndex(hostport, ":"); i >= 0 {
+		return hostport[i+1:]
+	}
+	return hostport
+}

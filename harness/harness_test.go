@@ -1,0 +1,239 @@
+package harness_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/cluster"
+	"github.com/locksim/locksim/harness"
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/scenario"
+)
+
+func TestMain(m *testing.M) {
+	cluster.MaybeRunEtcdMember()
+	harness.MaybeRunClient()
+	os.Exit(m.Run())
+}
+
+var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+
+// scen builds a short scenario: 3 clients, 2 s leases.
+func scen(name string, d time.Duration, fencing bool, faults ...scenario.Fault) *scenario.Scenario {
+	return &scenario.Scenario{
+		Name: name, Backends: allBackends, Cluster: scenario.Cluster{Size: 3}, Clients: 3, Duration: d,
+		Lock:     scenario.Lock{TTL: 2 * time.Second, RenewEvery: 500 * time.Millisecond, Poll: 100 * time.Millisecond},
+		Workload: scenario.Workload{Kind: "counter", HoldMin: 50 * time.Millisecond, HoldMax: 150 * time.Millisecond, Fencing: fencing, Keys: 1},
+		Faults:   faults,
+	}
+}
+
+func run(t *testing.T, s *scenario.Scenario, backend string) (*harness.Verdict, []history.Event) {
+	t.Helper()
+	dir := t.TempDir()
+	v, err := harness.Run(context.Background(), harness.Options{Scenario: s, Backend: backend, Seed: 1, OutDir: dir})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	r, err := history.Open(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	events, err := history.ReadAll(r)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "verdict.json")); err != nil {
+		t.Fatalf("no verdict: %v", err)
+	}
+	return v, events
+}
+
+func kinds(v *harness.Verdict) []string {
+	var out []string
+	for _, x := range v.Violations {
+		if !slices.Contains(out, string(x.Kind)) {
+			out = append(out, string(x.Kind))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// grants counts acquire oks at or after from (ns).
+func grants(events []history.Event, from int64) int {
+	n := 0
+	for _, e := range events {
+		if e.F == history.FAcquire && e.Type == history.OK && e.T >= from {
+			n++
+		}
+	}
+	return n
+}
+
+func nemesisAt(t *testing.T, events []history.Event, f string) int64 {
+	t.Helper()
+	for _, e := range events {
+		if e.Proc == history.ProcNemesis && e.F == f {
+			if strings.Contains(string(e.Value), "skipped") {
+				t.Fatalf("nemesis skipped %s: %s", f, e.Value)
+			}
+			return e.T
+		}
+	}
+	t.Fatalf("no nemesis %s event", f)
+	return 0
+}
+
+// The control: no faults, every backend clean, and work gets done.
+func TestControlIsClean(t *testing.T) {
+	for _, b := range allBackends {
+		t.Run(b, func(t *testing.T) {
+			v, events := run(t, scen("control", 4*time.Second, true), b)
+			if !v.OK {
+				t.Fatalf("control not clean on %s: %+v", b, v.Violations)
+			}
+			if n := grants(events, 0); n < 5 {
+				t.Fatalf("only %d grants in 4 s", n)
+			}
+		})
+	}
+}
+
+// The GC pause of Kleppmann's article: the holder stops past its lease.
+// Lease locks hand the lock to a second holder (mutual exclusion), and the
+// fenced resource rejects the stale writes (no fencing-resource).
+func TestHolderPausedPastLease(t *testing.T) {
+	pause := scenario.Fault{At: 1500 * time.Millisecond, Fault: "pause", Target: "holder", For: 4 * time.Second}
+	for _, b := range []string{"etcd", "postgres"} {
+		t.Run(b, func(t *testing.T) {
+			v, events := run(t, scen("pause", 7*time.Second, true, pause), b)
+			k := kinds(v)
+			if !slices.Contains(k, string(checker.MutualExclusion)) {
+				t.Fatalf("no mutual-exclusion violation on %s: %v", b, k)
+			}
+			if slices.Contains(k, string(checker.FencingResource)) || slices.Contains(k, string(checker.Damage)) {
+				t.Fatalf("fencing on, yet %v", k)
+			}
+			nemesisAt(t, events, "pause")
+			nemesisAt(t, events, "resume")
+		})
+	}
+}
+
+// Cut the holder off from the servers, then heal: the run goes on, and
+// clients get the lock again after the heal.
+func TestPartitionPerBackend(t *testing.T) {
+	cut := scenario.Fault{At: 1500 * time.Millisecond, Fault: "cut-holder", Target: "holder", For: 3 * time.Second}
+	for _, b := range allBackends {
+		t.Run(b, func(t *testing.T) {
+			v, events := run(t, scen("cut-holder", 7*time.Second, true, cut), b)
+			nemesisAt(t, events, "cut-holder")
+			healed := nemesisAt(t, events, "heal")
+			if n := grants(events, healed); n == 0 {
+				t.Fatalf("no grant after the heal")
+			}
+			if slices.Contains(kinds(v), string(checker.FencingResource)) {
+				t.Fatalf("fencing on, yet %v", kinds(v))
+			}
+		})
+	}
+}
+
+// Kill a server (the leader where there is one) and restart it.
+func TestCrashPerBackend(t *testing.T) {
+	for _, b := range allBackends {
+		t.Run(b, func(t *testing.T) {
+			target := "leader"
+			switch b {
+			case "postgres", "postgres-advisory":
+				target = "pg"
+			case "memcache":
+				target = "servers"
+			}
+			kill := scenario.Fault{At: 1500 * time.Millisecond, Fault: "kill", Target: target, For: time.Second}
+			d := 7 * time.Second
+			if b == "consul" {
+				// A session orphaned by the crash keeps the key until Consul
+				// invalidates it: up to twice its TTL, counted anew by the
+				// new leader.
+				d = 11 * time.Second
+			}
+			s := scen("crash", d, true, kill)
+			v, events := run(t, s, b)
+			nemesisAt(t, events, "kill")
+			restarted := nemesisAt(t, events, "restart")
+			if n := grants(events, restarted); n == 0 {
+				t.Fatalf("no grant after the restart")
+			}
+			if b == "memcache" {
+				// memcached comes back empty: its incr token counter starts
+				// over, which the checker must see.
+				if !slices.Contains(kinds(v), string(checker.FencingLock)) {
+					t.Fatalf("memcached restart: want fencing-lock, got %v", kinds(v))
+				}
+			}
+		})
+	}
+}
+
+// Cancelling a run (Ctrl-C) stops every process and removes every temp dir,
+// and keeps a checkable history of what happened so far.
+func TestInterruptLeavesNothing(t *testing.T) {
+	before := children(t)
+	tmpBefore := tempDirs(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(2500 * time.Millisecond); cancel() }()
+	v, err := harness.Run(ctx, harness.Options{Scenario: scen("interrupted", time.Minute, true), Backend: "etcd", Seed: 1, OutDir: dir})
+	if err != context.Canceled {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	if v == nil || v.Events == 0 {
+		t.Fatalf("no verdict on the history so far: %+v", v)
+	}
+	if after := children(t); len(after) > len(before) {
+		t.Fatalf("processes left behind: %v (before: %v)", after, before)
+	}
+	if after := tempDirs(t); len(after) > len(tmpBefore) {
+		t.Fatalf("temp dirs left behind: %v", after)
+	}
+}
+
+// children lists the live child processes of this test process.
+func children(t *testing.T) []int {
+	t.Helper()
+	me := strconv.Itoa(os.Getpid())
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == me && f[0] != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func tempDirs(t *testing.T) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "locksim-*"))
+	return m
+}
