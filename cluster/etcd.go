@@ -47,6 +47,10 @@ type EtcdConfig struct {
 	// fault layer returns the address of a proxy that forwards to listen,
 	// so that traffic between members can be cut. The proxy must be
 	// listening before the cluster starts. Default: listen itself.
+	// Client links need no such setting: a proxy forwards to a member's
+	// ClientURL and clients are given the proxy's address (without the
+	// etcd client's AutoSyncInterval, which would replace the endpoints
+	// with the members' own client URLs).
 	AdvertisePeer func(name, listen string) string
 	// StartTimeout bounds the wait for every member to be ready
 	// (default 30 s: the machine may be busy).
