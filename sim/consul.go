@@ -50,11 +50,13 @@ type consul struct {
 }
 
 type consulSession struct {
-	id    int
-	alive bool
-	delay int64
-	timer int // generation of the TTL timer
-	keys  []string
+	id     int
+	alive  bool
+	delay  int64
+	timer  int   // generation of the TTL timer: bumped by a new leader
+	expiry int64 // on the leader's clock
+	armed  bool  // a timer event is pending for this generation
+	keys   []string
 }
 
 type consulKey struct {
@@ -105,30 +107,47 @@ func (m *consul) key(k string) *consulKey {
 	return ck
 }
 
+// promote is a new leader: every session's timer starts again at 2×TTL.
 func (m *consul) promote() {
 	for _, s := range m.sessions {
 		if s.alive {
+			s.timer++
+			s.armed = false
 			m.arm(s)
 		}
 	}
 }
 
-// arm (re)starts the session's TTL timer on the leader: 2×TTL.
+// arm (re)starts the session's TTL timer on the leader: 2×TTL from now.
+// One timer event is pending at a time; when it fires early (the session
+// was renewed since), it waits again for the new expiry.
 func (m *consul) arm(s *consulSession) {
 	l := m.q.leaderNode()
 	if l == nil {
 		return
 	}
-	s.timer++
-	gen, term := s.timer, m.q.term
-	l.after(2*m.ttl, func() {
-		if s.alive && s.timer == gen && m.q.isLeader(l, term) {
-			l.after(m.q.commitDelay, func() {
-				if s.timer == gen && m.q.isLeader(l, term) {
-					m.invalidate(s)
-				}
-			})
+	s.expiry = l.now() + 2*m.ttl
+	if !s.armed {
+		s.armed = true
+		m.wait(s, l, s.timer, m.q.term)
+	}
+}
+
+func (m *consul) wait(s *consulSession, l *node, gen, term int) {
+	l.after(s.expiry-l.now(), func() {
+		if !s.alive || s.timer != gen || !m.q.isLeader(l, term) {
+			return
 		}
+		if left := s.expiry - l.now(); left > 0 {
+			m.wait(s, l, gen, term)
+			return
+		}
+		s.armed = false
+		l.after(m.q.commitDelay, func() {
+			if s.timer == gen && m.q.isLeader(l, term) && s.expiry <= l.now() {
+				m.invalidate(s)
+			}
+		})
 	})
 }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"hash/crc32"
+	"slices"
 	"strconv"
 	"time"
 
@@ -225,6 +226,8 @@ type mcClient struct {
 	p         *proc
 	deadUntil []int64 // client clock
 	nonce     int
+	order     map[string][]int // per key: the server of each of the 20 tries
+	cands     []int
 
 	gen    uint32
 	key    string
@@ -242,26 +245,37 @@ func (c *mcClient) hash(k string) int {
 	return int(crc32.ChecksumIEEE([]byte(k)) % uint32(len(c.m.servers)))
 }
 
-// candidates is locks/memcache's servers.candidates.
+// candidates is locks/memcache's servers.candidates: the key's server,
+// then the servers "<try><key>" hashes to, skipping dead ones and repeats.
+// The result is valid until the next call.
 func (c *mcClient) candidates(key string) []int {
-	first := c.hash(key)
+	order := c.order[key]
+	if order == nil {
+		order = make([]int, mcMaxTries)
+		for try := range order {
+			k := key
+			if try > 0 {
+				k = strconv.Itoa(try-1) + key
+			}
+			order[try] = c.hash(k)
+		}
+		if c.order == nil {
+			c.order = make(map[string][]int)
+		}
+		c.order[key] = order
+	}
+	out := c.cands[:0]
 	if len(c.m.servers) == 1 {
-		return []int{first}
+		return append(out, order[0])
 	}
 	now := c.p.n.now()
-	var out []int
-	seen := make([]bool, len(c.m.servers))
-	for try := 0; try < mcMaxTries; try++ {
-		i := first
-		if try > 0 {
-			i = c.hash(strconv.Itoa(try-1) + key)
-		}
-		if seen[i] || now < c.deadUntil[i] {
+	for _, i := range order {
+		if now < c.deadUntil[i] || slices.Contains(out, i) {
 			continue
 		}
-		seen[i] = true
 		out = append(out, i)
 	}
+	c.cands = out
 	return out
 }
 
@@ -276,7 +290,7 @@ func (c *mcClient) on(i int, op func(s *mcServer) func(), unreachable func()) {
 
 // do runs op on key's server, failing over to the next candidate.
 func (c *mcClient) do(key string, op func(s *mcServer) func(), failed func(), server *int) {
-	cands := c.candidates(key)
+	cands := slices.Clone(c.candidates(key))
 	var next func(k int)
 	next = func(k int) {
 		if k >= len(cands) {

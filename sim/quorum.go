@@ -31,6 +31,7 @@ type quorum struct {
 	electionTimeout int64
 	commitDelay     int64 // plus a uniform jitter of the same size
 	requestTimeout  int64
+	timeouts        *fifo // of requestTimeout
 	onLeader        func()
 }
 
@@ -40,6 +41,7 @@ func newQuorum(r *run, prefix string, size int, election, commit, request time.D
 		electionTimeout: int64(election),
 		commitDelay:     int64(commit),
 		requestTimeout:  int64(request),
+		timeouts:        r.w.newFIFO(request),
 	}
 	for i := 0; i < size; i++ {
 		n := r.w.addNode(prefix + strconv.Itoa(i+1))
@@ -121,7 +123,7 @@ func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
 			c.replyFrom(e, fn)
 		}
 	}
-	e.after(q.requestTimeout, func() { answer(failed) })
+	q.timeouts.add(e, func() { answer(failed) })
 	var atLeader func(from *node)
 	var forward func(from *node)
 	forward = func(from *node) {

@@ -215,6 +215,7 @@ func newRun(cfg Config) (*run, error) {
 		sc:      sc,
 		backend: backend,
 		opts:    resolveOptions(backend, sc.Lock),
+		hist:    make([]history.Event, 0, 1024),
 	}
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
 		r.keys = append(r.keys, "locksim-"+strconv.Itoa(k)) // as harness/ names them

@@ -29,6 +29,10 @@ type event struct {
 	n   *node
 	inc uint32
 	fn  func()
+	// A message (refused != nil) whose receiver n crashed is refused: the
+	// refusal runs on from one delay later.
+	from    *node
+	refused func()
 }
 
 // evHeap is a binary min-heap of events by (at, seq): ties run in the order
@@ -92,14 +96,21 @@ func newWorld(seed uint64, end time.Duration) *world {
 	}
 }
 
-// at schedules fn at virtual time t, bound to no node.
+// at schedules fn at virtual time t, bound to no node. Events after the
+// end of the run are dropped: they would never run.
 func (w *world) at(t int64, fn func()) {
+	if t > w.end {
+		return
+	}
 	w.seq++
 	w.q.push(event{at: max(t, w.now), seq: w.seq, fn: fn})
 }
 
 // onNode schedules fn at virtual time t on node n.
 func (w *world) onNode(n *node, t int64, fn func()) {
+	if t > w.end {
+		return
+	}
 	w.seq++
 	w.q.push(event{at: max(t, w.now), seq: w.seq, n: n, inc: n.inc, fn: fn})
 }
@@ -114,6 +125,9 @@ func (w *world) run() {
 		w.now = e.at
 		if n := e.n; n != nil {
 			if n.inc != e.inc || n.down {
+				if e.refused != nil {
+					w.onNode(e.from, w.now+w.baseDelay, e.refused)
+				}
 				continue
 			}
 			if n.paused {
@@ -284,20 +298,11 @@ func (w *world) send(from, to *node, fn func(), refused func()) {
 	}
 	t := max(w.now+d, l.last)
 	l.last = t
-	inc := to.inc
-	w.at(t, func() {
-		if to.down || to.inc != inc {
-			if refused != nil {
-				w.onNode(from, w.now+w.baseDelay, refused)
-			}
-			return
-		}
-		if to.paused {
-			to.deferred = append(to.deferred, event{at: w.now, n: to, inc: to.inc, fn: fn})
-			return
-		}
-		fn()
-	})
+	if t > w.end {
+		return
+	}
+	w.seq++
+	w.q.push(event{at: t, seq: w.seq, n: to, inc: to.inc, fn: fn, from: from, refused: refused})
 }
 
 // block cuts the direction from → to (one more partition on it).
@@ -413,4 +418,68 @@ func (r *call) replyFrom(from *node, fn func()) {
 		r.done = true
 		fn()
 	}, nil)
+}
+
+// fifo is a set of timers that all run the same duration after they are
+// set, so they come due in the order they were set: one queue and one
+// event in the heap instead of one event each. It measures virtual time
+// (the node's drift does not stretch it); a timer that comes due while its
+// node is paused waits for the resume, and a crash cancels it.
+type fifo struct {
+	w     *world
+	d     int64
+	q     []fifoTimer
+	head  int
+	armed bool
+}
+
+type fifoTimer struct {
+	at  int64
+	n   *node
+	inc uint32
+	fn  func()
+}
+
+func (w *world) newFIFO(d time.Duration) *fifo { return &fifo{w: w, d: int64(d)} }
+
+// add runs fn on n after the fifo's duration.
+func (f *fifo) add(n *node, fn func()) {
+	at := f.w.now + f.d
+	if at > f.w.end {
+		return
+	}
+	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, fn: fn})
+	if !f.armed {
+		f.arm()
+	}
+}
+
+func (f *fifo) arm() {
+	if f.head >= len(f.q) {
+		f.q, f.head, f.armed = f.q[:0], 0, false
+		return
+	}
+	f.armed = true
+	f.w.at(f.q[f.head].at, f.fire)
+}
+
+func (f *fifo) fire() {
+	for f.head < len(f.q) && f.q[f.head].at <= f.w.now {
+		t := f.q[f.head]
+		f.q[f.head] = fifoTimer{}
+		f.head++
+		switch {
+		case t.n.inc != t.inc || t.n.down:
+		case t.n.paused:
+			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: t.n, inc: t.inc, fn: t.fn})
+		default:
+			t.fn()
+		}
+	}
+	if f.head > 64 && f.head*2 > len(f.q) {
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
+	}
+	f.arm()
 }
