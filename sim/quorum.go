@@ -114,49 +114,75 @@ func (q *quorum) isLeader(n *node, term int) bool {
 // commit within requestTimeout, the entry server answers failed instead
 // (the write may still happen later).
 func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
-	w := q.r.w
-	e := c.s
-	answered := false
-	answer := func(fn func()) {
-		if !answered {
-			answered = true
-			c.replyFrom(e, fn)
-		}
+	r := &qreq{q: q, c: c, write: write, op: op, failed: failed}
+	r.arriveFn, r.finishFn = r.arrive, r.finish
+	q.timeouts.add(c.s, r.timeout)
+	r.forward(c.s)
+}
+
+// qreq is one request on its way through the quorum.
+type qreq struct {
+	q        *quorum
+	c        *call
+	write    bool
+	op       func() func()
+	failed   func()
+	answered bool
+	l        *node // the leader it was sent to
+	term     int
+	ans      func()
+
+	arriveFn, finishFn func() // bound once: each hop reuses them
+}
+
+func (r *qreq) answer(fn func()) {
+	if !r.answered {
+		r.answered = true
+		r.c.replyFrom(r.c.s, fn)
 	}
-	q.timeouts.add(e, func() { answer(failed) })
-	var atLeader func(from *node)
-	var forward func(from *node)
-	forward = func(from *node) {
-		if q.leader < 0 {
-			from.after(q.electionTimeout, func() { forward(from) })
-			return
-		}
-		l := q.servers[q.leader]
-		w.send(from, l, func() { atLeader(l) }, nil)
+}
+
+func (r *qreq) timeout() { r.answer(r.failed) }
+
+// forward sends the request from a server to the leader, or waits an
+// election timeout for one.
+func (r *qreq) forward(from *node) {
+	q := r.q
+	if q.leader < 0 {
+		from.after(q.electionTimeout, func() { r.forward(from) })
+		return
 	}
-	atLeader = func(l *node) {
-		term := q.term
-		if !q.isLeader(l, term) || !q.hasMajority(q.leader) {
-			l.after(q.electionTimeout, func() { forward(l) })
-			return
-		}
-		finish := func() {
-			if !q.isLeader(l, term) {
-				forward(l)
-				return
-			}
-			ans := op()
-			if l == e {
-				answer(ans)
-				return
-			}
-			w.send(l, e, func() { answer(ans) }, nil)
-		}
-		if write {
-			l.after(q.commitDelay+w.int64n(q.commitDelay), finish)
-		} else {
-			finish()
-		}
+	r.l = q.servers[q.leader]
+	q.r.w.send(from, r.l, r.arriveFn, nil)
+}
+
+// arrive runs on the server the request was sent to as leader.
+func (r *qreq) arrive() {
+	q, l := r.q, r.l
+	r.term = q.term
+	if !q.isLeader(l, r.term) || !q.hasMajority(q.leader) {
+		l.after(q.electionTimeout, func() { r.forward(l) })
+		return
 	}
-	forward(e)
+	if r.write {
+		l.after(q.commitDelay+q.r.w.int64n(q.commitDelay), r.finishFn)
+	} else {
+		r.finish()
+	}
+}
+
+// finish applies the operation on the leader and sends the answer back
+// through the entry server.
+func (r *qreq) finish() {
+	q, l := r.q, r.l
+	if !q.isLeader(l, r.term) {
+		r.forward(l)
+		return
+	}
+	r.ans = r.op()
+	if l == r.c.s {
+		r.answer(r.ans)
+		return
+	}
+	q.r.w.send(l, r.c.s, func() { r.answer(r.ans) }, nil)
 }

@@ -426,11 +426,12 @@ func (r *call) replyFrom(from *node, fn func()) {
 // (the node's drift does not stretch it); a timer that comes due while its
 // node is paused waits for the resume, and a crash cancels it.
 type fifo struct {
-	w     *world
-	d     int64
-	q     []fifoTimer
-	head  int
-	armed bool
+	w      *world
+	d      int64
+	q      []fifoTimer
+	head   int
+	armed  bool
+	fireFn func()
 }
 
 type fifoTimer struct {
@@ -440,7 +441,11 @@ type fifoTimer struct {
 	fn  func()
 }
 
-func (w *world) newFIFO(d time.Duration) *fifo { return &fifo{w: w, d: int64(d)} }
+func (w *world) newFIFO(d time.Duration) *fifo {
+	f := &fifo{w: w, d: int64(d)}
+	f.fireFn = f.fire
+	return f
+}
 
 // add runs fn on n after the fifo's duration.
 func (f *fifo) add(n *node, fn func()) {
@@ -460,7 +465,7 @@ func (f *fifo) arm() {
 		return
 	}
 	f.armed = true
-	f.w.at(f.q[f.head].at, f.fire)
+	f.w.at(f.q[f.head].at, f.fireFn)
 }
 
 func (f *fifo) fire() {
