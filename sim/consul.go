@@ -1,10 +1,22 @@
 package sim
 
 import (
+	"strconv"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/locksim/locksim/history"
+	lockConsul "github.com/locksim/locksim/locks/consul"
 )
+
+// sessionID is a session's ID as Consul would show it ("" for none).
+func sessionID(id int) string {
+	if id == 0 {
+		return ""
+	}
+	return "session-" + strconv.Itoa(id)
+}
 
 // consul models Consul's sessions and KV locks (v1.20, as cluster/ runs
 // it, with session_ttl_min 1 s) under locks/consul, which is seed 003's
@@ -31,8 +43,8 @@ import (
 //     most PollInterval and a session renew, and again (a session found
 //     expired is made anew); once held, a watcher follows the key with
 //     5-minute blocking queries and the lease is lost when the key's
-//     session is no longer ours ("no active session", "taken by session")
-//     or the watch fails; Run's renewer renews the session every
+//     session is no longer ours (locks/consul.LossReason, shared: "no
+//     active session", "taken by session …") or the watch fails; Run's renewer renews the session every
 //     RenewEvery and a renew answered "no session" loses the lease. The
 //     lost session is destroyed. Release is ?release then session destroy.
 //
@@ -438,14 +450,11 @@ func (c *consulClient) watch(gen uint32, index uint64) {
 		if c.gen != gen {
 			return
 		}
-		switch {
-		case s == 0:
-			c.lose("no active session")
-		case s != sid:
-			c.lose("taken by another session")
-		default:
-			c.watch(gen, max(i, index))
+		if reason := lockConsul.LossReason(&api.KVPair{Key: c.key, Session: sessionID(s)}, sessionID(sid)); reason != "" {
+			c.lose(reason)
+			return
 		}
+		c.watch(gen, max(i, index))
 	}, func() {
 		if c.gen == gen {
 			c.lose("watch failed")

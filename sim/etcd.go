@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/history"
+	lockEtcd "github.com/locksim/locksim/locks/etcd"
 )
 
 // etcd models etcd (v3.7, as cluster/ runs it: TickMs 10, ElectionMs 100)
@@ -63,8 +64,7 @@ const etcdCheckInterval = int64(500 * time.Millisecond)
 
 func newEtcd(r *run, size int) *etcd {
 	m := &etcd{r: r, queues: make(map[string][]*etcdKey)}
-	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
-	m.ttl = max(secs, 1) * int64(time.Second)
+	m.ttl = int64(lockEtcd.TTLSeconds(time.Duration(r.opts.ttl))) * int64(time.Second)
 	m.q = newQuorum(r, "etcd", size, 100*time.Millisecond, time.Millisecond, 5*time.Second+200*time.Millisecond)
 	m.q.onLeader = m.promote
 	m.lessor(m.q.leaderNode(), m.q.term)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/history"
+	lockMemcache "github.com/locksim/locksim/locks/memcache"
 )
 
 // memcache models memcached 1.6 servers under locks/memcache, which is
@@ -368,7 +369,7 @@ func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
 			}
 			c.value, c.server = value, server
 			c.on(server, func(s *mcServer) func() {
-				n := s.incr(key + "_token")
+				n := s.incr(lockMemcache.TokenKey(key))
 				return func() { done(0, n) }
 			}, func() {
 				c.rewrite(-1, func(history.Type) {})

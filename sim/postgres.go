@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"hash/crc32"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/locksim/locksim/history"
@@ -328,8 +330,16 @@ func (c *pgClient) acquire(key string, done func(bool, int64)) {
 	attempt()
 }
 
+// advisoryKey is the advisory lock a key maps to: Locker::Advisory's
+// CRC-32 of the key (locks/postgres.Advisory.LockKey, in one lockspace), so
+// two keys with the same CRC share one lock.
+func advisoryKey(key string) string {
+	return strconv.FormatInt(int64(int32(crc32.ChecksumIEEE([]byte(key)))), 10)
+}
+
 func (c *pgClient) acquireAdvisory(gen uint32, key string, done func(bool, int64)) {
 	w := c.m.r.w
+	key = advisoryKey(key)
 	// Connect: one round trip, then pg_advisory_lock waits on the server.
 	c.query(func() func() {
 		conn := c.m.openConn(c)
@@ -410,6 +420,7 @@ func (c *pgClient) release(done func(history.Type)) {
 	c.gen++
 	key := c.key
 	if c.m.advisory {
+		key = advisoryKey(key)
 		conn := c.conn
 		c.conn = nil
 		c.query(func() func() {

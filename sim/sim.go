@@ -10,6 +10,11 @@ import (
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
+	lockConsul "github.com/locksim/locksim/locks/consul"
+	lockEtcd "github.com/locksim/locksim/locks/etcd"
+	lockMemcache "github.com/locksim/locksim/locks/memcache"
+	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -99,22 +104,29 @@ type options struct {
 	clock                                         string // postgres: db or client
 }
 
-// defaults mirrors the Defaults of each backend in locks/.
+// defaults are the Defaults of each backend's package in locks/, read from
+// those packages (shared, not copied), plus what is not a locks.Option:
+// Consul's default lock-delay (15 s, locks/consul.Config.LockDelay 0) and
+// Locker's default clock (db).
 func defaults(backend string) options {
-	s := int64(time.Second)
+	var o locks.Options
+	var extra options
 	switch backend {
-	case "etcd": // locks/etcd.Defaults: session TTL 60 s, keepalive TTL/3
-		return options{ttl: 60 * s, renewEvery: 20 * s}
-	case "consul": // locks/consul.Defaults; Consul's lock-delay 15 s
-		return options{ttl: 15 * s, renewEvery: 5 * s, poll: s, lockDelay: 15 * s}
-	case "memcache": // locks/memcache.Defaults: seed 004's 1 s poll
-		return options{ttl: 30 * s, renewEvery: 10 * s, poll: s}
-	case "postgres": // locks/postgres.DefaultOptions: Locker's
-		return options{ttl: 30 * s, renewEvery: 10 * s, poll: s / 2, clock: "db"}
-	case "postgres-advisory": // locks/postgres.DefaultAdvisoryOptions
-		return options{ttl: 30 * s, renewEvery: 5 * s, poll: 5 * int64(time.Millisecond)}
+	case "etcd":
+		o = lockEtcd.Defaults()
+	case "consul":
+		o = lockConsul.Defaults
+		extra.lockDelay = int64(15 * time.Second)
+	case "memcache":
+		o = lockMemcache.Defaults
+	case "postgres":
+		o = lockPostgres.DefaultOptions
+		extra.clock = string(lockPostgres.ClockDB)
+	case "postgres-advisory":
+		o = lockPostgres.DefaultAdvisoryOptions
 	}
-	return options{}
+	extra.ttl, extra.renewEvery, extra.poll = int64(o.TTL), int64(o.RenewEvery), int64(o.PollInterval)
+	return extra
 }
 
 func resolveOptions(backend string, l scenario.Lock) options {
