@@ -33,6 +33,11 @@ type Config struct {
 	// Checker options for the verdict. Linearizability is off unless set:
 	// the rule checks are what a seed sweep needs, and they stream.
 	Checker checker.Options
+	// NoHistory drops the events once the checker has seen them: the
+	// verdict is the same, Result.Events is nil, and a run allocates far
+	// less. A sweep over seeds sets it and runs a violating seed again to
+	// get its history.
+	NoHistory bool
 }
 
 // Result is what one run produced: its history and the checker's verdict.
@@ -40,9 +45,10 @@ type Result struct {
 	Scenario string
 	Backend  string
 	Seed     uint64
-	// Events is the history, in order, timestamps in virtual ns.
+	// Events is the history, in order, timestamps in virtual ns (nil with
+	// Config.NoHistory).
 	Events []history.Event
-	// Verdict is the checker's result on Events.
+	// Verdict is the checker's result on the history.
 	Verdict checker.Result
 }
 
@@ -84,16 +90,12 @@ func Run(cfg Config) (*Result, error) {
 	}
 	r.w.run()
 	r.finish()
-	c := checker.New(cfg.Checker)
-	for i := range r.hist {
-		c.Add(&r.hist[i])
-	}
 	return &Result{
 		Scenario: cfg.Scenario.Name,
 		Backend:  r.backend,
 		Seed:     cfg.Seed,
 		Events:   r.hist,
-		Verdict:  c.Finish(),
+		Verdict:  r.chk.Finish(),
 	}, nil
 }
 
@@ -164,6 +166,8 @@ type run struct {
 	procs   []*proc
 	res     *resource
 	hist    []history.Event
+	keep    bool // keep hist
+	chk     *checker.Checker
 	keys    []string
 
 	lastGrant  *proc    // the client granted most recently
@@ -227,7 +231,11 @@ func newRun(cfg Config) (*run, error) {
 		sc:      sc,
 		backend: backend,
 		opts:    resolveOptions(backend, sc.Lock),
-		hist:    make([]history.Event, 0, 1024),
+		keep:    !cfg.NoHistory,
+		chk:     checker.New(cfg.Checker),
+	}
+	if r.keep {
+		r.hist = make([]history.Event, 0, 1024)
 	}
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
 		r.keys = append(r.keys, "locksim-"+strconv.Itoa(k)) // as harness/ names them
@@ -261,7 +269,11 @@ func newRun(cfg Config) (*run, error) {
 
 // emit appends one event to the history at the current virtual time.
 func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasTok bool, value []byte) {
-	r.hist = append(r.hist, history.Event{T: r.w.now, Proc: proc, Type: typ, F: f, Key: key, Token: tok, HasToken: hasTok, Value: value})
+	e := history.Event{T: r.w.now, Proc: proc, Type: typ, F: f, Key: key, Token: tok, HasToken: hasTok, Value: value}
+	r.chk.Add(&e)
+	if r.keep {
+		r.hist = append(r.hist, e)
+	}
 }
 
 // finish ends the run: every operation still open completes as info

@@ -36,36 +36,60 @@ type event struct {
 }
 
 // evHeap is a binary min-heap of events by (at, seq): ties run in the order
-// they were scheduled, which keeps runs deterministic.
-type evHeap []event
-
-func (h evHeap) less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].seq < h[j].seq
+// they were scheduled, which keeps runs deterministic. The heap orders
+// pointer-free keys; the events themselves sit in a slab with a free list,
+// so sifting moves no pointers (and costs no GC write barriers).
+type evHeap struct {
+	keys []evKey
+	slab []event
+	free []int32
 }
 
+type evKey struct {
+	at  int64
+	seq uint64
+	idx int32
+}
+
+func (k *evKey) less(o *evKey) bool {
+	if k.at != o.at {
+		return k.at < o.at
+	}
+	return k.seq < o.seq
+}
+
+func (h *evHeap) len() int { return len(h.keys) }
+
 func (h *evHeap) push(e event) {
-	*h = append(*h, e)
-	s := *h
+	var idx int32
+	if n := len(h.free); n > 0 {
+		idx = h.free[n-1]
+		h.free = h.free[:n-1]
+		h.slab[idx] = e
+	} else {
+		idx = int32(len(h.slab))
+		h.slab = append(h.slab, e)
+	}
+	k := evKey{at: e.at, seq: e.seq, idx: idx}
+	h.keys = append(h.keys, k)
+	s := h.keys
 	i := len(s) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !s.less(i, p) {
+		if !k.less(&s[p]) {
 			break
 		}
-		s[i], s[p] = s[p], s[i]
+		s[i] = s[p]
 		i = p
 	}
+	s[i] = k
 }
 
 func (h *evHeap) pop() event {
-	s := *h
+	s := h.keys
 	top := s[0]
 	last := len(s) - 1
-	s[0] = s[last]
-	s[last] = event{}
+	k := s[last]
 	s = s[:last]
 	i := 0
 	for {
@@ -74,17 +98,23 @@ func (h *evHeap) pop() event {
 			break
 		}
 		m := l
-		if r := l + 1; r < len(s) && s.less(r, l) {
+		if r := l + 1; r < len(s) && s[r].less(&s[l]) {
 			m = r
 		}
-		if !s.less(m, i) {
+		if !s[m].less(&k) {
 			break
 		}
-		s[i], s[m] = s[m], s[i]
+		s[i] = s[m]
 		i = m
 	}
-	*h = s
-	return top
+	if len(s) > 0 {
+		s[i] = k
+	}
+	h.keys = s
+	e := h.slab[top.idx]
+	h.slab[top.idx] = event{}
+	h.free = append(h.free, top.idx)
+	return e
 }
 
 func newWorld(seed uint64, end time.Duration) *world {
@@ -117,7 +147,7 @@ func (w *world) onNode(n *node, t int64, fn func()) {
 
 // run executes events until the queue is empty or the end of the run.
 func (w *world) run() {
-	for len(w.q) > 0 {
+	for w.q.len() > 0 {
 		e := w.q.pop()
 		if e.at > w.end {
 			break

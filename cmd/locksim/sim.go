@@ -146,7 +146,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 				write = sw.all
 			}
 			for _, res := range write {
-				if err := writeRun(*out, res); err != nil {
+				if err := writeRun(*out, sc, opts, res); err != nil {
 					fmt.Fprintf(stderr, "locksim sim: %v\n", err)
 					return exitUsage
 				}
@@ -194,7 +194,8 @@ func (s *sweep) run() []*sim.Result {
 				if i >= s.n {
 					return
 				}
-				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts})
+				// The sweep keeps no history; writeRun replays a seed to get it.
+				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true})
 				if err != nil {
 					continue // checked before the sweep
 				}
@@ -246,9 +247,14 @@ func kindList(res *sim.Result) string {
 	return strings.Join(parts, ", ")
 }
 
-// writeRun writes DIR/SCENARIO/BACKEND/seed-S.jsonl and seed-S.json (the
-// verdict, in locksim check --json's shape).
-func writeRun(dir string, res *sim.Result) error {
+// writeRun replays res's seed with its history kept and writes
+// DIR/SCENARIO/BACKEND/seed-S.jsonl and seed-S.json (the verdict, in
+// locksim check --json's shape).
+func writeRun(dir string, sc *scenario.Scenario, opts checker.Options, res *sim.Result) error {
+	res, err := sim.Run(sim.Config{Scenario: sc, Backend: res.Backend, Seed: res.Seed, Checker: opts})
+	if err != nil {
+		return err
+	}
 	d := filepath.Join(dir, res.Scenario, res.Backend)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return err
