@@ -29,10 +29,63 @@ type event struct {
 	n   *node
 	inc uint32
 	fn  func()
-	// A message (refused != nil) whose receiver n crashed is refused: the
-	// refusal runs on from one delay later.
+	// A message (refused != nil, or a request) whose receiver n crashed is
+	// refused: the refusal runs on from one delay later.
 	from    *node
 	refused func()
+	// Calls travel without closures: kind says what to do with rc.
+	kind uint8
+	rc   *call
+}
+
+// Event kinds.
+const (
+	evFn      uint8 = iota // run fn
+	evRequest              // rc.serve(rc) on the server
+	evReply                // fn on the client unless rc ended
+	evRefused              // rc fails with errRefused, on the client
+	evTimeout              // rc fails with errTimeout, on the client
+)
+
+// dispatch runs an event that is due, on a live and running node.
+func (w *world) dispatch(e *event) {
+	switch e.kind {
+	case evFn:
+		e.fn()
+	case evRequest:
+		e.rc.serve(e.rc)
+	case evReply:
+		if !e.rc.done {
+			e.rc.done = true
+			e.fn()
+		}
+	case evRefused:
+		e.rc.fail(errRefused)
+	case evTimeout:
+		e.rc.fail(errTimeout)
+	}
+}
+
+// refuse answers a message that reached a crashed node.
+func (w *world) refuse(e *event) {
+	switch {
+	case e.kind == evRequest:
+		w.push(event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, rc: e.rc})
+	case e.refused != nil:
+		w.onNode(e.from, w.now+w.baseDelay, e.refused)
+	}
+}
+
+// push schedules e, giving it its sequence number; events after the end
+// of the run are dropped: they would never run.
+func (w *world) push(e event) {
+	if e.at > w.end {
+		return
+	}
+	e.at = max(e.at, w.now)
+	w.seq++
+	e.seq = w.seq
+	w.q.push(e)
 }
 
 // evHeap is a binary min-heap of events by (at, seq): ties run in the order
@@ -126,23 +179,14 @@ func newWorld(seed uint64, end time.Duration) *world {
 	}
 }
 
-// at schedules fn at virtual time t, bound to no node. Events after the
-// end of the run are dropped: they would never run.
+// at schedules fn at virtual time t, bound to no node.
 func (w *world) at(t int64, fn func()) {
-	if t > w.end {
-		return
-	}
-	w.seq++
-	w.q.push(event{at: max(t, w.now), seq: w.seq, fn: fn})
+	w.push(event{at: t, fn: fn})
 }
 
 // onNode schedules fn at virtual time t on node n.
 func (w *world) onNode(n *node, t int64, fn func()) {
-	if t > w.end {
-		return
-	}
-	w.seq++
-	w.q.push(event{at: max(t, w.now), seq: w.seq, n: n, inc: n.inc, fn: fn})
+	w.push(event{at: t, n: n, inc: n.inc, fn: fn})
 }
 
 // run executes events until the queue is empty or the end of the run.
@@ -155,8 +199,8 @@ func (w *world) run() {
 		w.now = e.at
 		if n := e.n; n != nil {
 			if n.inc != e.inc || n.down {
-				if e.refused != nil {
-					w.onNode(e.from, w.now+w.baseDelay, e.refused)
+				if e.from != nil {
+					w.refuse(&e)
 				}
 				continue
 			}
@@ -165,7 +209,7 @@ func (w *world) run() {
 				continue
 			}
 		}
-		e.fn()
+		w.dispatch(&e)
 	}
 	w.now = max(w.now, min(w.end, w.now))
 }
@@ -267,7 +311,8 @@ func (n *node) resume() {
 	d := n.deferred
 	n.deferred = nil
 	for _, e := range d {
-		n.w.onNode(n, n.w.now, e.fn)
+		e.at = n.w.now
+		n.w.push(e)
 	}
 }
 
@@ -313,13 +358,21 @@ const rto = int64(200 * time.Millisecond)
 // holds the message until it heals; a crashed receiver refuses it, and
 // refused (if not nil) runs on the sender one delay later.
 func (w *world) send(from, to *node, fn func(), refused func()) {
+	w.sendEv(from, to, event{fn: fn, refused: refused})
+}
+
+// sendEv delivers e (its kind, fn, rc) from → to after the link's delay.
+func (w *world) sendEv(from, to *node, e event) {
+	e.n, e.inc, e.from = to, to.inc, from
 	if from == to {
-		w.onNode(to, w.now, fn)
+		e.at = w.now
+		w.push(e)
 		return
 	}
 	l := &w.links[from.id][to.id]
 	if l.blocked > 0 {
-		l.held = append(l.held, func() { w.send(from, to, fn, refused) })
+		held := e // only a held message escapes
+		l.held = append(l.held, func() { w.sendEv(from, to, held) })
 		return
 	}
 	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
@@ -328,11 +381,8 @@ func (w *world) send(from, to *node, fn func(), refused func()) {
 	}
 	t := max(w.now+d, l.last)
 	l.last = t
-	if t > w.end {
-		return
-	}
-	w.seq++
-	w.q.push(event{at: t, seq: w.seq, n: to, inc: to.inc, fn: fn, from: from, refused: refused})
+	e.at = t
+	w.push(e)
 }
 
 // block cuts the direction from → to (one more partition on it).
@@ -401,6 +451,7 @@ type call struct {
 	w      *world
 	c, s   *node
 	done   bool
+	serve  func(*call)
 	failed func(rpcErr)
 }
 
@@ -409,10 +460,10 @@ type call struct {
 // on c's clock first. A call without a timeout waits as long as it takes,
 // as a client library without a deadline does.
 func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(rpcErr)) {
-	r := &call{w: w, c: c, s: s, failed: failed}
-	w.send(c, s, func() { serve(r) }, func() { r.fail(errRefused) })
+	r := &call{w: w, c: c, s: s, serve: serve, failed: failed}
+	w.sendEv(c, s, event{kind: evRequest, rc: r})
 	if timeout > 0 {
-		c.after(timeout, func() { r.fail(errTimeout) })
+		w.push(event{at: w.now + c.clk.real(timeout), n: c, inc: c.inc, kind: evTimeout, rc: r})
 	}
 }
 
@@ -429,25 +480,13 @@ func (r *call) fail(e rpcErr) {
 // reply sends the answer fn back from the server to the client, where it
 // runs unless the call already ended.
 func (r *call) reply(fn func()) {
-	r.w.send(r.s, r.c, func() {
-		if r.done {
-			return
-		}
-		r.done = true
-		fn()
-	}, nil)
+	r.w.sendEv(r.s, r.c, event{kind: evReply, rc: r, fn: fn})
 }
 
 // replyFrom is reply sent by another server than the one called (a
 // forwarded request answered by the node the client is connected to).
 func (r *call) replyFrom(from *node, fn func()) {
-	r.w.send(from, r.c, func() {
-		if r.done {
-			return
-		}
-		r.done = true
-		fn()
-	}, nil)
+	r.w.sendEv(from, r.c, event{kind: evReply, rc: r, fn: fn})
 }
 
 // fifo is a set of timers that all run the same duration after they are
