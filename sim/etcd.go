@@ -216,18 +216,35 @@ func (c *etcdClient) server() *node { return c.m.q.servers[c.ep] }
 // op sends one request through the quorum, retrying on another server when
 // refused and again after an error, until it is answered.
 func (c *etcdClient) op(write bool, apply func() func()) {
-	w := c.m.r.w
-	var try func()
-	try = func() {
-		w.rpc(c.p.n, c.server(), 0, func(r *call) {
-			c.m.q.do(r, write, apply, func() { c.p.n.after(int64(50*time.Millisecond), try) })
-		}, func(rpcErr) {
-			c.ep = (c.ep + 1) % len(c.m.q.servers)
-			c.p.n.after(int64(50*time.Millisecond), try)
-		})
-	}
-	try()
+	o := &etcdOp{c: c, write: write, apply: apply}
+	o.retryFn = o.retry
+	o.try()
 }
+
+// etcdOp is one request of an etcd client, retried until answered.
+type etcdOp struct {
+	c       *etcdClient
+	write   bool
+	apply   func() func()
+	retryFn func()
+}
+
+func (o *etcdOp) try() {
+	o.c.m.r.w.call(o.c.p.n, o.c.server(), 0, o)
+}
+
+// retry is the server's error answer: try again a little later.
+func (o *etcdOp) retry() { o.c.p.n.after(etcdRetry, o.try) }
+
+func (o *etcdOp) serve(r *call) { o.c.m.q.do(r, o.write, o.apply, o.retryFn) }
+
+// failed is a refused connection: the next server, a little later.
+func (o *etcdOp) failed(rpcErr) {
+	o.c.ep = (o.c.ep + 1) % len(o.c.m.q.servers)
+	o.c.p.n.after(etcdRetry, o.try)
+}
+
+const etcdRetry = int64(50 * time.Millisecond)
 
 func (c *etcdClient) acquire(key string, done func(bool, int64)) {
 	c.gen++

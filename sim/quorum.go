@@ -115,12 +115,12 @@ func (q *quorum) isLeader(n *node, term int) bool {
 // (the write may still happen later).
 func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
 	r := &qreq{q: q, c: c, write: write, op: op, failed: failed}
-	r.arriveFn, r.finishFn = r.arrive, r.finish
-	q.timeouts.add(c.s, r.timeout)
+	q.timeouts.add(c.s, r)
 	r.forward(c.s)
 }
 
-// qreq is one request on its way through the quorum.
+// qreq is one request on its way through the quorum. It moves as an
+// event handler: stage says what handle does when it is delivered.
 type qreq struct {
 	q        *quorum
 	c        *call
@@ -131,9 +131,33 @@ type qreq struct {
 	l        *node // the leader it was sent to
 	term     int
 	ans      func()
-
-	arriveFn, finishFn func() // bound once: each hop reuses them
+	stage    uint8
+	from     *node // where a retry forwards from
 }
+
+// Stages of a qreq.
+const (
+	qArrive  uint8 = iota // at the server it was sent to as leader
+	qCommit               // the commit delay on the leader is over
+	qAnswer               // back at the entry server with the answer
+	qRetry                // an election timeout later, forward again
+)
+
+func (r *qreq) handle() {
+	switch r.stage {
+	case qArrive:
+		r.arrive()
+	case qCommit:
+		r.finish()
+	case qAnswer:
+		r.answer(r.ans)
+	case qRetry:
+		r.forward(r.from)
+	}
+}
+
+// expire is the entry server's request timeout.
+func (r *qreq) expire() { r.answer(r.failed) }
 
 func (r *qreq) answer(fn func()) {
 	if !r.answered {
@@ -142,18 +166,25 @@ func (r *qreq) answer(fn func()) {
 	}
 }
 
-func (r *qreq) timeout() { r.answer(r.failed) }
+// after runs the next stage on n after d (n's clock).
+func (r *qreq) after(n *node, d int64, stage uint8) {
+	r.stage = stage
+	w := r.q.r.w
+	w.push(event{at: w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: r})
+}
 
 // forward sends the request from a server to the leader, or waits an
 // election timeout for one.
 func (r *qreq) forward(from *node) {
 	q := r.q
 	if q.leader < 0 {
-		from.after(q.electionTimeout, func() { r.forward(from) })
+		r.from = from
+		r.after(from, q.electionTimeout, qRetry)
 		return
 	}
 	r.l = q.servers[q.leader]
-	q.r.w.send(from, r.l, r.arriveFn, nil)
+	r.stage = qArrive
+	q.r.w.sendEv(from, r.l, event{kind: evHandler, h: r})
 }
 
 // arrive runs on the server the request was sent to as leader.
@@ -161,11 +192,12 @@ func (r *qreq) arrive() {
 	q, l := r.q, r.l
 	r.term = q.term
 	if !q.isLeader(l, r.term) || !q.hasMajority(q.leader) {
-		l.after(q.electionTimeout, func() { r.forward(l) })
+		r.from = l
+		r.after(l, q.electionTimeout, qRetry)
 		return
 	}
 	if r.write {
-		l.after(q.commitDelay+q.r.w.int64n(q.commitDelay), r.finishFn)
+		r.after(l, q.commitDelay+q.r.w.int64n(q.commitDelay), qCommit)
 	} else {
 		r.finish()
 	}
@@ -184,5 +216,6 @@ func (r *qreq) finish() {
 		r.answer(r.ans)
 		return
 	}
-	q.r.w.send(l, r.c.s, func() { r.answer(r.ans) }, nil)
+	r.stage = qAnswer
+	q.r.w.sendEv(l, r.c.s, event{kind: evHandler, h: r})
 }

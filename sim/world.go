@@ -33,10 +33,15 @@ type event struct {
 	// refused: the refusal runs on from one delay later.
 	from    *node
 	refused func()
-	// Calls travel without closures: kind says what to do with rc.
+	// Calls travel without closures: kind says what to do with rc or h.
 	kind uint8
 	rc   *call
+	h    handler
 }
+
+// handler is an object that moves through the world by itself, keeping
+// its own stage (a request through a quorum): no closure per hop.
+type handler interface{ handle() }
 
 // Event kinds.
 const (
@@ -45,6 +50,7 @@ const (
 	evReply                // fn on the client unless rc ended
 	evRefused              // rc fails with errRefused, on the client
 	evTimeout              // rc fails with errTimeout, on the client
+	evHandler              // h.handle()
 )
 
 // dispatch runs an event that is due, on a live and running node.
@@ -53,7 +59,7 @@ func (w *world) dispatch(e *event) {
 	case evFn:
 		e.fn()
 	case evRequest:
-		e.rc.serve(e.rc)
+		e.rc.serve()
 	case evReply:
 		if !e.rc.done {
 			e.rc.done = true
@@ -63,6 +69,8 @@ func (w *world) dispatch(e *event) {
 		e.rc.fail(errRefused)
 	case evTimeout:
 		e.rc.fail(errTimeout)
+	case evHandler:
+		e.h.handle()
 	}
 }
 
@@ -448,11 +456,27 @@ const (
 // call is one request from a client node to a server node. The server's
 // handler answers with reply; the client's callbacks run at most once.
 type call struct {
-	w      *world
-	c, s   *node
-	done   bool
-	serve  func(*call)
-	failed func(rpcErr)
+	w    *world
+	c, s *node
+	done bool
+	h    rpcHandler // or the two functions:
+	sf   func(*call)
+	ff   func(rpcErr)
+}
+
+// rpcHandler is a call's two ends: serve on the server, failed on the
+// client.
+type rpcHandler interface {
+	serve(*call)
+	failed(rpcErr)
+}
+
+func (r *call) serve() {
+	if r.h != nil {
+		r.h.serve(r)
+		return
+	}
+	r.sf(r)
 }
 
 // rpc sends a request from c to s: serve runs on s and answers (or not)
@@ -460,7 +484,16 @@ type call struct {
 // on c's clock first. A call without a timeout waits as long as it takes,
 // as a client library without a deadline does.
 func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(rpcErr)) {
-	r := &call{w: w, c: c, s: s, serve: serve, failed: failed}
+	w.start(&call{w: w, c: c, s: s, sf: serve, ff: failed}, timeout)
+}
+
+// call is rpc with a handler object instead of two functions.
+func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
+	w.start(&call{w: w, c: c, s: s, h: h}, timeout)
+}
+
+func (w *world) start(r *call, timeout int64) {
+	c, s := r.c, r.s
 	w.sendEv(c, s, event{kind: evRequest, rc: r})
 	if timeout > 0 {
 		w.push(event{at: w.now + c.clk.real(timeout), n: c, inc: c.inc, kind: evTimeout, rc: r})
@@ -472,8 +505,11 @@ func (r *call) fail(e rpcErr) {
 		return
 	}
 	r.done = true
-	if r.failed != nil {
-		r.failed(e)
+	switch {
+	case r.h != nil:
+		r.h.failed(e)
+	case r.ff != nil:
+		r.ff(e)
 	}
 }
 
@@ -507,8 +543,11 @@ type fifoTimer struct {
 	at  int64
 	n   *node
 	inc uint32
-	fn  func()
+	t   expirer
 }
+
+// expirer is what a fifo timer runs.
+type expirer interface{ expire() }
 
 func (w *world) newFIFO(d time.Duration) *fifo {
 	f := &fifo{w: w, d: int64(d)}
@@ -516,13 +555,13 @@ func (w *world) newFIFO(d time.Duration) *fifo {
 	return f
 }
 
-// add runs fn on n after the fifo's duration.
-func (f *fifo) add(n *node, fn func()) {
+// add runs t.expire on n after the fifo's duration.
+func (f *fifo) add(n *node, t expirer) {
 	at := f.w.now + f.d
 	if at > f.w.end {
 		return
 	}
-	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, fn: fn})
+	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, t: t})
 	if !f.armed {
 		f.arm()
 	}
@@ -545,9 +584,9 @@ func (f *fifo) fire() {
 		switch {
 		case t.n.inc != t.inc || t.n.down:
 		case t.n.paused:
-			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: t.n, inc: t.inc, fn: t.fn})
+			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: t.n, inc: t.inc, fn: t.t.expire})
 		default:
-			t.fn()
+			t.t.expire()
 		}
 	}
 	if f.head > 64 && f.head*2 > len(f.q) {
