@@ -137,10 +137,10 @@ type qreq struct {
 
 // Stages of a qreq.
 const (
-	qArrive  uint8 = iota // at the server it was sent to as leader
-	qCommit               // the commit delay on the leader is over
-	qAnswer               // back at the entry server with the answer
-	qRetry                // an election timeout later, forward again
+	qArrive uint8 = iota // at the server it was sent to as leader
+	qCommit              // the commit delay on the leader is over
+	qAnswer              // back at the entry server with the answer
+	qRetry               // an election timeout later, forward again
 )
 
 func (r *qreq) handle() {
