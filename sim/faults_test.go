@@ -1,12 +1,23 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/scenario"
 )
+
+// The simulator carries out every fault kind a scenario may name.
+func TestFaultKindsCoverScenario(t *testing.T) {
+	for _, k := range scenario.FaultKinds {
+		if !slices.Contains(FaultKinds, k) {
+			t.Errorf("scenario fault %q has no simulation", k)
+		}
+	}
+}
 
 // Every fault kind on every model: the run ends, the history is well
 // formed (the checker reads it), and the services whose tokens come from a
@@ -42,6 +53,9 @@ faults:
 		for _, b := range Backends {
 			for seed := uint64(1); seed <= 3; seed++ {
 				res := simulate(t, sc, b, seed)
+				if seed == 1 && !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, b, seed))) {
+					t.Errorf("%s on %s: two runs of seed 1 differ", kind, b)
+				}
 				if len(res.Events) < 20 {
 					t.Errorf("%s on %s seed %d: only %d events", kind, b, seed, len(res.Events))
 				}
