@@ -27,6 +27,19 @@
 // and the fenced resource (resource.go). The clients (client.go) follow the
 // algorithms and defaults of the backends in package locks.
 //
-// Run runs one seed; Shrink reduces a violating scenario to a smaller one
-// that still violates.
+// What the clients share with package locks rather than copy: each
+// backend's default options (locks/etcd.Defaults, locks/consul.Defaults,
+// locks/memcache.Defaults, locks/postgres.DefaultOptions and
+// DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
+// memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
+// (locks/consul.LossReason). The algorithms themselves (poll loops,
+// renewal, loss detection, failover) are mirrored: the locks/ backends run
+// them in goroutines over real clients, and each model's doc comment says
+// which function it follows.
+//
+// Run runs one seed; its events stream into the checker, and with
+// Config.NoHistory they are not kept, which is how locksim sim sweeps
+// thousands of seeds and then replays the violating ones to write their
+// histories. Shrink reduces a violating scenario to a smaller one that
+// still violates.
 package sim

@@ -33,11 +33,25 @@ type Config struct {
 	// Checker options for the verdict. Linearizability is off unless set:
 	// the rule checks are what a seed sweep needs, and they stream.
 	Checker checker.Options
+	// Net shapes every link; the zero value is loopback-like (150 µs one
+	// way plus up to 250 µs of jitter, no loss).
+	Net Net
 	// NoHistory drops the events once the checker has seen them: the
 	// verdict is the same, Result.Events is nil, and a run allocates far
 	// less. A sweep over seeds sets it and runs a violating seed again to
 	// get its history.
 	NoHistory bool
+}
+
+// Net is the shape of every link of a run.
+type Net struct {
+	// Delay is the one-way delay of a message and Jitter the most a
+	// uniform draw adds to it.
+	Delay, Jitter time.Duration
+	// Loss is the chance that a message is lost once and arrives after a
+	// TCP retransmission timeout (200 ms) instead: every protocol modelled
+	// runs over TCP, so a loss is a delay, never a gap.
+	Loss float64
 }
 
 // Result is what one run produced: its history and the checker's verdict.
@@ -237,6 +251,9 @@ func newRun(cfg Config) (*run, error) {
 	if r.keep {
 		r.hist = make([]history.Event, 0, 1024)
 	}
+	if cfg.Net.Delay > 0 || cfg.Net.Jitter > 0 {
+		r.w.baseDelay, r.w.jitter = int64(cfg.Net.Delay), int64(cfg.Net.Jitter)
+	}
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
 		r.keys = append(r.keys, "locksim-"+strconv.Itoa(k)) // as harness/ names them
 	}
@@ -255,6 +272,13 @@ func newRun(cfg Config) (*run, error) {
 	r.res = newResource(r)
 	for i := 0; i < sc.Clients; i++ {
 		r.procs = append(r.procs, newProc(r, i))
+	}
+	if cfg.Net.Loss > 0 {
+		for i := range r.w.links {
+			for j := range r.w.links[i] {
+				r.w.links[i][j].loss = cfg.Net.Loss
+			}
+		}
 	}
 	nm := newNemesis(r)
 	if err := nm.validate(); err != nil {

@@ -103,6 +103,24 @@ func TestControlClean(t *testing.T) {
 	}
 }
 
+// A lossy, slow network slows every run down but breaks nothing.
+func TestLossyNetwork(t *testing.T) {
+	sc := load(t, "control")
+	for _, b := range Backends {
+		clean := simulate(t, sc, b, 3)
+		res, err := Run(Config{Scenario: sc, Backend: b, Seed: 3, Net: Net{Delay: 2e6, Jitter: 1e6, Loss: 0.05}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Errorf("%s: %v", b, res.Kinds())
+		}
+		if len(res.Events) >= len(clean.Events) {
+			t.Errorf("%s: %d events on a lossy network, %d on a clean one", b, len(res.Events), len(clean.Events))
+		}
+	}
+}
+
 // A holder paused past its lease: mutual exclusion breaks on etcd,
 // PostgreSQL's lease table and memcached; fencing keeps the resource
 // safe. Without fencing the stale write lands.
