@@ -35,7 +35,8 @@ import (
 //	session-destroy  the service forgets the target's hold (Consul session
 //	              destroy, etcd lease revoke, pg_terminate_backend, delete)
 //
-// Targets: holder (the client holding a lock when the fault starts), leader,
+// Targets: holder (the client holding a lock when the fault is due; if none
+// does, the fault waits for the next grant and hits that client), leader,
 // clients, servers, minority (the leader and others up to a minority),
 // majority (the other servers), resource, s1… or server1… (the i-th
 // server), or a node's name: etcd1…, consul1…, memcache1…, postgres, c1….
