@@ -229,6 +229,8 @@ type mcClient struct {
 	nonce     int
 	order     map[string][]int // per key: the server of each of the 20 tries
 	cands     []int
+	tokFor    string // tokKey is the token key of tokFor
+	tokKey    string
 
 	gen    uint32
 	key    string
@@ -283,31 +285,62 @@ func (c *mcClient) candidates(key string) []int {
 // on runs op on server i with the client's timeout; unreachable reports a
 // refused or timed-out call.
 func (c *mcClient) on(i int, op func(s *mcServer) func(), unreachable func()) {
-	s := c.m.servers[i]
-	c.m.r.w.rpc(c.p.n, s.n, mcTimeout, func(r *call) {
-		r.reply(op(s))
-	}, func(rpcErr) { unreachable() })
+	c.m.r.w.call(c.p.n, c.m.servers[i].n, mcTimeout, &mcCall{s: c.m.servers[i], op: op, unreachable: unreachable})
+}
+
+// mcCall is one request to one memcached server.
+type mcCall struct {
+	s           *mcServer
+	op          func(s *mcServer) func()
+	unreachable func()
+	d           *mcDo // if set, a failed call fails over
+}
+
+func (m *mcCall) serve(r *call) { r.reply(m.op(m.s)) }
+
+func (m *mcCall) failed(rpcErr) {
+	if m.d != nil {
+		m.d.unreachable()
+		return
+	}
+	m.unreachable()
 }
 
 // do runs op on key's server, failing over to the next candidate.
 func (c *mcClient) do(key string, op func(s *mcServer) func(), failed func(), server *int) {
-	cands := slices.Clone(c.candidates(key))
-	var next func(k int)
-	next = func(k int) {
-		if k >= len(cands) {
-			failed()
-			return
-		}
-		i := cands[k]
-		*server = i
-		c.on(i, op, func() {
-			if len(c.m.servers) > 1 {
-				c.deadUntil[i] = c.p.n.now() + mcRetryDead
-			}
-			next(k + 1)
-		})
+	d := &mcDo{c: c, cands: slices.Clone(c.candidates(key)), op: op, failed: failed, server: server}
+	d.next()
+}
+
+// mcDo is one operation through the failover: the candidates in order.
+type mcDo struct {
+	c      *mcClient
+	cands  []int
+	k      int
+	op     func(s *mcServer) func()
+	failed func()
+	server *int
+}
+
+func (d *mcDo) next() {
+	if d.k >= len(d.cands) {
+		d.failed()
+		return
 	}
-	next(0)
+	i := d.cands[d.k]
+	*d.server = i
+	c := d.c
+	c.m.r.w.call(c.p.n, c.m.servers[i].n, mcTimeout, &mcCall{s: c.m.servers[i], op: d.op, d: d})
+}
+
+// unreachable marks the candidate dead and tries the next one.
+func (d *mcDo) unreachable() {
+	c := d.c
+	if len(c.m.servers) > 1 {
+		c.deadUntil[d.cands[d.k]] = c.p.n.now() + mcRetryDead
+	}
+	d.k++
+	d.next()
 }
 
 func (c *mcClient) acquire(key string, done func(bool, int64)) {
@@ -354,11 +387,18 @@ func (c *mcClient) acquire(key string, done func(bool, int64)) {
 // acquired, 1 not acquired, 2 error.
 func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
 	c.nonce++
-	value := c.p.name + " " + strconv.Itoa(c.nonce)
+	nonce := c.nonce
 	key := c.key
 	server := -1
+	tokKey := c.tokenKey(key)
 	c.do(key, func(s *mcServer) func() {
-		ok := s.add(key, value, c.m.exp)
+		// The owner and nonce are only written if the add stores.
+		var value string
+		ok := s.get(key) == nil
+		if ok {
+			value = c.p.name + " " + strconv.Itoa(nonce)
+			s.set(key, value, c.m.exp)
+		}
 		return func() {
 			if c.gen != gen {
 				return
@@ -369,7 +409,7 @@ func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
 			}
 			c.value, c.server = value, server
 			c.on(server, func(s *mcServer) func() {
-				n := s.incr(lockMemcache.TokenKey(key))
+				n := s.incr(tokKey)
 				return func() { done(0, n) }
 			}, func() {
 				c.rewrite(-1, func(history.Type) {})
@@ -377,6 +417,14 @@ func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
 			})
 		}
 	}, func() { done(2, 0) }, &server)
+}
+
+// tokenKey is locks/memcache.TokenKey(key), remembered.
+func (c *mcClient) tokenKey(key string) string {
+	if c.tokFor != key || c.tokKey == "" {
+		c.tokFor, c.tokKey = key, lockMemcache.TokenKey(key)
+	}
+	return c.tokKey
 }
 
 // rewrite is gets + cas with expiry exp on the lock's server.
