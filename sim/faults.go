@@ -39,7 +39,9 @@ import (
 // does, the fault waits for the next grant and hits that client), leader,
 // clients, servers, minority (the leader and others up to a minority),
 // majority (the other servers), resource, s1… or server1… (the i-th
-// server), or a node's name: etcd1…, consul1…, memcache1…, postgres, c1….
+// server), or a node's name as cluster/ and harness/ name them: etcd1…,
+// consul1…, memcached1…, pg; and c1… for clients. memcache1… and postgres
+// are accepted for memcached1… and pg.
 var FaultKinds = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 
 // nemesis carries out the scenario's fault schedule.
@@ -161,8 +163,14 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 	case "resource":
 		return []*node{r.res.n}, nil
 	}
+	name := target
+	if rest, ok := strings.CutPrefix(target, "memcache"); ok && !strings.HasPrefix(rest, "d") {
+		name = "memcached" + rest
+	} else if target == "postgres" {
+		name = "pg"
+	}
 	for _, n := range r.w.nodes {
-		if n.name == target {
+		if n.name == name {
 			return []*node{n}, nil
 		}
 	}

@@ -73,7 +73,7 @@ func newMemcache(r *run, size int) *memcache {
 	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
 	m.exp = max(secs, 1)
 	for i := 0; i < size; i++ {
-		s := &mcServer{n: r.w.addNode("memcache" + strconv.Itoa(i+1))}
+		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1))} // as cluster/ names them
 		s.reset()
 		s.n.onRestart = s.reset
 		m.servers = append(m.servers, s)
@@ -441,7 +441,7 @@ func (c *mcClient) rewrite(exp int64, done func(history.Type)) {
 			case 0:
 				done(history.OK)
 			case 1:
-				c.p.onLost("key gone from memcache" + strconv.Itoa(server+1) + ": expired, evicted or the server restarted")
+				c.p.onLost("key gone from memcached" + strconv.Itoa(server+1) + ": expired, evicted or the server restarted")
 				done(history.Fail)
 			default:
 				c.p.onLost("taken by another owner")

@@ -128,7 +128,7 @@ duration: 6s
 lock: {ttl: 10s, renew_every: 3s, poll: 100ms}
 workload: {hold_min: 1s, hold_max: 1s}
 faults:
-  - {at: 2500ms, fault: evict, target: memcache1}
+  - {at: 2500ms, fault: evict, target: memcached1}
 `)
 	res := simulate(t, sc, "memcache", 1)
 	kinds := res.Kinds()
@@ -144,7 +144,7 @@ faults:
 // memcached: the LRU keeps the most recently used items.
 func TestMemcacheLRU(t *testing.T) {
 	w := newWorld(1, time.Second)
-	s := &mcServer{n: w.addNode("memcache1")}
+	s := &mcServer{n: w.addNode("memcached1")}
 	s.reset()
 	for i := 0; i < mcCapacity; i++ {
 		s.set(fmt.Sprint("k", i), "v", 0)
@@ -187,7 +187,7 @@ duration: 6s
 lock: {ttl: 10s, renew_every: 3s, poll: 100ms}
 workload: {hold_min: 1s, hold_max: 1s}
 faults:
-  - {at: 2500ms, fault: restart, target: memcache1}
+  - {at: 2500ms, fault: restart, target: memcached1}
 `)
 	res := simulate(t, sc, "memcache", 1)
 	kinds := res.Kinds()
@@ -211,7 +211,7 @@ duration: 5s
 lock: {ttl: 10s, renew_every: 3s, poll: 100ms}
 workload: {hold_min: 2s, hold_max: 2s}
 faults:
-  - {at: 500ms, fault: partition, target: memcache%d, for: 4s}
+  - {at: 500ms, fault: partition, target: memcache%d, for: 4s} # the old name still works
 `, home+1))
 	res := simulate(t, sc, "memcache", 1)
 	if !slices.Contains(res.Kinds(), checker.MutualExclusion) {

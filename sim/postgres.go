@@ -88,7 +88,7 @@ func newPostgres(r *run, advisory bool) *postgres {
 		holders: make(map[string]*pgConn),
 		queues:  make(map[string][]*pgWaiter),
 	}
-	m.n = r.w.addNode("postgres")
+	m.n = r.w.addNode("pg") // as harness/ names it
 	r.servers = append(r.servers, m.n)
 	m.n.onCrash = m.dropConnections
 	return m

@@ -210,7 +210,7 @@ duration: 1s
 faults:
   - at: 0s
     fault: pause
-    target: memcache2
+    target: memcached2
 `)
 	_, err := Run(Config{Scenario: sc, Seed: 1})
 	var fe *FaultError

@@ -16,7 +16,7 @@ const scenarios = "../../scenarios/"
 func TestSimExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("name: bad\nbackends: [etcd]\nclients: 2\nduration: 1s\nfaults:\n  - at: 0s\n    fault: pause\n    target: memcache2\n"), 0o644)
+	os.WriteFile(bad, []byte("name: bad\nbackends: [etcd]\nclients: 2\nduration: 1s\nfaults:\n  - at: 0s\n    fault: pause\n    target: memcached2\n"), 0o644)
 	worse := filepath.Join(dir, "worse.yaml")
 	os.WriteFile(worse, []byte("name: worse\nbackends: [etcd]\nclients: two\nduration: 1s\n"), 0o644)
 	tests := []struct {
@@ -26,7 +26,7 @@ func TestSimExitStatus(t *testing.T) {
 	}{
 		{[]string{"sim", scenarios + "control.yaml", "--seeds", "4", "--no-progress"}, exitOK, ""},
 		{[]string{"sim", scenarios + "holder-paused-past-lease.yaml", "--backend", "etcd", "--seeds", "4"}, exitViolations, ""},
-		{[]string{"sim", bad, "--seed", "1"}, exitUsage, `bad.yaml:8: field "faults[0].target": backend etcd: no node "memcache2"`},
+		{[]string{"sim", bad, "--seed", "1"}, exitUsage, `bad.yaml:8: field "faults[0].target": backend etcd: no node "memcached2"`},
 		{[]string{"sim", worse}, exitUsage, `worse.yaml:3: field "clients": want an integer`},
 		{[]string{"sim", filepath.Join(dir, "missing.yaml")}, exitUsage, "missing.yaml"},
 		{[]string{"sim", scenarios + "control.yaml", "--seed", "1", "--seeds", "2"}, exitUsage, "exclude"},
