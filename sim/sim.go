@@ -122,8 +122,9 @@ type options struct {
 
 // defaults are the Defaults of each backend's package in locks/, read from
 // those packages (shared, not copied), plus what is not a locks.Option:
-// Consul's default lock-delay (15 s, locks/consul.Config.LockDelay 0) and
-// Locker's default clock (db).
+// Locker's default clock (db). Consul's lock-delay is the scenario's
+// lock.lock_delay, none if it says nothing, as harness/ configures real
+// runs (Consul's own default, 15 s, has to be asked for as 15s).
 func defaults(backend string) options {
 	var o locks.Options
 	var extra options
@@ -132,7 +133,6 @@ func defaults(backend string) options {
 		o = lockEtcd.Defaults()
 	case "consul":
 		o = lockConsul.Defaults
-		extra.lockDelay = int64(15 * time.Second)
 	case "memcache":
 		o = lockMemcache.Defaults
 	case "postgres":

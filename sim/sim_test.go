@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -122,12 +123,12 @@ func TestLossyNetwork(t *testing.T) {
 }
 
 // A holder paused past its lease: mutual exclusion breaks on etcd,
-// PostgreSQL's lease table and memcached; fencing keeps the resource
-// safe. Without fencing the stale write lands.
+// PostgreSQL's lease table, memcached and Consul (no lock-delay); fencing
+// keeps the resource safe. Without fencing the stale write lands.
 func TestHolderPausedPastLease(t *testing.T) {
 	fenced := load(t, "holder-paused-past-lease")
 	unfenced := load(t, "holder-paused-past-lease-unfenced")
-	for _, b := range []string{"etcd", "postgres", "memcache"} {
+	for _, b := range []string{"etcd", "postgres", "memcache", "consul"} {
 		stale := 0
 		for seed := uint64(1); seed <= 10; seed++ {
 			res := simulate(t, fenced, b, seed)
@@ -155,16 +156,21 @@ func TestHolderPausedPastLease(t *testing.T) {
 	}
 }
 
-// Consul's default lock-delay (15 s) keeps the key free after the paused
-// holder's session expires, so nobody else holds it before the holder
-// wakes: no violation. The advisory lock is tied to a connection that a
-// pause does not break: no violation either.
+// The advisory lock is tied to a connection that a pause does not break:
+// no violation. Consul with its own default lock-delay (15 s) keeps the
+// key free after the paused holder's session expires, so nobody else holds
+// it before the holder wakes: no violation either.
 func TestHolderPausedPastLeaseSafeModels(t *testing.T) {
 	sc := load(t, "holder-paused-past-lease-unfenced")
-	for _, b := range []string{"consul", "postgres-advisory"} {
+	delayed := *sc
+	delayed.Lock.LockDelay = 15 * time.Second
+	for _, tc := range []struct {
+		sc *scenario.Scenario
+		b  string
+	}{{sc, "postgres-advisory"}, {&delayed, "consul"}} {
 		for seed := uint64(1); seed <= 5; seed++ {
-			if res := simulate(t, sc, b, seed); !res.OK() {
-				t.Errorf("%s seed %d: %v", b, seed, res.Kinds())
+			if res := simulate(t, tc.sc, tc.b, seed); !res.OK() {
+				t.Errorf("%s seed %d: %v", tc.b, seed, res.Kinds())
 			}
 		}
 	}
