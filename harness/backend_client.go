@@ -26,7 +26,7 @@ type BackendClient struct {
 	Home      int           `json:"home"`
 	DSN       string        `json:"dsn,omitempty"`
 	PGClock   string        `json:"pg_clock,omitempty"`   // postgres: db or client
-	LockDelay time.Duration `json:"lock_delay,omitempty"` // consul
+	LockDelay time.Duration `json:"lock_delay,omitempty"` // consul: 0 is Consul's default, < 0 none
 }
 
 type closerFunc func() error
@@ -42,7 +42,10 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 		for i, e := range b.Endpoints {
 			urls[i] = "http://" + e
 		}
-		cli, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 2 * time.Second, Logger: quietZap()})
+		// gRPC keepalives let the client leave a paused or cut-off member
+		// (gRPC refuses intervals under 10 s).
+		cli, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 2 * time.Second,
+			DialKeepAliveTime: 10 * time.Second, DialKeepAliveTimeout: 2 * time.Second, Logger: quietZap()})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -85,11 +88,7 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 		if len(b.Endpoints) == 0 {
 			return nil, nil, fmt.Errorf("harness: consul: no endpoint")
 		}
-		delay := b.LockDelay
-		if delay == 0 {
-			delay = -1 // the scenario said nothing: no lock-delay
-		}
-		l, err := consullock.New(consullock.Config{Address: "http://" + b.Endpoints[b.Home%len(b.Endpoints)], LockDelay: delay, Value: []byte(proc)}, opts...)
+		l, err := consullock.New(consullock.Config{Address: "http://" + b.Endpoints[b.Home%len(b.Endpoints)], LockDelay: b.LockDelay, Value: []byte(proc)}, opts...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -91,7 +91,9 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 			// Locker's pattern: sleep(Kernel.rand + 1).
 			c.sleep(ctx, time.Second+time.Duration(c.rng.Int64N(int64(time.Second))))
 		} else {
-			c.sleep(ctx, time.Duration(c.rng.Int64N(int64(20*time.Millisecond))))
+			// Back off about as long as a waiter polls, so that the last
+			// holder does not win every time.
+			c.sleep(ctx, time.Duration(c.rng.Int64N(int64(max(20*time.Millisecond, 2*cfg.Poll)))))
 		}
 	}
 	return nil

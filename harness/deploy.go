@@ -99,8 +99,17 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 			"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1", "tcp_keepalives_count": "3",
 			"max_connections": "200",
 		}}
-		clockFile := filepath.Join(dir, "pg.faketime")
+		// The server runs as another user (postgres refuses root): its
+		// libfaketime file lives in a directory that user can read.
+		clockDir := filepath.Join(dir, "pg-clock")
+		clockFile := filepath.Join(clockDir, "faketime")
 		if serverClock {
+			if err := os.Mkdir(clockDir, 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(dir, 0o711); err != nil {
+				return nil, err
+			}
 			if err := os.WriteFile(clockFile, []byte("+0s\n"), 0o644); err != nil {
 				return nil, err
 			}

@@ -298,7 +298,7 @@ func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGrou
 		}
 		endpoints = append(endpoints, l.Addr())
 	}
-	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, LockDelay: s.Lock.LockDelay}
+	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, LockDelay: consulLockDelay(s.Lock)}
 	if r.dep.dsn != nil {
 		b.DSN = r.dep.dsn(endpoints[0])
 	}
@@ -432,4 +432,16 @@ func (r *runState) judge() (*Verdict, error) {
 		return nil, err
 	}
 	return v, os.WriteFile(filepath.Join(r.opts.OutDir, "verdict.json"), append(b, '\n'), 0o644)
+}
+
+// consulLockDelay maps the scenario's lock-delay to locks/consul's: unset
+// is Consul's default (0 there), an explicit 0 is none (negative there).
+func consulLockDelay(l scenario.Lock) time.Duration {
+	switch {
+	case !l.LockDelaySet:
+		return 0
+	case l.LockDelay == 0:
+		return -1
+	}
+	return l.LockDelay
 }

@@ -41,6 +41,17 @@ func hold(ctx context.Context, o Options, lease Lease, fn func(ctx context.Conte
 	fnCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The watcher cancels fn as soon as the lease says it is lost, even
+	// while a renewal hangs on a server that does not answer.
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case <-fnCtx.Done():
+		case <-lease.Lost():
+			cancel()
+		}
+	}()
 	renewerDone := make(chan struct{})
 	go func() {
 		defer close(renewerDone)
@@ -50,12 +61,12 @@ func hold(ctx context.Context, o Options, lease Lease, fn func(ctx context.Conte
 			case <-fnCtx.Done():
 				t.Stop()
 				return
-			case <-lease.Lost():
-				t.Stop()
-				cancel()
-				return
 			case <-t.C():
-				if err := lease.Renew(fnCtx); errors.Is(err, ErrLockLost) {
+				// One renewal may take until the next one is due, no longer.
+				rctx, rcancel := WithTimeout(fnCtx, o.Clock, o.RenewEvery)
+				err := lease.Renew(rctx)
+				rcancel()
+				if errors.Is(err, ErrLockLost) {
 					cancel()
 					return
 				}
@@ -68,6 +79,7 @@ func hold(ctx context.Context, o Options, lease Lease, fn func(ctx context.Conte
 	fnErr := callFn(fnCtx, lease, fn)
 	cancel()
 	<-renewerDone
+	<-watcherDone
 
 	if lostErr := lease.Err(); lostErr != nil {
 		return lostErr

@@ -3,6 +3,7 @@ package locks_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -236,6 +237,42 @@ func TestRunWaitsForLock(t *testing.T) {
 		}
 		if token != 2 {
 			t.Errorf("token %d, want 2", token)
+		}
+	})
+}
+
+// TestRunLostWhileRenewHangs: a renewal stuck on a server that does not
+// answer (a cut link) must not keep fn running once the lease says it is
+// lost, and each renewal is bounded by the renew interval.
+func TestRunLostWhileRenewHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		var hung atomic.Int32
+		f.renewErr = func(n int) error {
+			hung.Add(1)
+			// Block like a renewal on a cut link: far longer than the test.
+			time.Sleep(time.Hour)
+			return nil
+		}
+		start := time.Now()
+		err := locks.Run(t.Context(), f, "k", func(ctx context.Context, lease locks.Lease) error {
+			go func() {
+				// The first renewal starts at 1 s and hangs; the lease
+				// learns of its loss (say its keepalive deadline passed).
+				time.Sleep(1500 * time.Millisecond)
+				lease.(*fakeLease).sig.Lose("keepalive deadline passed")
+			}()
+			<-ctx.Done()
+			if d := time.Since(start); d != 1500*time.Millisecond {
+				t.Errorf("fn cancelled at %v, want 1.5s", d)
+			}
+			return nil
+		})
+		if !errors.Is(err, locks.ErrLockLost) {
+			t.Fatalf("Run: %v, want ErrLockLost", err)
+		}
+		if hung.Load() != 1 {
+			t.Fatalf("%d renewals started, want 1", hung.Load())
 		}
 	})
 }

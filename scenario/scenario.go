@@ -46,7 +46,11 @@ type Lock struct {
 	RenewEvery  time.Duration `yaml:"renew_every"`
 	Poll        time.Duration `yaml:"poll"`
 	WaitTimeout time.Duration `yaml:"wait_timeout"`
-	LockDelay   time.Duration `yaml:"lock_delay"` // Consul
+	// LockDelay is Consul's session lock-delay. Unset (LockDelaySet
+	// false), Consul's own default applies (15 s); "lock_delay: 0s" turns
+	// it off.
+	LockDelay    time.Duration `yaml:"lock_delay"`
+	LockDelaySet bool          `yaml:"-"`
 	// Clock is the PostgreSQL lease table's clock: db or client.
 	Clock string `yaml:"clock"`
 }
@@ -256,6 +260,7 @@ func (p *parser) lock(n *yaml.Node, l *Lock) error {
 		case "wait_timeout":
 			return true, p.duration(v, field, &l.WaitTimeout)
 		case "lock_delay":
+			l.LockDelaySet = true
 			return true, p.duration(v, field, &l.LockDelay)
 		case "clock":
 			return true, p.oneOf(v, field, &l.Clock, Clocks)

@@ -36,7 +36,7 @@ func Marshal(s *Scenario) []byte {
 		{"renew_every", optDur(s.Lock.RenewEvery)},
 		{"poll", optDur(s.Lock.Poll)},
 		{"wait_timeout", optDur(s.Lock.WaitTimeout)},
-		{"lock_delay", optDur(s.Lock.LockDelay)},
+		{"lock_delay", lockDelay(s.Lock)},
 		{"clock", s.Lock.Clock},
 	})
 	w := s.Workload
@@ -116,4 +116,12 @@ func optDur(d time.Duration) string {
 		return ""
 	}
 	return d.String()
+}
+
+// lockDelay writes the lock-delay when the scenario set it, even to 0s.
+func lockDelay(l Lock) string {
+	if !l.LockDelaySet {
+		return ""
+	}
+	return l.LockDelay.String()
 }

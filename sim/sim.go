@@ -160,8 +160,10 @@ func resolveOptions(backend string, l scenario.Lock) options {
 		o.poll = int64(l.Poll)
 	}
 	o.waitTimeout = int64(l.WaitTimeout)
-	if l.LockDelay > 0 {
+	if l.LockDelaySet {
 		o.lockDelay = int64(l.LockDelay)
+	} else if backend == "consul" {
+		o.lockDelay = int64(consulDefaultLockDelay)
 	}
 	if l.Clock != "" {
 		o.clock = l.Clock
@@ -314,3 +316,7 @@ func (r *run) finish() {
 func num(v int64) []byte { return strconv.AppendInt(nil, v, 10) }
 
 func quote(s string) []byte { return strconv.AppendQuote(nil, s) }
+
+// consulDefaultLockDelay is Consul's session lock-delay when a session
+// does not set one, as locks/consul leaves it by default.
+const consulDefaultLockDelay = 15 * time.Second

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -128,8 +127,19 @@ func TestLossyNetwork(t *testing.T) {
 func TestHolderPausedPastLease(t *testing.T) {
 	fenced := load(t, "holder-paused-past-lease")
 	unfenced := load(t, "holder-paused-past-lease-unfenced")
+	// Consul without lock-delay: its default (15 s) hides the pause, see
+	// TestHolderPausedPastLeaseSafeModels.
+	noDelay := func(sc *scenario.Scenario, b string) *scenario.Scenario {
+		if b != "consul" {
+			return sc
+		}
+		c := *sc
+		c.Lock.LockDelay, c.Lock.LockDelaySet = 0, true
+		return &c
+	}
 	for _, b := range []string{"etcd", "postgres", "memcache", "consul"} {
 		stale := 0
+		fenced, unfenced := noDelay(fenced, b), noDelay(unfenced, b)
 		for seed := uint64(1); seed <= 10; seed++ {
 			res := simulate(t, fenced, b, seed)
 			kinds := res.Kinds()
@@ -163,7 +173,7 @@ func TestHolderPausedPastLease(t *testing.T) {
 func TestHolderPausedPastLeaseSafeModels(t *testing.T) {
 	sc := load(t, "holder-paused-past-lease-unfenced")
 	delayed := *sc
-	delayed.Lock.LockDelay = 15 * time.Second
+	delayed.Lock.LockDelay, delayed.Lock.LockDelaySet = 0, false // Consul's default
 	for _, tc := range []struct {
 		sc *scenario.Scenario
 		b  string
