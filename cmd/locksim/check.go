@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/harness"
 	"github.com/locksim/locksim/history"
 )
 
@@ -23,7 +27,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] FILE...")
+		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] FILE|RUNDIR...")
 		fs.PrintDefaults()
 	}
 	asJSON := fs.Bool("json", false, "print exactly one JSON object on stdout")
@@ -70,6 +74,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func checkFile(path string, opts checker.Options) (checker.Result, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return checkRunDir(path, opts)
+	}
 	r, err := history.Open(path)
 	if err != nil {
 		return checker.Result{}, err
@@ -78,12 +85,46 @@ func checkFile(path string, opts checker.Options) (checker.Result, error) {
 	return checker.Check(r, opts)
 }
 
+// checkRunDir checks the run directory dir of locksim run: its per-proc
+// histories (procs/*.jsonl, appended and flushed event by event) merged in
+// time order, as the run would have merged them. A run killed mid-way
+// leaves no history.jsonl, or a partial one, but every event up to the
+// crash is in procs/; a torn last line of a proc file is dropped.
+func checkRunDir(dir string, opts checker.Options) (checker.Result, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "procs", "*.jsonl"))
+	if err != nil {
+		return checker.Result{}, err
+	}
+	if len(files) == 0 {
+		return checker.Result{}, fmt.Errorf("%s: a directory, but not a run directory: no procs/*.jsonl in it", dir)
+	}
+	sort.Strings(files)
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := harness.Merge(pw, files)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close() // stops the merge if the check ends first
+	return checker.Check(history.NewReader(pr, dir+" (merged procs/*.jsonl)"), opts)
+}
+
 // parseInterspersed parses flags that may come before, between or after the
-// positional arguments, and returns the positional ones.
+// positional arguments, and returns the positional ones. A bad flag is
+// reported in one line on fs's output; -h prints the usage.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				usage()
+			} else {
+				fmt.Fprintf(out, "locksim %s: %v (locksim %s -h: usage)\n", fs.Name(), err, fs.Name())
+			}
 			return nil, err
 		}
 		args = fs.Args()

@@ -27,7 +27,12 @@ func runGen(args []string, stdout, stderr io.Writer) int {
 	events := fs.Int("events", 1_000_000, "approximate number of events")
 	out := fs.String("out", "", "output `FILE` (default stdout)")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "locksim gen-history: unexpected argument %q\n", rest[0])
 		return exitUsage
 	}
 	const keys, perGrant = 8, 10 // a grant is about 10 events
