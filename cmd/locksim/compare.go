@@ -1,0 +1,499 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/harness"
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/report"
+	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/sim"
+)
+
+// defaultCompareSeeds is the seeds per cell of a simulator comparison
+// when neither --seeds nor a baseline says otherwise.
+const defaultCompareSeeds = 200
+
+func init() {
+	commands["compare"] = command{
+		summary: "run every backend through every scenario and write a safety report",
+		run:     runCompare,
+	}
+}
+
+// compareCell is one cell to run.
+type compareCell struct {
+	sc      *scenario.Scenario
+	file    string
+	backend string
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: locksim compare [--sim|--real] [--scenarios DIR|FILE,...] [--backends B,...] [--seeds N] [--seed S] [--out DIR] [--check-baseline] [--write-baseline] [--baseline FILE]")
+		fs.PrintDefaults()
+	}
+	useSim := fs.Bool("sim", false, "run the simulator, --seeds seeds per cell (the default)")
+	useReal := fs.Bool("real", false, "run on real servers, one run per cell, the scenario as written")
+	scens := fs.String("scenarios", "scenarios", "the scenario files: a directory (its *.yaml), or files and directories separated by commas")
+	backends := fs.String("backends", "", "only these backends, separated by commas (default: every backend each scenario lists)")
+	seeds := fs.Uint64("seeds", 0, fmt.Sprintf("sim: seeds 1..`N` per cell (default: the baseline's with --check-baseline, else %d)", defaultCompareSeeds))
+	seed := fs.Uint64("seed", 1, "real: the seed of every run")
+	out := fs.String("out", "", "write the report and each cell's run under `DIR` (default reports, or reports/real with --real)")
+	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "sim: run `P` seeds at once")
+	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine (sim: of the run drawn for each cell; real: of every run)")
+	checkBase := fs.Bool("check-baseline", false, "exit 1, naming the cells, if a verdict differs from the baseline's")
+	writeBase := fs.Bool("write-baseline", false, "record this comparison's verdicts in the baseline")
+	basePath := fs.String("baseline", filepath.Join("reports", report.BaselineFile), "the baseline `FILE`")
+	quiet := fs.Bool("no-progress", false, "no progress bar")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch {
+	case len(rest) > 0:
+		fmt.Fprintf(stderr, "locksim compare: unexpected argument %q (scenarios go in --scenarios)\n", rest[0])
+		return exitUsage
+	case *useSim && *useReal:
+		fmt.Fprintln(stderr, "locksim compare: --sim and --real exclude each other")
+		return exitUsage
+	case *parallel < 1:
+		fmt.Fprintln(stderr, "locksim compare: --parallel must be at least 1")
+		return exitUsage
+	}
+	mode := report.ModeSim
+	if *useReal {
+		mode = report.ModeReal
+	}
+	if *out == "" {
+		*out = "reports"
+		if mode == report.ModeReal {
+			*out = filepath.Join("reports", "real")
+		}
+	}
+	var base *report.Baseline
+	if *checkBase || *writeBase {
+		base, err = report.LoadBaseline(*basePath)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && !*checkBase:
+			base = &report.Baseline{}
+		case err != nil:
+			fmt.Fprintf(stderr, "locksim compare: baseline: %v\n", err)
+			return exitUsage
+		}
+	}
+	if mode == report.ModeSim && *seeds == 0 {
+		*seeds = defaultCompareSeeds
+		if *checkBase && base.Sim != nil && base.Sim.Seeds > 0 {
+			*seeds = base.Sim.Seeds
+		}
+	}
+
+	cells, sum, err := planCompare(mode, *scens, *backends)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+		return exitUsage
+	}
+	sum.Seeds, sum.Seed = *seeds, *seed
+	if mode == report.ModeReal {
+		sum.Seeds = 0
+	} else {
+		sum.Seed = 0
+	}
+	// The runs of an earlier comparison in the same place would mix with
+	// this one's.
+	if err := os.RemoveAll(filepath.Join(*out, report.RunsDir)); err != nil {
+		fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+		return exitUsage
+	}
+
+	var bar *progressbar.ProgressBar
+	total := int64(len(cells))
+	if mode == report.ModeSim {
+		total *= int64(*seeds)
+	}
+	if !*quiet && isTerminal(stderr) {
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString(map[bool]string{true: "seeds", false: "runs"}[mode == report.ModeSim]),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	status := exitOK
+	if mode == report.ModeSim {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	for _, cc := range cells {
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("%s on %s", cc.sc.Name, cc.backend))
+		} else if mode == report.ModeReal && !*quiet {
+			fmt.Fprintf(stderr, "locksim compare: %s on %s ...\n", cc.sc.Name, cc.backend)
+		}
+		var c report.Cell
+		if mode == report.ModeSim {
+			c, err = compareSim(cc, *seeds, *parallel, *lin, *out, bar)
+		} else {
+			c, err = compareReal(ctx, cc, *seed, *lin, *out)
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		}
+		if ctx.Err() != nil {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			fmt.Fprintln(stderr, "locksim compare: interrupted; the report covers the cells that ran")
+			if err := report.Render(*out, sum); err != nil {
+				fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+			}
+			return exitInterrupted
+		}
+		if err != nil {
+			c.Error = err.Error()
+		}
+		if c.Kinds == nil {
+			c.Kinds = []checker.Kind{}
+		}
+		sum.Cells = append(sum.Cells, c)
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	sum.Sort()
+	for i := range sum.Cells {
+		c := &sum.Cells[i]
+		switch {
+		case c.Error != "":
+			fmt.Fprintf(stdout, "%s on %s: error: %s\n", c.Scenario, c.Backend, c.Error)
+			status = exitUsage
+		case len(c.Kinds) > 0:
+			fmt.Fprintf(stdout, "%s on %s: %s\n", c.Scenario, c.Backend, cellLine(mode, c))
+			if status == exitOK {
+				status = exitViolations
+			}
+		default:
+			fmt.Fprintf(stdout, "%s on %s: safe\n", c.Scenario, c.Backend)
+		}
+	}
+	if err := report.Render(*out, sum); err != nil {
+		fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%d cells in %.1f s; report: %s, %s, %s\n", len(sum.Cells), time.Since(start).Seconds(),
+		filepath.Join(*out, report.MarkdownFile), filepath.Join(*out, report.HTMLFile), filepath.Join(*out, report.SummaryFile))
+	if *writeBase {
+		base.Record(sum)
+		if err := base.Save(*basePath); err != nil {
+			fmt.Fprintf(stderr, "locksim compare: baseline: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "baseline %s: recorded the %s verdicts of %d cells\n", *basePath, mode, len(sum.Cells))
+	}
+	if *checkBase {
+		return checkBaseline(stdout, stderr, base, *basePath, sum, status)
+	}
+	return status
+}
+
+// checkBaseline compares sum with the baseline and returns the exit
+// status: 1 if a cell changed, 2 if the baseline does not apply or a cell
+// could not run, else 0 (violations the baseline expects are no failure).
+func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string, sum *report.Summary, status int) int {
+	changes, err := base.Check(sum)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim compare: baseline %s: %v\n", path, err)
+		return exitUsage
+	}
+	if len(changes) > 0 {
+		fmt.Fprintf(stdout, "baseline %s: %d cells changed:\n", path, len(changes))
+		for _, c := range changes {
+			fmt.Fprintf(stdout, "  %s\n", c)
+		}
+		fmt.Fprintf(stdout, "if the change is intended, record it with --write-baseline and commit %s\n", path)
+		return exitViolations
+	}
+	if status == exitUsage {
+		return exitUsage
+	}
+	checked := 0
+	mb := base.Mode(sum.Mode)
+	for _, c := range sum.Cells {
+		if _, ok := mb.Cells[c.Name()]; ok {
+			checked++
+		}
+	}
+	fmt.Fprintf(stdout, "baseline %s: the %d cells it lists are as expected\n", path, checked)
+	return exitOK
+}
+
+func cellLine(mode string, c *report.Cell) string {
+	var parts []string
+	for _, k := range c.Kinds {
+		if mode == report.ModeSim {
+			parts = append(parts, fmt.Sprintf("%s %d/%d seeds ×%d", k, c.SeedsWithKind[k], c.Seeds, c.Counts[k]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s ×%d", k, c.Counts[k]))
+		}
+	}
+	s := strings.Join(parts, ", ")
+	if c.Shown != nil {
+		s += "\n  replay: " + c.Shown.Replay
+	}
+	return s
+}
+
+// planCompare loads the scenarios and lists the cells, every file checked
+// before anything runs.
+func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, error) {
+	var files []string
+	for _, p := range strings.Split(scens, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--scenarios: %w", err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(p, "*.yaml"))
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		return nil, nil, fmt.Errorf("--scenarios %s: no scenario files", scens)
+	}
+	known := scenario.Backends
+	if mode == report.ModeSim {
+		known = sim.Backends
+	}
+	var want []string
+	for _, b := range strings.Split(backends, ",") {
+		if b = strings.TrimSpace(b); b == "" {
+			continue
+		}
+		if !slices.Contains(known, b) {
+			return nil, nil, fmt.Errorf("--backends: unknown backend %q (have %s)", b, strings.Join(known, ", "))
+		}
+		want = append(want, b)
+	}
+	sum := &report.Summary{Mode: mode}
+	var cells []compareCell
+	used := map[string]bool{}
+	names := map[string]string{}
+	for _, f := range files {
+		sc, err := scenario.Load(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if prev, ok := names[sc.Name]; ok {
+			return nil, nil, fmt.Errorf("%s: scenario name %q is also that of %s", f, sc.Name, prev)
+		}
+		names[sc.Name] = f
+		var bs []string
+		for _, b := range sc.Backends {
+			if (len(want) == 0 || slices.Contains(want, b)) && slices.Contains(known, b) {
+				bs = append(bs, b)
+			}
+		}
+		if len(bs) == 0 {
+			continue
+		}
+		if mode == report.ModeSim {
+			for _, b := range bs {
+				if err := simValidate(f, sc, b); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		sum.Scenarios = append(sum.Scenarios, report.ScenarioInfo{Name: sc.Name, File: filepath.ToSlash(f), Description: strings.TrimSpace(sc.Description)})
+		for _, b := range bs {
+			used[b] = true
+			cells = append(cells, compareCell{sc: sc, file: f, backend: b})
+		}
+	}
+	if len(cells) == 0 {
+		return nil, nil, fmt.Errorf("no scenario in %s runs on the backends asked for", scens)
+	}
+	slices.SortStableFunc(sum.Scenarios, func(a, b report.ScenarioInfo) int { return strings.Compare(a.Name, b.Name) })
+	for _, b := range known {
+		if used[b] {
+			sum.Backends = append(sum.Backends, b)
+		}
+	}
+	return cells, sum, nil
+}
+
+// simValidate runs seed 1 once: a fault target the backend has no node
+// for is bad input, found before the comparison starts.
+func simValidate(path string, sc *scenario.Scenario, backend string) error {
+	_, err := sim.Run(sim.Config{Scenario: sc, Backend: backend, Seed: 1, NoHistory: true})
+	var fe *sim.FaultError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%s:%d: field \"faults[%d].%s\": backend %s: %s", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, backend, fe.Msg)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// compareSim sweeps seeds 1..n of one cell and replays the first
+// violating seed (or seed 1) with its history kept, under out/runs.
+func compareSim(cc compareCell, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
+	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: n,
+		Counts: map[checker.Kind]int{}, SeedsWithKind: map[checker.Kind]int{}}
+	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: 1, n: n, parallel: parallel, keepGoing: true, bar: bar}
+	bad := sw.run()
+	if got := sw.done.Load(); got != n {
+		return c, fmt.Errorf("%d of %d seeds failed to run", n-got, n)
+	}
+	c.Violating = uint64(len(bad))
+	shown := uint64(1)
+	for _, res := range bad {
+		for k, v := range res.Verdict.Counts() {
+			c.Counts[k] += v
+			c.SeedsWithKind[k]++
+		}
+	}
+	if len(bad) > 0 {
+		shown = bad[0].Seed
+	}
+	c.Kinds = kindsOf(c.Counts)
+	dir := filepath.Join(report.RunsDir, cc.sc.Name, cc.backend)
+	abs := filepath.Join(out, dir)
+	res, err := sim.Run(sim.Config{Scenario: cc.sc, Backend: cc.backend, Seed: shown})
+	if err != nil {
+		return c, err
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return c, err
+	}
+	f, err := os.Create(filepath.Join(abs, report.HistoryFile))
+	if err != nil {
+		return c, err
+	}
+	if err := res.WriteHistory(f); err != nil {
+		f.Close()
+		return c, err
+	}
+	if err := f.Close(); err != nil {
+		return c, err
+	}
+	// Checked again from the file, so that the violations name its lines.
+	hist := filepath.Join(abs, report.HistoryFile)
+	hr, err := history.Open(hist)
+	if err != nil {
+		return c, err
+	}
+	verdict, err := checker.Check(hr, checker.Options{Linearizability: lin, HTMLDir: filepath.Join(abs, "linearizability")})
+	hr.Close()
+	if err != nil {
+		return c, err
+	}
+	v := harness.Verdict{
+		Summary:  checker.Summarize([]string{hist}, []checker.Result{verdict}),
+		Scenario: cc.sc.Name, Backend: cc.backend, Seed: shown,
+	}
+	if err := writeVerdict(filepath.Join(abs, "verdict.json"), &v); err != nil {
+		return c, err
+	}
+	c.Shown = shownRun(out, dir, shown, fmt.Sprintf("locksim sim %s --backend %s --seed %d", shellQuote(filepath.ToSlash(cc.file)), cc.backend, shown), cc.sc, v.Violations, v.Linearizability)
+	return c, nil
+}
+
+// compareReal runs one cell on real servers with harness.Run.
+func compareReal(ctx context.Context, cc compareCell, seed uint64, lin bool, out string) (report.Cell, error) {
+	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: 1, Counts: map[checker.Kind]int{}}
+	dir := filepath.Join(report.RunsDir, cc.sc.Name, cc.backend)
+	v, err := harness.Run(ctx, harness.Options{Scenario: cc.sc, Backend: cc.backend, Seed: seed, OutDir: filepath.Join(out, dir), Linearizability: lin})
+	if v == nil {
+		if err == nil {
+			err = errors.New("no verdict")
+		}
+		return c, err
+	}
+	for _, x := range v.Violations {
+		c.Counts[x.Kind]++
+	}
+	c.Kinds = kindsOf(c.Counts)
+	if len(c.Kinds) > 0 {
+		c.Violating = 1
+	}
+	c.Notes = v.Notes
+	c.Shown = shownRun(out, dir, seed, fmt.Sprintf("locksim run --backend %s --seed %d %s", cc.backend, seed, shellQuote(filepath.ToSlash(cc.file))), cc.sc, v.Violations, v.Linearizability)
+	return c, err
+}
+
+// shownRun describes the run a cell's report draws; paths are made
+// relative to the comparison directory out.
+func shownRun(out, dir string, seed uint64, replay string, sc *scenario.Scenario, vs []checker.Violation, ls []checker.LinResult) *report.Run {
+	r := &report.Run{Seed: seed, Dir: filepath.ToSlash(dir), Replay: replay, TTL: int64(sc.Lock.TTL), Violations: vs}
+	if r.Violations == nil {
+		r.Violations = []checker.Violation{}
+	}
+	for i := range r.Violations {
+		r.Violations[i].File = ""
+	}
+	for _, l := range ls {
+		l.File = ""
+		if l.HTML != "" {
+			if rel, err := filepath.Rel(out, l.HTML); err == nil {
+				l.HTML = filepath.ToSlash(rel)
+			}
+		}
+		r.Linearizability = append(r.Linearizability, l)
+	}
+	return r
+}
+
+func kindsOf(counts map[checker.Kind]int) []checker.Kind {
+	out := []checker.Kind{}
+	for _, k := range checker.Kinds {
+		if counts[k] > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func writeVerdict(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
