@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -109,11 +112,15 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 
 	// Each run allocates a few MB that die with it: collect less often.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// SIGINT or SIGTERM stops handing out seeds: what ran is reported (and
+	// written under --out), no shrinking, exit 130.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	status := exitOK
 	for _, b := range backends {
 		sw := &sweep{
 			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
-			keepGoing: *keepGoing || seedSet, opts: opts,
+			keepGoing: *keepGoing || seedSet, opts: opts, ctx: ctx,
 		}
 		if !*quiet && n > 1 && isTerminal(stderr) {
 			sw.bar = progressbar.NewOptions64(int64(n),
@@ -133,6 +140,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			_ = sw.bar.Finish()
 		}
 		ran := sw.done.Load()
+		if ctx.Err() != nil {
+			stopSignals() // a second signal ends the process at once
+		}
 		fmt.Fprintf(stdout, "%s on %s: %d seeds, %d violating, %.1f s (%.0f seeds/s)\n",
 			sc.Name, b, ran, len(bad), elapsed.Seconds(), float64(ran)/max(elapsed.Seconds(), 1e-9))
 		for _, res := range bad {
@@ -152,8 +162,12 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 		}
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "locksim sim: interrupted after %d seeds of %s on %s\n", ran, sc.Name, b)
+			return exitInterrupted
+		}
 		if *shrink && len(bad) > 0 {
-			if code := shrinkRun(stdout, stderr, sc, b, bad[0].Seed, opts, *out); code != exitOK {
+			if code := shrinkRun(ctx, stdout, stderr, sc, b, bad[0].Seed, opts, *out); code != exitOK {
 				return code
 			}
 		}
@@ -171,6 +185,7 @@ type sweep struct {
 	keepGoing bool
 	opts      checker.Options
 	bar       *progressbar.ProgressBar
+	ctx       context.Context // no seed is handed out once it ends
 
 	next atomic.Uint64
 	done atomic.Uint64
@@ -184,12 +199,15 @@ type sweep struct {
 // handing out seeds at the first violation, and reports only the lowest
 // violating seed among those that ran.
 func (s *sweep) run() []*sim.Result {
+	if s.ctx == nil {
+		s.ctx = context.Background()
+	}
 	var wg sync.WaitGroup
 	for range min(uint64(s.parallel), s.n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !s.stop.Load() {
+			for !s.stop.Load() && s.ctx.Err() == nil {
 				i := s.next.Add(1) - 1
 				if i >= s.n {
 					return
@@ -279,9 +297,27 @@ func writeRun(dir string, sc *scenario.Scenario, opts checker.Options, res *sim.
 	return os.WriteFile(base+".json", append(data, '\n'), 0o644)
 }
 
-// shrinkRun shrinks one violating seed and writes the smaller scenario.
-func shrinkRun(stdout, stderr io.Writer, sc *scenario.Scenario, backend string, seed uint64, opts checker.Options, out string) int {
-	sr, err := sim.Shrink(sim.Config{Scenario: sc, Backend: backend, Seed: seed, Checker: opts}, 0)
+// shrinkRun shrinks one violating seed and writes the smaller scenario;
+// if ctx ends first it gives up and returns exitInterrupted.
+func shrinkRun(ctx context.Context, stdout, stderr io.Writer, sc *scenario.Scenario, backend string, seed uint64, opts checker.Options, out string) int {
+	type shrunk struct {
+		sr  *sim.ShrinkResult
+		err error
+	}
+	ch := make(chan shrunk, 1)
+	go func() {
+		sr, err := sim.Shrink(sim.Config{Scenario: sc, Backend: backend, Seed: seed, Checker: opts}, 0)
+		ch <- shrunk{sr, err}
+	}()
+	var sr *sim.ShrinkResult
+	var err error
+	select {
+	case <-ctx.Done():
+		fmt.Fprintf(stderr, "locksim sim: interrupted while shrinking seed %d on %s\n", seed, backend)
+		return exitInterrupted
+	case r := <-ch:
+		sr, err = r.sr, r.err
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "locksim sim: shrink: %v\n", err)
 		return exitUsage
