@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul
+.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report
 
 all: build
 
@@ -50,6 +50,22 @@ fmt-check:
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+## compare: every backend through every scenario in the simulator, seeds
+## as reports/baseline.json says; writes reports/ and fails naming each cell
+## whose verdict differs from the baseline.
+compare: build
+	$(BIN)/locksim compare --sim --out reports --check-baseline
+
+## compare-real: the short real catalogue (the cells whose verdict is
+## stable) on real servers, checked against the baseline's real section.
+REAL_CATALOGUE ?= --scenarios scenarios/control.yaml,scenarios/holder-paused-past-lease.yaml --backends etcd,postgres
+compare-real: build
+	$(BIN)/locksim compare --real $(REAL_CATALOGUE) --out reports/real --check-baseline
+
+## report: render reports/ again from its saved comparison.
+report: build
+	$(BIN)/locksim report reports
 
 ## demo: locksim's main job: the holder-paused-past-lease scenario on a
 ## three-member etcd cluster that locksim starts itself (exit status 1: it

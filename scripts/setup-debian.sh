@@ -17,6 +17,8 @@ fi
 check memcached memcached
 check faketime faketime
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(libfaketime)
+# Headless Chromium for the report's browser test (report/browser_test.go).
+check chromium chromium
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
