@@ -1,0 +1,173 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// probePage loads index.html in a frame of the same origin and, once it is
+// laid out, writes what it finds into <pre id="probe"> as JSON: the
+// matrix's rows and their height, the timelines drawn with a size, their
+// hold bars and highlighted overlaps, and the latency plots.
+const probePage = `<!DOCTYPE html><html><body>
+<iframe id="f" src="index.html" style="width:1200px;height:900px"></iframe>
+<pre id="probe">pending</pre>
+<script>
+document.getElementById("f").addEventListener("load", function () {
+  var d = this.contentDocument, out = {};
+  var m = d.querySelector("table.matrix");
+  out.matrixRows = m ? m.querySelectorAll("tbody tr").length : 0;
+  out.matrixHeight = m ? m.getBoundingClientRect().height : 0;
+  out.matrixLinks = m ? m.querySelectorAll("td a").length : 0;
+  var tl = d.querySelectorAll("svg.timeline"), drawn = 0;
+  for (var i = 0; i < tl.length; i++) {
+    var r = tl[i].getBoundingClientRect();
+    if (r.width > 100 && r.height > 50) drawn++;
+  }
+  out.timelines = drawn;
+  var hold = d.querySelector("svg.timeline rect.hold");
+  out.holdWidth = hold ? hold.getBoundingClientRect().width : 0;
+  out.holds = d.querySelectorAll("svg.timeline rect.hold").length;
+  out.overlaps = d.querySelectorAll("svg.timeline rect.overlap").length;
+  out.latencyPlots = d.querySelectorAll("svg.latency").length;
+  document.getElementById("probe").textContent = JSON.stringify(out);
+});
+</script></body></html>`
+
+// chromium finds Debian's chromium; the test fails without it (make setup
+// installs it), it never skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is not installed: run make setup (apt-get install -y chromium)")
+	return ""
+}
+
+// runChromium runs headless chromium with args and returns its stdout.
+func runChromium(t *testing.T, bin string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+		"--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Chromium's helpers share its process group: end them all with it.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers left behind, if any
+	}
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.b)
+	}
+	return out
+}
+
+// limitedBuffer keeps the first 64 KB written to it.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 64<<10 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+// TestBrowserRendersReport renders the saved comparison under
+// testdata/compare, serves it on loopback and opens it in headless
+// Chromium: the matrix and the counterexample's timeline must be laid out
+// with a size. A screenshot is saved in the test's artifact directory
+// (go test -artifacts keeps it).
+func TestBrowserRendersReport(t *testing.T) {
+	bin := chromium(t)
+	dir := copyDir(t, filepath.Join("testdata", "compare"))
+	s, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Render(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "probe.html"), []byte(probePage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String() + "/"
+
+	dom := runChromium(t, bin, "--virtual-time-budget=10000", "--dump-dom", base+"probe.html")
+	m := regexp.MustCompile(`<pre id="probe">([^<]*)</pre>`).FindSubmatch(dom)
+	if m == nil {
+		t.Fatalf("no probe result in the DOM:\n%.2000s", dom)
+	}
+	var got struct {
+		MatrixRows, MatrixLinks, Timelines, Holds, Overlaps, LatencyPlots int
+		MatrixHeight, HoldWidth                                           float64
+	}
+	if err := json.Unmarshal([]byte(htmlUnescape(string(m[1]))), &got); err != nil {
+		t.Fatalf("probe %q: %v", m[1], err)
+	}
+	t.Logf("rendered: %+v", got)
+	if got.MatrixRows != len(s.Scenarios) || got.MatrixLinks != len(s.Cells) || got.MatrixHeight < 20 {
+		t.Errorf("matrix: %d rows, %d links, %.0f px high; want %d rows, %d links", got.MatrixRows, got.MatrixLinks, got.MatrixHeight, len(s.Scenarios), len(s.Cells))
+	}
+	if got.Timelines < 1 || got.Holds < 1 || got.HoldWidth <= 0 || got.Overlaps < 1 {
+		t.Errorf("no timeline rendered: %+v", got)
+	}
+	if got.LatencyPlots != len(s.Cells) {
+		t.Errorf("%d latency plots, want %d", got.LatencyPlots, len(s.Cells))
+	}
+
+	shot := filepath.Join(t.ArtifactDir(), "index.png")
+	runChromium(t, bin, "--window-size=1200,2600", "--virtual-time-budget=5000", "--screenshot="+shot, base+"index.html")
+	st, err := os.Stat(shot)
+	if err != nil || st.Size() < 10_000 {
+		t.Fatalf("screenshot %s: %v (size %d)", shot, err, sizeOf(st))
+	}
+	t.Logf("screenshot: %s", shot)
+}
+
+func sizeOf(st os.FileInfo) int64 {
+	if st == nil {
+		return 0
+	}
+	return st.Size()
+}
+
+var unescaper = regexp.MustCompile(`&(quot|amp|lt|gt|#34);`)
+
+func htmlUnescape(s string) string {
+	return unescaper.ReplaceAllStringFunc(s, func(e string) string {
+		switch e {
+		case "&quot;", "&#34;":
+			return `"`
+		case "&amp;":
+			return "&"
+		case "&lt;":
+			return "<"
+		}
+		return ">"
+	})
+}
