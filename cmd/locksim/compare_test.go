@@ -1,0 +1,135 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/report"
+)
+
+// A simulator comparison writes the report, records a baseline, passes
+// against it, and fails naming the cells whose verdict differs; locksim
+// report renders the same pages again from the saved run.
+func TestCompareSimBaseline(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "reports")
+	base := filepath.Join(dir, "baseline.json")
+	scens := scenarios + "control.yaml," + scenarios + "holder-paused-past-lease.yaml"
+	args := []string{"compare", "--scenarios", scens, "--backends", "etcd,consul", "--seeds", "4", "--parallel", "2", "--out", out, "--baseline", base}
+
+	code, stdout, stderr := runCLI(append(args, "--write-baseline")...)
+	if code != exitViolations {
+		t.Fatalf("exit %d, want %d (violations)\n%s%s", code, exitViolations, stdout, stderr)
+	}
+	for _, want := range []string{"control on etcd: safe", "holder-paused-past-lease on etcd: mutual-exclusion 4/4 seeds",
+		"replay: locksim sim " + scenarios + "holder-paused-past-lease.yaml --backend etcd --seed 1", "holder-paused-past-lease on consul: safe"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	s, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Mode != report.ModeSim || s.Seeds != 4 || len(s.Cells) != 4 || strings.Join(s.Backends, ",") != "etcd,consul" {
+		t.Errorf("summary: %+v", s)
+	}
+	if c := s.Cell("holder-paused-past-lease", "etcd"); c == nil || c.Violating != 4 || c.Shown == nil || len(c.Shown.Violations) == 0 || c.Shown.Violations[0].Lines[0] == 0 {
+		t.Errorf("cell holder-paused-past-lease/etcd: %+v", c)
+	}
+	for _, f := range []string{report.MarkdownFile, report.HTMLFile, report.SummaryFile, "runs/holder-paused-past-lease/etcd/history.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// Against the baseline it recorded: no change, exit 0, even though
+	// cells violate.
+	code, stdout, stderr = runCLI(append(args, "--check-baseline")...)
+	if code != exitOK || !strings.Contains(stdout, "the 4 cells it lists are as expected") {
+		t.Fatalf("check against its own baseline: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	// A baseline that expects otherwise: exit 1, the cells named.
+	b, err := report.LoadBaseline(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Sim.Cells["control/etcd"] = []checker.Kind{checker.Damage}
+	b.Sim.Cells["holder-paused-past-lease/etcd"] = []checker.Kind{}
+	if err := b.Save(base); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = runCLI(append(args, "--check-baseline")...)
+	if code != exitViolations {
+		t.Errorf("changed baseline: exit %d, want %d", code, exitViolations)
+	}
+	for _, want := range []string{"2 cells changed", "control/etcd: damage disappeared", "holder-paused-past-lease/etcd: new mutual-exclusion"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	// Other seeds than the baseline's: it does not apply.
+	code, _, stderr = runCLI("compare", "--scenarios", scens, "--backends", "etcd", "--seeds", "3", "--out", out, "--baseline", base, "--check-baseline", "--no-progress")
+	if code != exitUsage || !strings.Contains(stderr, "4 seeds per cell") {
+		t.Errorf("other seeds: exit %d, stderr %q", code, stderr)
+	}
+
+	// locksim report renders the same pages from the saved run.
+	code, _, _ = runCLI("compare", "--scenarios", scens, "--backends", "etcd,consul", "--seeds", "4", "--out", out, "--no-progress")
+	if code != exitViolations {
+		t.Fatalf("compare: exit %d", code)
+	}
+	before := readAll(t, out)
+	code, stdout, stderr = runCLI("report", out)
+	if code != exitOK {
+		t.Fatalf("report: exit %d\n%s%s", code, stdout, stderr)
+	}
+	after := readAll(t, out)
+	for f, b := range before {
+		if after[f] != b {
+			t.Errorf("locksim report changed %s", f)
+		}
+	}
+}
+
+func readAll(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, f := range []string{report.MarkdownFile, report.HTMLFile, report.SummaryFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[f] = string(b)
+	}
+	return m
+}
+
+func TestCompareBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"compare", "--sim", "--real"}, "exclude"},
+		{[]string{"compare", "--scenarios", filepath.Join(dir, "none")}, "none"},
+		{[]string{"compare", "--scenarios", dir}, "no scenario files"},
+		{[]string{"compare", "--scenarios", scenarios + "control.yaml", "--backends", "zookeeper"}, "zookeeper"},
+		{[]string{"compare", "--scenarios", scenarios + "memcache-restart.yaml", "--backends", "etcd"}, "runs on the backends"},
+		{[]string{"compare", "--check-baseline", "--baseline", filepath.Join(dir, "missing.json")}, "missing.json"},
+		{[]string{"compare", "extra"}, "unexpected argument"},
+		{[]string{"report"}, "exactly one directory"},
+		{[]string{"report", dir}, "summary.json"},
+	}
+	for _, tc := range tests {
+		code, _, stderr := runCLI(tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.err) {
+			t.Errorf("locksim %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.err)
+		}
+	}
+}
