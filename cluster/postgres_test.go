@@ -75,9 +75,11 @@ func TestPostgresStartQueryClose(t *testing.T) {
 
 	for sql, want := range map[string]string{
 		"SHOW listen_addresses": "127.0.0.1",
-		"SHOW fsync":            "off",
-		"SELECT current_user":   "postgres",
-		"SELECT 'ok'":           "ok",
+		// Local connections only: the unix socket and loopback.
+		"SELECT string_agg(type || ':' || coalesce(address, '') || '/' || coalesce(netmask, ''), ',' ORDER BY line_number) FROM pg_hba_file_rules": "local:/,host:127.0.0.1/255.255.255.255",
+		"SHOW fsync":          "off",
+		"SELECT current_user": "postgres",
+		"SELECT 'ok'":         "ok",
 	} {
 		got, err := pgQuery(pg, 5*time.Second, sql)
 		if err != nil || got != want {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/harness"
@@ -17,10 +19,13 @@ import (
 	"github.com/locksim/locksim/scenario"
 )
 
+// TestMain runs this binary as an etcd member or a client when the harness
+// starts it as one; else it runs the tests and then fails on any goroutine
+// left running.
 func TestMain(m *testing.M) {
 	cluster.MaybeRunEtcdMember()
 	harness.MaybeRunClient()
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
