@@ -32,7 +32,7 @@ func MaybeRunClient() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := RunClient(ctx, cfg, os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "locksim client %s: %v\n", cfg.Proc, err)
+		fmt.Fprintf(os.Stderr, "locksim client %s: %s\n", cfg.Proc, Redact(err.Error()))
 		os.Exit(1)
 	}
 	os.Exit(0)

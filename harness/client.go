@@ -27,7 +27,8 @@ type ClientConfig struct {
 	Backend     BackendClient `json:"backend"`
 	ResourceURL string        `json:"resource_url"`
 	Keys        []string      `json:"keys"`
-	Workload    string        `json:"workload"` // counter or rotation
+	Workload    string        `json:"workload"` // counter, rotation or list
+	Items       int           `json:"items"`    // list: how many distinct items
 	HoldMin     time.Duration `json:"hold_min"`
 	HoldMax     time.Duration `json:"hold_max"`
 	TTL         time.Duration `json:"ttl"`
@@ -78,6 +79,9 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 	}
 	if cfg.WaitTimeout > 0 {
 		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
+	}
+	if cfg.Workload == "list" {
+		return c.runList(ctx, opts)
 	}
 	locker, closer, err := NewLocker(ctx, cfg.Backend, cfg.Proc, opts...)
 	if err != nil {
@@ -249,11 +253,12 @@ func (c *client) section(ctx context.Context, key string, tok int64) {
 	}
 }
 
-// errValue is an error as an event value (a JSON string), or nil.
+// errValue is an error as an event value (a JSON string, credentials
+// redacted), or nil.
 func errValue(err error) []byte {
 	if err == nil {
 		return nil
 	}
-	b, _ := json.Marshal(err.Error())
+	b, _ := json.Marshal(Redact(err.Error()))
 	return b
 }

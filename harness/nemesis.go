@@ -410,5 +410,5 @@ func (r *runState) endpoints() []string {
 }
 
 func (r *runState) logf(format string, args ...any) {
-	fmt.Fprintf(r.log, strings.TrimSuffix(format, "\n")+"\n", args...)
+	fmt.Fprintln(r.log, Redact(strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")))
 }

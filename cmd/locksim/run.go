@@ -98,7 +98,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 				return exitInterrupted
 			}
 			if err != nil {
-				fmt.Fprintf(stderr, "locksim run: %s on %s: %v\n", s.Name, b, err)
+				fmt.Fprintf(stderr, "locksim run: %s on %s: %s\n", s.Name, b, harness.Redact(err.Error()))
 				return exitUsage
 			}
 		}
