@@ -128,6 +128,7 @@ type keyState struct {
 	hasAccept bool
 
 	damage damageState
+	list   listState
 }
 
 // grantRef points at one event granting or accepting a token.
@@ -227,7 +228,10 @@ func (c *Checker) complete(ps *procState, inv, e *history.Event) {
 	case history.FRead:
 		if e.Type == history.OK {
 			c.key(key).damage.read(e)
+			c.key(key).list.read(e)
 		}
+	case history.FInsert:
+		c.key(key).list.insert(inv, e)
 	}
 }
 
@@ -291,6 +295,9 @@ func (c *Checker) Finish() Result {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if v, ok := c.keys[k].damage.verdict(k, c.keys[k]); ok {
+			c.report(v)
+		}
+		if v, ok := c.keys[k].list.verdict(k); ok {
 			c.report(v)
 		}
 	}

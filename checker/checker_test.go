@@ -479,3 +479,39 @@ func TestDamageInitialValueFromFirstRead(t *testing.T) {
 		t.Fatalf("detail = %q", v.Detail)
 	}
 }
+
+// The distinct list (seed 004): the final read must hold every
+// acknowledged insert once, and nothing never inserted.
+func TestListDamage(t *testing.T) {
+	const inserts = `{"t":1,"proc":"c1","type":"invoke","f":"insert","key":"s","value":"a"}
+{"t":2,"proc":"c1","type":"ok","f":"insert","key":"s","value":"a"}
+{"t":3,"proc":"c2","type":"invoke","f":"insert","key":"s","value":"b"}
+{"t":4,"proc":"c2","type":"ok","f":"insert","key":"s","value":"b"}
+{"t":5,"proc":"c1","type":"invoke","f":"insert","key":"s","value":"b"}
+{"t":6,"proc":"c1","type":"fail","f":"insert","key":"s","value":"b"}
+{"t":7,"proc":"c2","type":"invoke","f":"insert","key":"s","value":"c"}
+{"t":8,"proc":"c2","type":"info","f":"insert","key":"s","value":"c"}
+{"t":9,"proc":"reader","type":"invoke","f":"read","key":"s"}
+`
+	tests := []struct {
+		read   string
+		damage bool
+		detail string
+	}{
+		{`["a","b"]`, false, ""},
+		{`["b","a","c"]`, false, ""}, // the unknown insert happened
+		{`["a"]`, true, "1 acknowledged inserts missing [b]"},
+		{`["a","b","b"]`, true, "1 items listed twice [b]"},
+		{`["a","b","z"]`, true, "1 never inserted [z]"},
+	}
+	for _, tc := range tests {
+		res := run(t, inserts+`{"t":10,"proc":"reader","type":"ok","f":"read","key":"s","value":`+tc.read+"}\n", false)
+		got := kinds(res)
+		if tc.damage != slices.Equal(got, []string{"damage"}) || (!tc.damage && len(got) != 0) {
+			t.Fatalf("read %s: kinds %v", tc.read, got)
+		}
+		if tc.damage && !strings.Contains(res.Violations[0].Detail, tc.detail) {
+			t.Fatalf("read %s: detail %q, want %q", tc.read, res.Violations[0].Detail, tc.detail)
+		}
+	}
+}

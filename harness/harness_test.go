@@ -258,3 +258,31 @@ func tempDirs(t *testing.T) []string {
 	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "locksim-*"))
 	return m
 }
+
+// Seed 004's distinct list under concurrent inserts: clean without faults;
+// a restart of the (only) memcached server loses acknowledged inserts.
+func TestDistinctList(t *testing.T) {
+	list := func(faults ...scenario.Fault) *scenario.Scenario {
+		s := scen("list", 3*time.Second, false, faults...)
+		s.Backends, s.Cluster.Size = []string{"memcache"}, 1
+		s.Workload = scenario.Workload{Kind: "list", Keys: 1, Items: 2000}
+		return s
+	}
+	v, events := run(t, list(), "memcache")
+	if !v.OK {
+		t.Fatalf("concurrent inserts without faults: %+v", v.Violations)
+	}
+	inserted := 0
+	for _, e := range events {
+		if e.F == history.FInsert && e.Type == history.OK {
+			inserted++
+		}
+	}
+	if inserted < 50 {
+		t.Fatalf("only %d inserts acknowledged", inserted)
+	}
+	v, _ = run(t, list(scenario.Fault{At: 2 * time.Second, Fault: "kill", Target: "memcached1", For: 200 * time.Millisecond}), "memcache")
+	if k := kinds(v); !slices.Equal(k, []string{string(checker.Damage)}) || !strings.Contains(v.Violations[0].Detail, "acknowledged inserts missing") {
+		t.Fatalf("restart: want damage with missing inserts, got %+v", v.Violations)
+	}
+}

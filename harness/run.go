@@ -252,6 +252,9 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	<-nemDone
 	nem.healAll()
 	r.stopClients(&readers)
+	if s.Workload.Kind == "list" {
+		r.readLists()
+	}
 	r.nemesisLog.Close()
 	resLog.Close()
 
@@ -304,7 +307,7 @@ func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGrou
 	}
 	cfg := ClientConfig{
 		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i),
-		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind,
+		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind, Items: s.Workload.Items,
 		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax,
 		TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, Poll: s.Lock.Poll, WaitTimeout: s.Lock.WaitTimeout,
 	}

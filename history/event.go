@@ -38,6 +38,9 @@ const (
 	FWrite   = "write"
 	FAccept  = "accept"
 	FReject  = "reject"
+	// FInsert inserts an item into a distinct list (seed 004's second
+	// mode): ok inserted, fail refused as already present.
+	FInsert = "insert"
 )
 
 // Well-known procs.
@@ -60,11 +63,11 @@ type Event struct {
 }
 
 // IsClientOp reports whether f is an operation that clients invoke and
-// complete (acquire, release, renew, read, write): a lone info of such an
+// complete (acquire, release, renew, read, write, insert): a lone info of such an
 // operation is not a notification.
 func IsClientOp(f string) bool {
 	switch f {
-	case FAcquire, FRelease, FRenew, FRead, FWrite:
+	case FAcquire, FRelease, FRenew, FRead, FWrite, FInsert:
 		return true
 	}
 	return false

@@ -57,8 +57,10 @@ type Lock struct {
 
 // Workload is what each client does in its critical section.
 type Workload struct {
-	// Kind is counter (read, hold, write read+1) or rotation (Locker's
-	// pattern: run, release, sleep 1 s plus a random fraction).
+	// Kind is counter (read, hold, write read+1), rotation (Locker's
+	// pattern: run, release, sleep 1 s plus a random fraction) or list
+	// (memcache only: seed 004's distinct list, inserts of items drawn
+	// from Items, no lock).
 	Kind string `yaml:"kind"`
 	// Hold is how long a client holds the lock, drawn uniformly between
 	// its bounds.
@@ -68,6 +70,9 @@ type Workload struct {
 	Fencing bool `yaml:"fencing"`
 	// Keys is the number of lock keys (default 1).
 	Keys int `yaml:"keys"`
+	// Items is how many distinct items the list workload draws from
+	// (default 100).
+	Items int `yaml:"items"`
 }
 
 // Fault is one entry of the fault schedule.
@@ -89,7 +94,7 @@ type Fault struct {
 var (
 	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
-	WorkloadKinds = []string{"counter", "rotation"}
+	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
 )
 
@@ -234,6 +239,16 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	if s.Workload.Keys == 0 {
 		s.Workload.Keys = 1
 	}
+	if s.Workload.Kind == "list" {
+		if s.Workload.Items == 0 {
+			s.Workload.Items = 100
+		}
+		for i, b := range s.Backends {
+			if b != "memcache" {
+				return p.errf(n, fmt.Sprintf("backends[%d]", i), "the list workload (seed 004's distinct list) runs on memcache only, not %s", b)
+			}
+		}
+	}
 	if s.Lock.TTL > 0 && s.Lock.RenewEvery >= s.Lock.TTL {
 		return p.errf(n, "lock.renew_every", "must be shorter than lock.ttl (%v)", s.Lock.TTL)
 	}
@@ -282,6 +297,8 @@ func (p *parser) workload(n *yaml.Node, w *Workload) error {
 			return true, p.boolean(v, field, &w.Fencing)
 		case "keys":
 			return true, p.intIn(v, field, &w.Keys, 1, 64)
+		case "items":
+			return true, p.intIn(v, field, &w.Items, 1, 1_000_000)
 		}
 		return false, nil
 	})

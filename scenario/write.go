@@ -50,12 +50,17 @@ func Marshal(s *Scenario) []byte {
 	if w.Keys > 1 {
 		keys = strconv.Itoa(w.Keys)
 	}
+	items := ""
+	if w.Items != 0 {
+		items = strconv.Itoa(w.Items)
+	}
 	section(&b, "workload", [][2]string{
 		{"kind", w.Kind},
 		{"hold_min", optDur(w.HoldMin)},
 		{"hold_max", optDur(w.HoldMax)},
 		{"fencing", fencing},
 		{"keys", keys},
+		{"items", items},
 	})
 	if len(s.Faults) == 0 {
 		b.WriteString("faults: []\n")

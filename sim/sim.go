@@ -242,6 +242,9 @@ func newRun(cfg Config) (*run, error) {
 	if !slices.Contains(Backends, backend) {
 		return nil, fmt.Errorf("sim: no model of backend %q (have %v)", backend, Backends)
 	}
+	if sc.Workload.Kind == "list" {
+		return nil, fmt.Errorf("sim: the list workload is not simulated: run it with locksim run")
+	}
 	r := &run{
 		w:       newWorld(cfg.Seed, sc.Duration),
 		sc:      sc,
