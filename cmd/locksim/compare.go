@@ -233,7 +233,7 @@ func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string,
 		return exitUsage
 	}
 	if len(changes) > 0 {
-		fmt.Fprintf(stdout, "baseline %s: %d cells changed:\n", path, len(changes))
+		fmt.Fprintf(stdout, "baseline %s: %s changed:\n", path, map[bool]string{true: "1 cell", false: fmt.Sprintf("%d cells", len(changes))}[len(changes) == 1])
 		for _, c := range changes {
 			fmt.Fprintf(stdout, "  %s\n", c)
 		}
