@@ -30,12 +30,12 @@ const (
 
 // File names inside a comparison directory.
 const (
-	SummaryFile  = "summary.json"
-	MarkdownFile = "README.md"
-	HTMLFile     = "index.html"
-	BaselineFile = "baseline.json"
-	RunsDir      = "runs"
-	HistoryFile  = "history.jsonl"
+	SummaryFile  = "summary.json"  // the Summary, for machines
+	MarkdownFile = "README.md"     // the matrix, for people
+	HTMLFile     = "index.html"    // the matrix, timelines and plots
+	BaselineFile = "baseline.json" // the expected verdicts (reports/ only)
+	RunsDir      = "runs"          // runs/SCENARIO/BACKEND: each cell's drawn run
+	HistoryFile  = "history.jsonl" // a run's history inside its directory
 )
 
 // Summary is a whole comparison: every backend through every scenario.
