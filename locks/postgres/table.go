@@ -129,8 +129,9 @@ func (l *Locker) createTable(ctx context.Context) error {
 	)`)
 	var pgErr *pgconn.PgError
 	// Two lockers creating the table at once: one of them loses the race
-	// on the catalog (duplicate_table, or unique_violation on pg_type).
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
+	// on the catalog (duplicate_table, duplicate_object on the row type,
+	// or unique_violation on pg_type).
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "42710" || pgErr.Code == "23505") {
 		err = nil
 	}
 	return wrap("create table", err)
