@@ -205,7 +205,8 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 {{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{.Text}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
 {{end}}</tbody>
 </table>
-<h2>Reading a timeline</h2>
+{{range .S.Skipped}}<p class="skipped">Not run: {{.Scenario}} on {{.Backend}}: {{.Reason}}</p>
+{{end}}<h2>Reading a timeline</h2>
 <p class="legend"><span><i style="background:#4a7fc1"></i>a hold: from the acquire's ok to the release's invoke, the lost notice or the end; the number is its fencing token</span>
 <span><i style="background:#4a7fc1;opacity:.35"></i>still believed held after the lease ran out, unless renewed (the orange mark: the acquire's or last recorded renewal's ok + the scenario's TTL; locks.Run's renewals are not recorded, so a pale bar means no renewal could have happened only where a fault stopped the holder)</span>
 <span><i style="background:#f2c200;opacity:.4"></i>a fault (nemesis), labelled with its target</span>

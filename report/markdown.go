@@ -75,6 +75,12 @@ func WriteMarkdown(w io.Writer, s *Summary) {
 			b.WriteString("\n")
 		}
 	}
+	if len(s.Skipped) > 0 {
+		b.WriteString("\n## Not run\n\n")
+		for _, k := range s.Skipped {
+			fmt.Fprintf(&b, "- %s/%s: %s\n", k.Scenario, k.Backend, oneLine(k.Reason))
+		}
+	}
 	var notes []string
 	for _, c := range s.Cells {
 		for _, n := range c.Notes {

@@ -52,6 +52,16 @@ type Summary struct {
 	Scenarios []ScenarioInfo `json:"scenarios"`
 	// Cells are the runs, one per scenario and backend the scenario lists.
 	Cells []Cell `json:"cells"`
+	// Skipped are the cells the mode cannot run (a workload the simulator
+	// does not model); they have no verdict.
+	Skipped []Skip `json:"skipped,omitempty"`
+}
+
+// Skip is a cell left out of a comparison, and why.
+type Skip struct {
+	Scenario string `json:"scenario"`
+	Backend  string `json:"backend"`
+	Reason   string `json:"reason"`
 }
 
 // ScenarioInfo names a scenario of the comparison.

@@ -188,6 +188,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		_ = bar.Finish()
 	}
 	sum.Sort()
+	for _, k := range sum.Skipped {
+		fmt.Fprintf(stdout, "%s on %s: not run: %s\n", k.Scenario, k.Backend, k.Reason)
+	}
 	for i := range sum.Cells {
 		c := &sum.Cells[i]
 		switch {
@@ -329,15 +332,23 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 				bs = append(bs, b)
 			}
 		}
-		if len(bs) == 0 {
-			continue
-		}
 		if mode == report.ModeSim {
+			runnable := bs[:0]
 			for _, b := range bs {
-				if err := simValidate(f, sc, b); err != nil {
+				skip, err := simValidate(f, sc, b)
+				if err != nil {
 					return nil, nil, err
 				}
+				if skip != "" {
+					sum.Skipped = append(sum.Skipped, report.Skip{Scenario: sc.Name, Backend: b, Reason: skip})
+					continue
+				}
+				runnable = append(runnable, b)
 			}
+			bs = runnable
+		}
+		if len(bs) == 0 {
+			continue
 		}
 		sum.Scenarios = append(sum.Scenarios, report.ScenarioInfo{Name: sc.Name, File: filepath.ToSlash(f), Description: strings.TrimSpace(sc.Description)})
 		for _, b := range bs {
@@ -346,7 +357,7 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 		}
 	}
 	if len(cells) == 0 {
-		return nil, nil, fmt.Errorf("no scenario in %s runs on the backends asked for", scens)
+		return nil, nil, fmt.Errorf("no scenario in %s runs on the backends asked for%s", scens, map[bool]string{true: " in the simulator", false: ""}[len(sum.Skipped) > 0])
 	}
 	slices.SortStableFunc(sum.Scenarios, func(a, b report.ScenarioInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, b := range known {
@@ -358,17 +369,19 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 }
 
 // simValidate runs seed 1 once: a fault target the backend has no node
-// for is bad input, found before the comparison starts.
-func simValidate(path string, sc *scenario.Scenario, backend string) error {
-	_, err := sim.Run(sim.Config{Scenario: sc, Backend: backend, Seed: 1, NoHistory: true})
+// for is bad input, found before the comparison starts. Any other refusal
+// (a workload the simulator does not model) is returned as the reason to
+// skip the cell.
+func simValidate(path string, sc *scenario.Scenario, backend string) (skip string, err error) {
+	_, err = sim.Run(sim.Config{Scenario: sc, Backend: backend, Seed: 1, NoHistory: true})
 	var fe *sim.FaultError
 	if errors.As(err, &fe) {
-		return fmt.Errorf("%s:%d: field \"faults[%d].%s\": backend %s: %s", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, backend, fe.Msg)
+		return "", fmt.Errorf("%s:%d: field \"faults[%d].%s\": backend %s: %s", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, backend, fe.Msg)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return err.Error(), nil
 	}
-	return nil
+	return "", nil
 }
 
 // compareSim sweeps seeds 1..n of one cell and replays the first

@@ -97,6 +97,23 @@ func TestCompareSimBaseline(t *testing.T) {
 	}
 }
 
+// A scenario the simulator does not model is left out, said so, and
+// does not fail the comparison.
+func TestCompareSimSkips(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := runCLI("compare", "--scenarios", scenarios+"control.yaml,"+scenarios+"memcache-list.yaml", "--backends", "memcache", "--seeds", "2", "--out", out, "--no-progress")
+	if code != exitOK || !strings.Contains(stdout, "memcache-list on memcache: not run: ") || !strings.Contains(stdout, "control on memcache: safe") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	s, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Cells) != 1 || len(s.Skipped) != 1 || len(s.Scenarios) != 1 {
+		t.Errorf("summary: %d cells, skipped %v, scenarios %v", len(s.Cells), s.Skipped, s.Scenarios)
+	}
+}
+
 func readAll(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
