@@ -10,8 +10,7 @@ import (
 // Every command rejects malformed input — histories, run directories,
 // scenario files, flags — with exit status 2 and exactly one line on
 // stderr that names what is wrong (file, line and field where there are
-// some), never a panic or a stack trace. compare is tested by its own
-// file's tests once it lands.
+// some), never a panic or a stack trace.
 func TestBadInputOneLine(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -55,6 +54,9 @@ func TestBadInputOneLine(t *testing.T) {
 	badBackend := write("backend.yaml", "name: x\nbackends: [zookeeper]\nclients: 2\nduration: 1s\n")
 	emptyScen := write("emptyscen.yaml", "")
 	good := scenarios + "control.yaml"
+	badBase := write("base.json", `{"sim": {"seeds": "many"}}`)
+	notJSONBase := write("notjson.json", "{\"sim\": \n")
+	cmpOut := filepath.Join(dir, "cmp")
 
 	tests := []struct {
 		args []string
@@ -101,6 +103,14 @@ func TestBadInputOneLine(t *testing.T) {
 		{[]string{"sim", good, "--seeds", "many"}, []string{"-seeds"}},
 		{[]string{"sim", good, "--seeds", "0"}, []string{"--seeds"}},
 		{[]string{"sim", good, good}, nil},
+		// compare: flags, scenario files, baseline files
+		{[]string{"compare", "--nope"}, []string{"-nope"}},
+		{[]string{"compare", "--sim", "--real"}, []string{"exclude"}},
+		{[]string{"compare", "--out", cmpOut, "--scenarios", badFault}, []string{"fault.yaml:7", `"faults[0].fault"`}},
+		{[]string{"compare", "--out", cmpOut, "--scenarios", filepath.Join(dir, "nowhere")}, []string{"nowhere"}},
+		{[]string{"compare", "--out", cmpOut, "--scenarios", good, "--check-baseline", "--baseline", badBase}, []string{"base.json", "sim.seeds"}},
+		{[]string{"compare", "--out", cmpOut, "--scenarios", good, "--check-baseline", "--baseline", notJSONBase}, []string{"notjson.json"}},
+		{[]string{"compare", "--out", cmpOut, "--scenarios", good, "--check-baseline", "--baseline", filepath.Join(dir, "nobase.json")}, []string{"nobase.json"}},
 		{[]string{"gen-history", "--nope"}, []string{"-nope"}},
 		// no command, unknown command: the usage
 		{nil, nil},

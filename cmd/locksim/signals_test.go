@@ -420,3 +420,31 @@ func TestSimInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// SIGINT or SIGTERM stops locksim compare --real mid-run: every process
+// it started goes, the interrupted cell's run directory is checkable, the
+// report of the cells so far is written, exit 130.
+func TestCompareInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			sb := newSandbox(t)
+			out := filepath.Join(sb.work, "cmp")
+			sb.start(t, "compare", "--real", "--no-progress", "--scenarios", sigScenario(t, sb, false), "--backends", "memcache", "--out", out)
+			dir := filepath.Join(out, "runs", "sig", "memcache")
+			waitFor(t, sb, "client events", 60*time.Second, func() bool {
+				return fileHas(filepath.Join(dir, "procs", "c1.jsonl"), `"acquire"`)
+			})
+			sb.signal(t, sig)
+			if code := sb.wait(t, 60*time.Second); code != exitInterrupted {
+				t.Fatalf("exit %d, want %d\nstderr: %s", code, exitInterrupted, sb.stderr.String())
+			}
+			sb.noLeftovers(t)
+			if n := checkEvents(t, filepath.Join(dir, "history.jsonl")); n == 0 {
+				t.Fatalf("history.jsonl has no events")
+			}
+			if !strings.Contains(sb.stderr.String(), "interrupted") {
+				t.Fatalf("stderr: %s", sb.stderr.String())
+			}
+		})
+	}
+}
