@@ -286,3 +286,16 @@ func TestDistinctList(t *testing.T) {
 		t.Fatalf("restart: want damage with missing inserts, got %+v", v.Violations)
 	}
 }
+
+// A client that dies on its own is named in the verdict's notes (here:
+// memcached cannot keep an item for more than 30 days, so the client
+// refuses the TTL and exits).
+func TestClientExitNoted(t *testing.T) {
+	s := scen("bad-ttl", 2*time.Second, true)
+	s.Backends, s.Cluster.Size, s.Clients = []string{"memcache"}, 1, 1
+	s.Lock.TTL = 800 * time.Hour
+	v, _ := run(t, s, "memcache")
+	if !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "client c1 exited before the end of the run") }) {
+		t.Fatalf("notes %q do not name the dead client", v.Notes)
+	}
+}

@@ -35,9 +35,35 @@ func newNemesis(r *runState, seed uint64) *nemesis {
 
 // record writes a nemesis event.
 func (n *nemesis) record(f string, value map[string]any) {
+	n.recordAt(n.r.clock.Now(), f, value)
+}
+
+// recordAt writes a nemesis event stamped at, which must not be before the
+// last nemesis event.
+func (n *nemesis) recordAt(at int64, f string, value map[string]any) {
 	b, _ := json.Marshal(value)
-	e := history.Event{T: n.r.clock.Now(), Proc: history.ProcNemesis, Type: history.Info, F: f, Value: b}
+	e := history.Event{T: at, Proc: history.ProcNemesis, Type: history.Info, F: f, Value: b}
 	_ = n.r.nemesisLog.Write(&e)
+}
+
+// pauseHolder pauses the client that holds the lock. The holder is known
+// from the events read so far, which lag a little behind the clients: once
+// paused, a client writes nothing more, so after a moment for its last
+// events to arrive the nemesis checks that it still holds the lock, and if
+// it released in between, resumes it and tries the next holder. It returns
+// the client paused and when.
+func (n *nemesis) pauseHolder(ctx context.Context, tg []string) ([]string, int64) {
+	for try := 0; ; try++ {
+		at := n.r.clock.Now()
+		n.pause(tg[0])
+		if !sleepCtx(ctx, 100*time.Millisecond) || try >= 20 || slices.Contains(n.r.holders(), tg[0]) {
+			return tg, at
+		}
+		n.resume(tg[0])
+		if next := n.targets(ctx, "holder"); len(next) > 0 {
+			tg = next
+		}
+	}
 }
 
 // run applies every fault at its time until ctx ends.
@@ -128,10 +154,16 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 	}
 	switch f.Fault {
 	case "pause":
-		n.record("pause", info)
-		for _, t := range tg {
-			n.pause(t)
+		at := n.r.clock.Now()
+		if f.Target == "holder" {
+			tg, at = n.pauseHolder(ctx, tg)
+			info["nodes"] = tg
+		} else {
+			for _, t := range tg {
+				n.pause(t)
+			}
 		}
+		n.recordAt(at, "pause", info)
 		return func() {
 			for _, t := range tg {
 				n.resume(t)

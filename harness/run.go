@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,6 +67,16 @@ type runState struct {
 	held    map[string]map[string]bool // key → procs that believe they hold it
 	events  int
 	started time.Time // when the clients started on the workload
+	notes   []string  // what the verdict must say about this run
+
+	stopping atomic.Bool // the clients are being stopped
+}
+
+// note adds a line to the verdict's notes.
+func (r *runState) note(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notes = append(r.notes, s)
 }
 
 // clientProc is a client child process.
@@ -356,6 +367,12 @@ func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGrou
 					r.logf("client %s: output: %v", name, err)
 				}
 				_, _ = io.Copy(io.Discard, stdout)
+				c.mu.Lock()
+				killed := c.dead
+				c.mu.Unlock()
+				if !killed && !r.stopping.Load() {
+					r.note(fmt.Sprintf("client %s exited before the end of the run: see logs/%s.log", name, name))
+				}
 				return
 			}
 			r.observe(&e)
@@ -368,6 +385,7 @@ func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGrou
 // stopClients asks every client to stop, waits for a while, then kills
 // what is left, and waits until every output is read. Safe to call twice.
 func (r *runState) stopClients(readers *sync.WaitGroup) {
+	r.stopping.Store(true)
 	r.mu.Lock()
 	clients := slices.Clone(r.clients)
 	r.mu.Unlock()
@@ -428,7 +446,7 @@ func (r *runState) judge() (*Verdict, error) {
 	v := &Verdict{
 		Summary:  checker.Summarize([]string{histPath}, []checker.Result{res}),
 		Scenario: r.opts.Scenario.Name, Backend: r.opts.Backend, Seed: r.opts.Seed,
-		Notes: r.dep.notes,
+		Notes: append(slices.Clone(r.dep.notes), r.notes...),
 	}
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
