@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report
+.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report agree
 
 all: build
 
@@ -62,6 +62,13 @@ compare: build
 REAL_CATALOGUE ?= --scenarios scenarios/control.yaml,scenarios/holder-paused-past-lease.yaml --backends etcd,postgres
 compare-real: build
 	$(BIN)/locksim compare --real $(REAL_CATALOGUE) --out reports/real --check-baseline
+
+## agree: the simulator's verdicts beside real runs of the whole catalogue
+## (about 10 minutes), failing on a cell where they disagree.
+agree: build
+	$(BIN)/locksim compare --sim --out reports/agree/sim --no-progress; test $$? -le 1
+	$(BIN)/locksim compare --real --out reports/agree/real --no-progress; test $$? -le 1
+	$(BIN)/locksim agree reports/agree/sim reports/agree/real
 
 ## report: render reports/ again from its saved comparison.
 report: build

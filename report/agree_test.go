@@ -1,0 +1,38 @@
+package report
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/locksim/locksim/checker"
+)
+
+func TestAgree(t *testing.T) {
+	me := checker.MutualExclusion
+	sim := &Summary{Cells: []Cell{
+		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}, SeedsWithKind: map[checker.Kind]int{me: 9}, Seeds: 10},
+		{Scenario: "control", Backend: "etcd", Seeds: 10},
+		{Scenario: "cut", Backend: "etcd", Seeds: 10},
+	}}
+	real := &Summary{Cells: []Cell{
+		{Scenario: "control", Backend: "etcd"},
+		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}},
+		{Scenario: "cut", Backend: "etcd", Kinds: []checker.Kind{checker.Damage}},
+		{Scenario: "list", Backend: "memcache", Kinds: []checker.Kind{checker.Damage}}, // not simulated
+	}}
+	rows := Agree(sim, real)
+	if len(rows) != 3 || rows[0].Scenario != "control" || !rows[0].Agrees() || !rows[1].Agrees() || rows[2].Agrees() {
+		t.Fatalf("rows %+v", rows)
+	}
+	var b strings.Builder
+	bad, err := WriteAgreement(&b, rows)
+	if err != nil || bad != 1 {
+		t.Fatalf("bad %d, err %v", bad, err)
+	}
+	out := b.String()
+	for _, want := range []string{"mutual-exclusion 9/10", "DISAGREE", "3 cells, 1 disagree"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
