@@ -101,7 +101,7 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 			return nil, err
 		}
 	}
-	dir, err := os.MkdirTemp("", "locksim-consul-")
+	dir, err := MakeTempDir("", "locksim-consul-", 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -10,10 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -142,44 +140,9 @@ func StartEtcd(cfg EtcdConfig) (*Etcd, error) {
 	return nil, err
 }
 
-// etcdDirPattern names cluster directories; etcdOwnerFile in each holds the pid
-// of the process that made it.
-const (
-	etcdDirPattern = "locksim-etcd-"
-	etcdOwnerFile  = "owner.pid"
-)
-
-// sweepStaleDirs removes the cluster directories under parent whose owner
-// process is gone: a process that dies without Close (SIGKILL, a test
-// timeout) takes its members with it (Pdeathsig) but leaves the directory.
-func sweepStaleDirs(parent string) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	dirs, _ := filepath.Glob(filepath.Join(parent, etcdDirPattern+"*"))
-	for _, d := range dirs {
-		data, err := os.ReadFile(filepath.Join(d, etcdOwnerFile))
-		if err != nil {
-			continue // being created, or not ours
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = os.RemoveAll(d)
-		}
-	}
-}
-
 func startEtcd(cfg EtcdConfig) (*Etcd, error) {
-	sweepStaleDirs(cfg.Dir)
-	dir, err := os.MkdirTemp(cfg.Dir, etcdDirPattern)
+	dir, err := MakeTempDir(cfg.Dir, "locksim-etcd-", 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: etcd: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, etcdOwnerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cluster: etcd: %w", err)
 	}
 	c := &Etcd{dir: dir}

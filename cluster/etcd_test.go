@@ -261,7 +261,7 @@ func TestEtcdSweepsStaleDirs(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stale, "etcd1"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(stale, "owner.pid"), []byte(strconv.Itoa(dead.Process.Pid)), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(stale, cluster.OwnerFile), []byte(strconv.Itoa(dead.Process.Pid)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := cluster.StartEtcd(cluster.EtcdConfig{Members: 1, Dir: parent})

@@ -86,7 +86,7 @@ func startMemcachedOnce(cfg MemcachedConfig) (_ *Memcached, err error) {
 			return nil, fmt.Errorf("cluster: libfaketime not found (make setup installs it): %w", err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "locksim-memcached-")
+	dir, err := MakeTempDir("", "locksim-memcached-", 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -86,8 +86,7 @@ func StartPostgres(cfg PostgresConfig) (_ *Postgres, err error) {
 		}
 	}
 	base := tempBase(cred != nil)
-	sweepStalePostgres(base)
-	dir, err := os.MkdirTemp(base, "locksim-"+cfg.Name+"-")
+	dir, err := MakeTempDir(base, "locksim-"+cfg.Name+"-", 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %s: %w", cfg.Name, err)
 	}
@@ -96,9 +95,6 @@ func StartPostgres(cfg PostgresConfig) (_ *Postgres, err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return nil, fmt.Errorf("cluster: %s: %w", cfg.Name, err)
-	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, fmt.Errorf("cluster: %s: %w", cfg.Name, err)
@@ -133,31 +129,6 @@ func StartPostgres(cfg PostgresConfig) (_ *Postgres, err error) {
 		if p.port, err = FreePort(); err != nil {
 			return nil, fmt.Errorf("cluster: %s: free port: %w", cfg.Name, err)
 		}
-	}
-}
-
-// ownerFile, in a server's temporary directory, holds the pid of the
-// locksim process that owns it.
-const ownerFile = "locksim-owner.pid"
-
-// sweepStalePostgres removes the temporary directories that a locksim
-// process killed before its Close left behind (its servers died with it,
-// through Pdeathsig).
-func sweepStalePostgres(base string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, "locksim-*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, ownerFile))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-			continue // owner alive
-		}
-		os.RemoveAll(d)
 	}
 }
 

@@ -214,7 +214,7 @@ func TestPostgresSweepsStaleDirs(t *testing.T) {
 	}
 	defer os.RemoveAll(stale)
 	// A pid above pid_max (4194304 at most) is never alive.
-	if err := os.WriteFile(stale+"/"+ownerFile, []byte("2000000000"), 0o644); err != nil {
+	if err := os.WriteFile(stale+"/"+OwnerFile, []byte("2000000000"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	live, err := os.MkdirTemp(tempBase(os.Geteuid() == 0), "locksim-live-")
@@ -222,7 +222,7 @@ func TestPostgresSweepsStaleDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(live)
-	if err := os.WriteFile(live+"/"+ownerFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := os.WriteFile(live+"/"+OwnerFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startPostgres(t)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/resource"
@@ -206,7 +207,7 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	tmp, err := os.MkdirTemp("", "locksim-run-")
+	tmp, err := cluster.MakeTempDir("", "locksim-run-", 0o600)
 	if err != nil {
 		return nil, err
 	}

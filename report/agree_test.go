@@ -1,6 +1,7 @@
 package report
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -33,6 +34,23 @@ func TestAgree(t *testing.T) {
 	for _, want := range []string{"mutual-exclusion 9/10", "DISAGREE", "3 cells, 1 disagree"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestLoadBaselineNamesLine(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/baseline.json"
+	for _, tc := range []struct{ body, want string }{
+		{"{\n  \"sim\": {\n    \"seeds\": \"many\"\n  }\n}\n", `baseline.json:3: field "sim.seeds"`},
+		{"{\n  \"sim\": {\n    \"seeds\": 5,\n  }\n}\n", "baseline.json:4: bad JSON"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadBaseline(path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.body, err, tc.want)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -73,9 +75,29 @@ func LoadBaseline(path string) (*Baseline, error) {
 	}
 	var b Baseline
 	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, jsonError(path, data, err)
 	}
 	return &b, nil
+}
+
+// jsonError names the file, the line and, where the decoder knows it, the
+// field of a JSON error.
+func jsonError(path string, data []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%s:%d: bad JSON: %v", path, lineAt(data, se.Offset), se)
+	case errors.As(err, &te):
+		return fmt.Errorf("%s:%d: field %q: want %v, got %s", path, lineAt(data, te.Offset), te.Field, te.Type, te.Value)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// lineAt is the 1-based line of byte offset off in data.
+func lineAt(data []byte, off int64) int {
+	off = min(max(off, 0), int64(len(data)))
+	return 1 + bytes.Count(data[:off], []byte("\n"))
 }
 
 // Save writes b to path as indented JSON, cells sorted.

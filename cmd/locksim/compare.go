@@ -159,7 +159,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		}
 		var c report.Cell
 		if mode == report.ModeSim {
-			c, err = compareSim(cc, *seeds, *parallel, *lin, *out, bar)
+			c, err = compareSim(ctx, cc, *seeds, *parallel, *lin, *out, bar)
 		} else {
 			c, err = compareReal(ctx, cc, *seed, *lin, *out)
 			if bar != nil {
@@ -386,11 +386,14 @@ func simValidate(path string, sc *scenario.Scenario, backend string) (skip strin
 
 // compareSim sweeps seeds 1..n of one cell and replays the first
 // violating seed (or seed 1) with its history kept, under out/runs.
-func compareSim(cc compareCell, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
+func compareSim(ctx context.Context, cc compareCell, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
 	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: n,
 		Counts: map[checker.Kind]int{}, SeedsWithKind: map[checker.Kind]int{}}
-	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: 1, n: n, parallel: parallel, keepGoing: true, bar: bar}
+	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: 1, n: n, parallel: parallel, keepGoing: true, bar: bar, ctx: ctx}
 	bad := sw.run()
+	if ctx.Err() != nil {
+		return c, ctx.Err()
+	}
 	if got := sw.done.Load(); got != n {
 		return c, fmt.Errorf("%d of %d seeds failed to run", n-got, n)
 	}
