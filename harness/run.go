@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +244,15 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	}
 	defer srv.Close()
 
+	// Start the clients after a delay of up to a second drawn from the
+	// seed, so that their timers (renewals, polls) are not in phase with
+	// the servers' own (memcached's once-a-second clock, etcd's lease
+	// checks every 500 ms), which would make every run of a scenario meet
+	// a fault at the same point of those cycles.
+	jitter := time.Duration(rand.New(rand.NewPCG(opts.Seed, 11)).Int64N(int64(time.Second)))
+	if !sleepCtx(ctx, jitter) {
+		return nil, ctx.Err()
+	}
 	var readers sync.WaitGroup
 	defer r.stopClients(&readers)
 	for i := 1; i <= s.Clients; i++ {

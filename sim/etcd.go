@@ -24,7 +24,10 @@ import (
 //     the keys before them (a watch, delivered by the leader through the
 //     client's server). The token is the create revision.
 //   - The client's session: a keepalive every TTL/3 (the client's
-//     keepalive loop, on the client's clock), and a deadline of TTL after
+//     keepalive loop, on the Go runtime's clock inside the etcd client: true
+//     time, which the injected client clock does not reach — so client
+//     clock skew leaves etcd's keepalive alone, as in real runs), and a
+//     deadline of TTL after
 //     the last answer; when it passes (the client's deadline loop checks
 //     every 500 ms) the session is done and the lease is lost. A keepalive
 //     answered with TTL 0 (lease not found) ends the session too. Run's
@@ -67,7 +70,7 @@ func newEtcd(r *run, size int) *etcd {
 	m.ttl = int64(lockEtcd.TTLSeconds(time.Duration(r.opts.ttl))) * int64(time.Second)
 	m.q = newQuorum(r, "etcd", size, 100*time.Millisecond, time.Millisecond, 5*time.Second+200*time.Millisecond)
 	m.q.onLeader = m.promote
-	m.lessor(m.q.leaderNode(), m.q.term)
+	m.startLessor(m.q.leaderNode(), m.q.term)
 	return m
 }
 
@@ -75,7 +78,9 @@ func (m *etcd) leader() *node { return m.q.leaderNode() }
 func (m *etcd) faultChanged() { m.q.faultChanged() }
 func (m *etcd) evict(n *node) {}
 func (m *etcd) client(p *proc) lockClient {
-	return &etcdClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
+	// The etcd client's keepalive loop ticks every 500 ms from when the
+	// client was made: a phase of its own.
+	return &etcdClient{m: m, p: p, ep: p.idx % len(m.q.servers), phase: m.r.w.int64n(etcdCheckInterval)}
 }
 
 // destroySession revokes p's lease (etcdctl lease revoke).
@@ -94,12 +99,21 @@ func (m *etcd) promote() {
 			ls.expiry = l.now() + m.q.electionTimeout + m.ttl
 		}
 	}
-	m.lessor(l, m.q.term)
+	m.startLessor(l, m.q.term)
+}
+
+// startLessor starts the leader's expiry loop at a phase of its own: the
+// lessor's ticks and the clients' keepalive ticks are not aligned, which
+// decides who learns of an expiry first.
+func (m *etcd) startLessor(l *node, term int) {
+	m.lessorAfter(l, term, m.r.w.int64n(etcdCheckInterval)+1)
 }
 
 // lessor is the leader's expiry loop.
-func (m *etcd) lessor(l *node, term int) {
-	l.after(etcdCheckInterval, func() {
+func (m *etcd) lessor(l *node, term int) { m.lessorAfter(l, term, etcdCheckInterval) }
+
+func (m *etcd) lessorAfter(l *node, term int, first int64) {
+	l.after(first, func() {
 		if !m.q.isLeader(l, term) {
 			return
 		}
@@ -201,6 +215,7 @@ type etcdClient struct {
 	p  *proc
 	ep int // the server it talks to
 
+	phase    int64  // of the keepalive loop, in [0, 500 ms)
 	gen      uint32 // one per session
 	leaseID  int64
 	deadline int64 // client clock
@@ -282,10 +297,11 @@ func (c *etcdClient) granted0(gen uint32, id int64) {
 	}
 	c.leaseID = id
 	c.session = true
-	now := c.p.n.now()
+	now := c.p.n.w.now // the etcd client's own timers: true time
 	c.deadline = now + c.m.ttl
 	c.nextKA = now
-	c.keepalive(gen)
+	// The first keepalive goes at the loop's next tick.
+	c.p.n.afterTrue((c.phase-now%etcdCheckInterval+etcdCheckInterval)%etcdCheckInterval, func() { c.keepalive(gen) })
 	key := c.key
 	entry := c.server()
 	c.op(true, func() func() {
@@ -320,7 +336,7 @@ func (c *etcdClient) keepalive(gen uint32) {
 	if c.gen != gen || !c.session {
 		return
 	}
-	now := c.p.n.now()
+	now := c.p.n.w.now
 	if now > c.deadline {
 		c.sessionDone("etcd session ended: no keepalive answer within the TTL")
 		return
@@ -341,13 +357,13 @@ func (c *etcdClient) keepalive(gen uint32) {
 					c.sessionDone("etcd session ended: lease expired or revoked (keepalive TTL 0)")
 					return
 				}
-				t := c.p.n.now()
+				t := c.p.n.w.now
 				c.deadline = t + c.m.ttl
 				c.nextKA = t + c.m.ttl/3
 			}
 		})
 	}
-	c.p.n.after(etcdCheckInterval, func() { c.keepalive(gen) })
+	c.p.n.afterTrue(etcdCheckInterval, func() { c.keepalive(gen) })
 }
 
 func (c *etcdClient) sessionDone(reason string) {

@@ -307,6 +307,14 @@ func (n *node) after(d int64, fn func()) {
 	n.w.onNode(n, n.w.now+n.clk.real(d), fn)
 }
 
+// afterTrue runs fn once d of true time has passed, whatever the node's
+// clock says: for timers a process keeps outside the locks.Clock it was
+// given (the Go runtime's own, as in the etcd client), which a clock fault
+// does not reach. A pause still holds them back.
+func (n *node) afterTrue(d int64, fn func()) {
+	n.w.onNode(n, n.w.now+d, fn)
+}
+
 // pause stops the node: nothing it would do runs until resume.
 func (n *node) pause() { n.paused = true }
 
