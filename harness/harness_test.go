@@ -213,7 +213,17 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	tmpBefore := tempDirs(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(2500 * time.Millisecond); cancel() }()
+	go func() {
+		// Interrupt once the clients are at work (or after 30 s).
+		for i := 0; i < 300; i++ {
+			if fi, err := os.Stat(filepath.Join(dir, "procs", "c1.jsonl")); err == nil && fi.Size() > 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+	}()
 	v, err := harness.Run(ctx, harness.Options{Scenario: scen("interrupted", time.Minute, true), Backend: "etcd", Seed: 1, OutDir: dir})
 	if err != context.Canceled {
 		t.Fatalf("want context.Canceled, got %v", err)
