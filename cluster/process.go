@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -147,7 +148,51 @@ func (p *Process) Pause() error {
 		return err
 	}
 	p.paused = true
+	// SIGSTOP takes effect when the kernel next schedules each thread: wait
+	// until it has, so that a paused server answers nothing after Pause
+	// returns.
+	WaitStopped(p.cmd.Process.Pid, time.Second)
 	return nil
+}
+
+// WaitStopped waits until every thread of process pid is stopped (or gone),
+// at most timeout; it reports whether they all are.
+func WaitStopped(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if allStopped(pid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reads the state of every thread of pid from /proc.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true // gone
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		// pid (comm) state ...: the comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		switch b[i+2] {
+		case 'T', 't', 'Z', 'X':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Resume implements Node.

@@ -206,8 +206,9 @@ func loadStatsOf(events []history.Event) *loadStats {
 		case e.F == history.FAcquire && e.Type == history.OK:
 			st.grants++
 			st.latencies = append(st.latencies, time.Duration(e.T-invoked[e.Proc]))
-		case e.F == history.FAcquire && e.Type == history.Fail && strings.Contains(string(e.Value), "context canceled"):
-			st.contention++ // still waiting when the run ended
+		case e.F == history.FAcquire && e.Type == history.Fail &&
+			(strings.Contains(string(e.Value), "context canceled") || strings.Contains(string(e.Value), "operation was canceled")):
+			st.contention++ // still waiting (or still connecting) when the run ended
 		case e.Type == history.Fail || e.Type == history.Info:
 			st.errors = append(st.errors, fmt.Sprintf("t=%d %s %s %s %s", e.T, e.Proc, e.Type, e.F, e.Value))
 		}

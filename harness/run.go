@@ -101,7 +101,15 @@ func (c *clientProc) signal(sig syscall.Signal) error {
 	return syscall.Kill(-c.cmd.Process.Pid, sig)
 }
 
-func (c *clientProc) pause() error  { return c.signal(syscall.SIGSTOP) }
+// pause stops the client and returns once every thread of it has stopped.
+func (c *clientProc) pause() error {
+	if err := c.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	cluster.WaitStopped(c.cmd.Process.Pid, time.Second)
+	return nil
+}
+
 func (c *clientProc) resume() error { return c.signal(syscall.SIGCONT) }
 
 func (c *clientProc) kill() {
