@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,12 +21,9 @@ func runAgree(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agree", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, "usage: locksim agree SIM_DIR REAL_DIR") }
-	dirs, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	dirs, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	if len(dirs) != 2 {
 		fs.Usage()

@@ -34,12 +34,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR`")
 	lin := fs.Bool("linearizability", true, "also check linearizability with porcupine (keeps operations in memory)")
 	linTimeout := fs.Duration("lin-timeout", 10*time.Second, "porcupine's time limit per key and model; beyond it the result is unknown")
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	files, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "locksim check: no history file given")
@@ -106,6 +103,20 @@ func checkRunDir(dir string, opts checker.Options) (checker.Result, error) {
 	}()
 	defer pr.Close() // stops the merge if the check ends first
 	return checker.Check(history.NewReader(pr, dir+" (merged procs/*.jsonl)"), opts)
+}
+
+// parseFlags is parseInterspersed for a subcommand: ok is false when the
+// subcommand should exit at once with code (0 after -h, 2 after a bad
+// flag, which parseInterspersed has reported).
+func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, exitOK, false
+	case err != nil:
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
 }
 
 // parseInterspersed parses flags that may come before, between or after the

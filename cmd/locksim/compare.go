@@ -65,12 +65,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	writeBase := fs.Bool("write-baseline", false, "record this comparison's verdicts in the baseline")
 	basePath := fs.String("baseline", filepath.Join("reports", report.BaselineFile), "the baseline `FILE`")
 	quiet := fs.Bool("no-progress", false, "no progress bar")
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	rest, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	switch {
 	case len(rest) > 0:
@@ -94,6 +91,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var base *report.Baseline
+	var err error
 	if *checkBase || *writeBase {
 		base, err = report.LoadBaseline(*basePath)
 		switch {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,12 +26,9 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	}
 	checkBase := fs.Bool("check-baseline", false, "exit 1, naming the cells, if a verdict differs from the baseline's")
 	basePath := fs.String("baseline", filepath.Join("reports", report.BaselineFile), "the baseline `FILE`")
-	dirs, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	dirs, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	if len(dirs) != 1 {
 		fmt.Fprintln(stderr, "locksim report: give exactly one directory")

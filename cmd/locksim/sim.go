@@ -50,12 +50,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	shrink := fs.Bool("shrink", false, "shrink the first violating seed of each backend to a smaller scenario (written under --out, or the current directory)")
 	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine (slow)")
 	quiet := fs.Bool("no-progress", false, "no progress bar")
-	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	files, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
 	}
 	seedSet, seedsSet := false, false
 	fs.Visit(func(f *flag.Flag) {
