@@ -75,15 +75,8 @@ type consulKey struct {
 	session     int // 0: none
 	lockIndex   uint64
 	modifyIndex uint64
-	delayUntil  int64 // lock-delay, on the leader's clock
-	watchers    []*consulWatch
-}
-
-type consulWatch struct {
-	index uint64
-	c     *call
-	done  bool
-	fire  func(session int, index uint64)
+	delayUntil  int64        // lock-delay, on the leader's clock
+	watchers    []*consulReq // blocking GETs waiting for a change
 }
 
 // consulTTLMin is cluster/'s session_ttl_min.
@@ -211,15 +204,16 @@ func (m *consul) invalidate(s *consulSession) {
 	s.keys = nil
 }
 
+// fire answers the blocking GETs waiting on ck. Answering only sends
+// messages, so nothing is added to the watchers meanwhile: the slice is
+// reused.
 func (m *consul) fire(ck *consulKey) {
 	ws := ck.watchers
-	ck.watchers = nil
 	for _, w := range ws {
-		if !w.done {
-			w.done = true
-			w.fire(ck.session, ck.modifyIndex)
-		}
+		w.answerGet()
 	}
+	clear(ws)
+	ck.watchers = ws[:0]
 }
 
 func (m *consul) acquireKV(k string, sid int) bool {
@@ -272,41 +266,220 @@ type consulClient struct {
 
 func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 
-// op is one HTTP request through the quorum; errors (refused, or the
-// server's timeout) go to failed.
-func (c *consulClient) op(write bool, apply func() func(), failed func()) {
-	c.m.r.w.rpc(c.p.n, c.server(), 0, func(r *call) {
-		c.m.q.do(r, write, apply, failed)
-	}, func(rpcErr) {
-		c.ep = (c.ep + 1) % len(c.m.q.servers)
-		failed()
-	})
+// consulReq is one HTTP request of a consulClient: what it asks (kind),
+// its answer, and what the client does with the answer or an error. The
+// call and its way through the quorum are embedded, and the GET's timers
+// are the request itself under other types (crTimer, crSleep), so a
+// request is one allocation and no closures: the poll loop makes three
+// requests every PollInterval, and this is most of what a Consul run does.
+type consulReq struct {
+	call
+	qr    qreq
+	c     *consulClient
+	kind  uint8
+	write bool
+	gen   uint32
+	sid   int
+	key   string
+	done  func(history.Type) // crRelease
+
+	// GET: the index to wait past and the longest wait; ck while waiting.
+	index uint64
+	wait  int64
+	ck    *consulKey
+	wdone bool // the blocking GET has answered
+
+	// The answer.
+	ok  bool
+	id  int    // crCreate
+	s   int    // crToken, GETs: the key's session
+	idx uint64 // crToken, GETs: the key's ModifyIndex
 }
 
-// blockingGet is GET ?index=&wait= served by the client's server.
-func (c *consulClient) blockingGet(key string, index uint64, wait int64, got func(session int, index uint64), failed func()) {
+// Kinds of consulReq.
+const (
+	crCreate    uint8 = iota // session create, then try
+	crTry                    // KV acquire (one turn of the acquire loop)
+	crToken                  // the consistent GET after an acquire
+	crRenewWait              // the session renew of the acquire loop
+	crDestroy                // session destroy
+	crRenew                  // Run's renewer's session renew
+	crRelease                // ?release, then destroy
+	crGet                    // the acquire loop's blocking GET
+	crWatch                  // the lease watcher's blocking GET
+)
+
+// req is a new request of kind for the current session and key.
+func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
+	return &consulReq{c: c, kind: kind, write: write, gen: gen, sid: c.sid, key: c.key}
+}
+
+// send is the HTTP request to the client's server. There is no client
+// timeout (the api client has none): errors are a refusal or the
+// server's own (the quorum's request timeout).
+func (q *consulReq) send() {
+	c := q.c
 	w := c.m.r.w
-	w.rpc(c.p.n, c.server(), 0, func(r *call) {
-		ck := c.m.key(key)
-		if index == 0 || ck.modifyIndex > index || c.m.q.leader < 0 {
-			s, i := ck.session, ck.modifyIndex
-			r.reply(func() { got(s, i) })
+	q.call = call{w: w, c: c.p.n, s: c.server(), h: q}
+	w.start(&q.call, 0)
+}
+
+// serve runs on the server: a GET is answered from the state (blocking
+// until the key changes or its wait is over), the rest go through the
+// quorum.
+func (q *consulReq) serve(*call) {
+	m := q.c.m
+	if q.kind == crGet || q.kind == crWatch {
+		q.serveGet()
+		return
+	}
+	q.qr = qreq{q: m.q, c: &q.call, write: q.write, o: q}
+	m.q.start(&q.qr)
+}
+
+// apply runs on the leader and keeps the answer.
+func (q *consulReq) apply() {
+	m := q.c.m
+	switch q.kind {
+	case crCreate:
+		q.id = m.create()
+	case crTry:
+		q.ok = m.acquireKV(q.key, q.sid)
+	case crToken:
+		ck := m.key(q.key)
+		q.s, q.idx = ck.session, ck.modifyIndex
+	case crRenewWait, crRenew:
+		q.ok = m.renewSession(q.sid)
+	case crDestroy:
+		if s := m.session(q.sid); s != nil {
+			m.invalidate(s)
+		}
+	case crRelease:
+		q.ok = m.releaseKV(q.key, q.sid)
+	}
+}
+
+// serveGet is GET ?index=&wait= on the server.
+func (q *consulReq) serveGet() {
+	m := q.c.m
+	w := m.r.w
+	ck := m.key(q.key)
+	q.ck = ck
+	if q.index == 0 || ck.modifyIndex > q.index || m.q.leader < 0 {
+		q.answerGet()
+		return
+	}
+	ck.watchers = append(ck.watchers, q)
+	s := q.call.s
+	d := q.wait + w.int64n(q.wait/16+1)
+	w.push(event{at: w.now + s.clk.real(d), n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
+}
+
+// answerGet answers a GET with the key's state now, once.
+func (q *consulReq) answerGet() {
+	if q.wdone {
+		return
+	}
+	q.wdone = true
+	q.s, q.idx = q.ck.session, q.ck.modifyIndex
+	q.call.replyH()
+}
+
+// crTimer is a blocking GET's wait on the server.
+type crTimer consulReq
+
+func (t *crTimer) handle() { (*consulReq)(t).answerGet() }
+
+// crSleep is the acquire loop's sleep after a failed GET.
+type crSleep consulReq
+
+func (t *crSleep) handle() { t.c.renewWait(t.gen) }
+
+// replied runs on the client with the answer.
+func (q *consulReq) replied() {
+	c, gen := q.c, q.gen
+	if q.kind == crRenew {
+		if c.gen == gen && !q.ok {
+			c.lose("no active session")
+		}
+		return
+	}
+	if q.kind == crRelease {
+		c.destroy(q.sid)
+		if q.ok {
+			q.done(history.OK)
+		} else {
+			q.done(history.Fail)
+		}
+		return
+	}
+	if q.kind == crGet {
+		if c.gen == gen {
+			c.index = q.idx
+		}
+		c.renewWait(gen)
+		return
+	}
+	if c.gen != gen {
+		return
+	}
+	switch q.kind {
+	case crCreate:
+		c.sid = q.id
+		c.try(gen)
+	case crTry:
+		if q.ok {
+			c.readToken(gen)
 			return
 		}
-		cw := &consulWatch{index: index, c: r}
-		cw.fire = func(s int, i uint64) { r.reply(func() { got(s, i) }) }
-		ck.watchers = append(ck.watchers, cw)
-		r.s.after(wait+w.int64n(wait/16+1), func() {
-			if !cw.done {
-				cw.done = true
-				s, i := ck.session, ck.modifyIndex
-				r.reply(func() { got(s, i) })
-			}
-		})
-	}, func(rpcErr) {
+		c.wait(gen)
+	case crToken:
+		if q.s != q.sid {
+			c.try(gen) // lost between the acquire and the read
+			return
+		}
+		c.tok = int64(q.idx)
+		c.give(true, c.tok)
+		c.watch(gen, q.idx)
+	case crRenewWait:
+		if q.ok {
+			c.try(gen)
+		} else {
+			c.createSession(gen)
+		}
+	case crWatch:
+		if reason := lockConsul.LossReason(&api.KVPair{Key: c.key, Session: sessionID(q.s)}, sessionID(q.sid)); reason != "" {
+			c.lose(reason)
+			return
+		}
+		c.watch(gen, max(q.idx, q.index))
+	}
+}
+
+// failed runs on the client when the request got no answer: refused (the
+// client moves to the next server) or the server's error.
+func (q *consulReq) failed(e rpcErr) {
+	c, gen := q.c, q.gen
+	if e != errServer {
 		c.ep = (c.ep + 1) % len(c.m.q.servers)
-		failed()
-	})
+	}
+	switch q.kind {
+	case crCreate, crTry, crToken, crRenewWait:
+		if c.gen == gen {
+			c.give(false, 0)
+		}
+	case crRelease:
+		q.done(history.Info)
+	case crGet:
+		if c.gen == gen {
+			n := c.p.n
+			n.w.push(event{at: n.w.now + n.clk.real(q.wait), n: n, inc: n.inc, kind: evHandler, h: (*crSleep)(q)})
+		}
+	case crWatch:
+		if c.gen == gen {
+			c.lose("watch failed")
+		}
+	}
 }
 
 func (c *consulClient) acquire(key string, done func(bool, int64)) {
@@ -317,7 +490,7 @@ func (c *consulClient) acquire(key string, done func(bool, int64)) {
 	} else {
 		c.deadline = 0
 	}
-	c.createSession(c.gen, c.try)
+	c.createSession(c.gen)
 }
 
 func (c *consulClient) give(ok bool, tok int64) {
@@ -332,72 +505,23 @@ func (c *consulClient) give(ok bool, tok int64) {
 	}
 }
 
-func (c *consulClient) createSession(gen uint32, then func(uint32)) {
-	c.op(true, func() func() {
-		id := c.m.create()
-		return func() {
-			if c.gen != gen {
-				return
-			}
-			c.sid = id
-			then(gen)
-		}
-	}, func() {
-		if c.gen == gen {
-			c.give(false, 0)
-		}
-	})
+// createSession makes a session, then tries the key.
+func (c *consulClient) createSession(gen uint32) {
+	c.req(crCreate, true, gen).send()
 }
 
 // try is one turn of locks/consul's acquire loop.
 func (c *consulClient) try(gen uint32) {
-	sid, key := c.sid, c.key
-	fail := func() {
-		if c.gen == gen {
-			c.give(false, 0)
-		}
-	}
-	c.op(true, func() func() {
-		ok := c.m.acquireKV(key, sid)
-		return func() {
-			if c.gen != gen {
-				return
-			}
-			if ok {
-				c.readToken(gen)
-				return
-			}
-			c.wait(gen)
-		}
-	}, fail)
+	c.req(crTry, true, gen).send()
 }
 
 // readToken is the consistent GET after a successful acquire.
 func (c *consulClient) readToken(gen uint32) {
-	sid, key := c.sid, c.key
-	c.op(false, func() func() {
-		ck := c.m.key(key)
-		s, idx := ck.session, ck.modifyIndex
-		return func() {
-			if c.gen != gen {
-				return
-			}
-			if s != sid {
-				c.try(gen) // lost between the acquire and the read
-				return
-			}
-			c.tok = int64(idx)
-			c.give(true, c.tok)
-			c.watch(gen, idx)
-		}
-	}, func() {
-		if c.gen == gen {
-			c.give(false, 0)
-		}
-	})
+	c.req(crToken, false, gen).send()
 }
 
-// wait is the blocking GET of at most PollInterval, then a session renew.
+// wait is the blocking GET of at most PollInterval, then a session renew
+// (renewWait), also after a failed GET and a sleep of PollInterval.
 func (c *consulClient) wait(gen uint32) {
 	waitFor := c.m.r.opts.poll
 	if c.deadline != 0 {
@@ -408,58 +532,25 @@ func (c *consulClient) wait(gen uint32) {
 		}
 		waitFor = min(waitFor, left)
 	}
-	renew := func() {
-		if c.gen != gen {
-			return
-		}
-		sid := c.sid
-		c.op(false, func() func() {
-			ok := c.m.renewSession(sid)
-			return func() {
-				if c.gen != gen {
-					return
-				}
-				if ok {
-					c.try(gen)
-				} else {
-					c.createSession(gen, c.try)
-				}
-			}
-		}, func() {
-			if c.gen == gen {
-				c.give(false, 0)
-			}
-		})
+	q := c.req(crGet, false, gen)
+	q.index, q.wait = c.index, waitFor
+	q.send()
+}
+
+// renewWait is the acquire loop's session renew: then try again, or make
+// a new session if it expired.
+func (c *consulClient) renewWait(gen uint32) {
+	if c.gen != gen {
+		return
 	}
-	c.blockingGet(c.key, c.index, waitFor, func(_ int, i uint64) {
-		if c.gen == gen {
-			c.index = i
-		}
-		renew()
-	}, func() {
-		if c.gen == gen {
-			c.p.n.after(waitFor, renew)
-		}
-	})
+	c.req(crRenewWait, false, gen).send()
 }
 
 // watch is the lease's watcher: 5-minute blocking queries on the key.
 func (c *consulClient) watch(gen uint32, index uint64) {
-	sid := c.sid
-	c.blockingGet(c.key, index, int64(5*time.Minute), func(s int, i uint64) {
-		if c.gen != gen {
-			return
-		}
-		if reason := lockConsul.LossReason(&api.KVPair{Key: c.key, Session: sessionID(s)}, sessionID(sid)); reason != "" {
-			c.lose(reason)
-			return
-		}
-		c.watch(gen, max(i, index))
-	}, func() {
-		if c.gen == gen {
-			c.lose("watch failed")
-		}
-	})
+	q := c.req(crWatch, false, gen)
+	q.index, q.wait = index, int64(5*time.Minute)
+	q.send()
 }
 
 func (c *consulClient) lose(reason string) {
@@ -473,45 +564,26 @@ func (c *consulClient) destroy(sid int) {
 	if sid <= 0 {
 		return
 	}
-	c.op(true, func() func() {
-		if s := c.m.session(sid); s != nil {
-			c.m.invalidate(s)
-		}
-		return func() {}
-	}, func() {})
+	q := c.req(crDestroy, true, c.gen)
+	q.sid = sid
+	q.send()
 }
 
 // renew is Run's renewer: a session renew.
 func (c *consulClient) renew() {
-	gen, sid := c.gen, c.sid
-	c.op(false, func() func() {
-		ok := c.m.renewSession(sid)
-		return func() {
-			if c.gen == gen && !ok {
-				c.lose("no active session")
-			}
-		}
-	}, func() {})
+	c.req(crRenew, false, c.gen).send()
 }
 
 // release is ?release then session destroy.
 func (c *consulClient) release(done func(history.Type)) {
 	c.gen++
-	sid, key := c.sid, c.key
+	sid := c.sid
 	c.sid = 0
 	if sid == 0 {
 		done(history.Fail)
 		return
 	}
-	c.op(true, func() func() {
-		ok := c.m.releaseKV(key, sid)
-		return func() {
-			c.destroy(sid)
-			if ok {
-				done(history.OK)
-			} else {
-				done(history.Fail)
-			}
-		}
-	}, func() { done(history.Info) })
+	q := c.req(crRelease, true, c.gen)
+	q.sid, q.done = sid, done
+	q.send()
 }

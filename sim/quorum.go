@@ -114,9 +114,22 @@ func (q *quorum) isLeader(n *node, term int) bool {
 // commit within requestTimeout, the entry server answers failed instead
 // (the write may still happen later).
 func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
-	r := &qreq{q: q, c: c, write: write, op: op, failed: failed}
-	q.timeouts.add(c.s, r)
-	r.forward(c.s)
+	q.start(&qreq{q: q, c: c, write: write, op: op, failed: failed})
+}
+
+// start sends r (q, c, write, and op and failed or o set) on its way: the
+// caller may embed the qreq in its own request object.
+func (q *quorum) start(r *qreq) {
+	q.timeouts.add(r.c.s, r)
+	r.forward(r.c.s)
+}
+
+// qop is an operation that keeps its answer itself: apply runs on the
+// leader and stores the answer, and the call's handler (a replier) gets
+// replied, or failed(errServer) after the request timeout. No closures per
+// request.
+type qop interface {
+	apply()
 }
 
 // qreq is one request on its way through the quorum. It moves as an
@@ -127,6 +140,7 @@ type qreq struct {
 	write    bool
 	op       func() func()
 	failed   func()
+	o        qop // instead of op and failed
 	answered bool
 	l        *node // the leader it was sent to
 	term     int
@@ -150,19 +164,30 @@ func (r *qreq) handle() {
 	case qCommit:
 		r.finish()
 	case qAnswer:
-		r.answer(r.ans)
+		r.answer(true)
 	case qRetry:
 		r.forward(r.from)
 	}
 }
 
 // expire is the entry server's request timeout.
-func (r *qreq) expire() { r.answer(r.failed) }
+func (r *qreq) expire() { r.answer(false) }
 
-func (r *qreq) answer(fn func()) {
-	if !r.answered {
-		r.answered = true
-		r.c.replyFrom(r.c.s, fn)
+// answer sends the answer (ok) or the error back from the entry server.
+func (r *qreq) answer(ok bool) {
+	if r.answered {
+		return
+	}
+	r.answered = true
+	switch {
+	case r.o == nil && ok:
+		r.c.replyFrom(r.c.s, r.ans)
+	case r.o == nil:
+		r.c.replyFrom(r.c.s, r.failed)
+	case ok:
+		r.c.replyHFrom(r.c.s)
+	default:
+		r.c.failFrom(r.c.s)
 	}
 }
 
@@ -211,9 +236,13 @@ func (r *qreq) finish() {
 		r.forward(l)
 		return
 	}
-	r.ans = r.op()
+	if r.o != nil {
+		r.o.apply()
+	} else {
+		r.ans = r.op()
+	}
 	if l == r.c.s {
-		r.answer(r.ans)
+		r.answer(true)
 		return
 	}
 	r.stage = qAnswer

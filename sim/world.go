@@ -45,12 +45,13 @@ type handler interface{ handle() }
 
 // Event kinds.
 const (
-	evFn      uint8 = iota // run fn
-	evRequest              // rc.serve(rc) on the server
-	evReply                // fn on the client unless rc ended
-	evRefused              // rc fails with errRefused, on the client
-	evTimeout              // rc fails with errTimeout, on the client
-	evHandler              // h.handle()
+	evFn        uint8 = iota // run fn
+	evRequest                // rc.serve(rc) on the server
+	evReply                  // fn (or rc.h's replied) on the client unless rc ended
+	evRefused                // rc fails with errRefused, on the client
+	evTimeout                // rc fails with errTimeout, on the client
+	evHandler                // h.handle()
+	evServerErr              // rc fails with errServer, on the client
 )
 
 // dispatch runs an event that is due, on a live and running node.
@@ -63,12 +64,18 @@ func (w *world) dispatch(e *event) {
 	case evReply:
 		if !e.rc.done {
 			e.rc.done = true
-			e.fn()
+			if e.fn != nil {
+				e.fn()
+			} else {
+				e.rc.h.(replier).replied()
+			}
 		}
 	case evRefused:
 		e.rc.fail(errRefused)
 	case evTimeout:
 		e.rc.fail(errTimeout)
+	case evServerErr:
+		e.rc.fail(errServer)
 	case evHandler:
 		e.h.handle()
 	}
@@ -459,6 +466,7 @@ type rpcErr int
 const (
 	errTimeout rpcErr = iota + 1 // the client's own timeout passed
 	errRefused                   // the server is down (connection refused or reset)
+	errServer                    // the server answered with an error (see call.failFrom)
 )
 
 // call is one request from a client node to a server node. The server's
@@ -477,6 +485,13 @@ type call struct {
 type rpcHandler interface {
 	serve(*call)
 	failed(rpcErr)
+}
+
+// replier is an rpcHandler that keeps its answer itself: a reply without a
+// function (call.replyH) runs its replied on the client. No closure per
+// answer.
+type replier interface {
+	replied()
 }
 
 func (r *call) serve() {
@@ -500,6 +515,9 @@ func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
 	w.start(&call{w: w, c: c, s: s, h: h}, timeout)
 }
 
+// start sends the call r, whose w, c, s and h (or sf and ff) are set: a
+// caller may embed the call in its own request object (one allocation per
+// request instead of several).
 func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
 	w.sendEv(c, s, event{kind: evRequest, rc: r})
@@ -525,6 +543,23 @@ func (r *call) fail(e rpcErr) {
 // runs unless the call already ended.
 func (r *call) reply(fn func()) {
 	r.w.sendEv(r.s, r.c, event{kind: evReply, rc: r, fn: fn})
+}
+
+// replyH is reply for a call whose handler is a replier: its replied runs
+// on the client.
+func (r *call) replyH() {
+	r.w.sendEv(r.s, r.c, event{kind: evReply, rc: r})
+}
+
+// replyHFrom is replyH sent by another server than the one called.
+func (r *call) replyHFrom(from *node) {
+	r.w.sendEv(from, r.c, event{kind: evReply, rc: r})
+}
+
+// failFrom answers the call with an error from the server from: the
+// handler's failed runs on the client with errServer.
+func (r *call) failFrom(from *node) {
+	r.w.sendEv(from, r.c, event{kind: evServerErr, rc: r})
 }
 
 // replyFrom is reply sent by another server than the one called (a
