@@ -59,7 +59,11 @@ type consul struct {
 	sessions []*consulSession
 	kv       map[string]*consulKey
 	ttl      int64
+	reqs     *arena[consulReq]
 }
+
+// consulReqs keeps the memory of consulReqs from one run to the next.
+var consulReqs arenaPool[consulReq]
 
 type consulSession struct {
 	id     int
@@ -86,6 +90,7 @@ func newConsul(r *run, size int) *consul {
 	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: max(r.opts.ttl, consulTTLMin)}
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
+	m.reqs = consulReqs.get(r)
 	return m
 }
 
@@ -311,7 +316,9 @@ const (
 
 // req is a new request of kind for the current session and key.
 func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
-	return &consulReq{c: c, kind: kind, write: write, gen: gen, sid: c.sid, key: c.key}
+	q := c.m.reqs.alloc()
+	q.c, q.kind, q.write, q.gen, q.sid, q.key = c, kind, write, gen, c.sid, c.key
+	return q
 }
 
 // send is the HTTP request to the client's server. There is no client

@@ -104,13 +104,17 @@ func Run(cfg Config) (*Result, error) {
 	}
 	r.w.run()
 	r.finish()
-	return &Result{
+	res := &Result{
 		Scenario: cfg.Scenario.Name,
 		Backend:  r.backend,
 		Seed:     cfg.Seed,
 		Events:   r.hist,
 		Verdict:  r.chk.Finish(),
-	}, nil
+	}
+	for _, f := range r.atEnd {
+		f()
+	}
+	return res, nil
 }
 
 // options are the lock options after the backend's defaults (those of its
@@ -188,6 +192,10 @@ type run struct {
 
 	lastGrant  *proc    // the client granted most recently
 	grantHooks []func() // faults waiting for a holder
+
+	// atEnd runs once the run is over and its verdict made: arenas go
+	// back to their pools (nothing of the run is used after).
+	atEnd []func()
 }
 
 // granted runs the faults that were waiting for a holder.
