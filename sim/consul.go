@@ -379,7 +379,7 @@ func (q *consulReq) serveGet() {
 	ck.watchers = append(ck.watchers, q)
 	s := q.call.s
 	d := q.wait + w.int64n(q.wait/16+1)
-	w.push(event{at: w.now + s.clk.real(d), n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
+	w.push(&event{at: w.now + s.clk.real(d), n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
 }
 
 // answerGet answers a GET with the key's state now, once.
@@ -480,7 +480,7 @@ func (q *consulReq) failed(e rpcErr) {
 	case crGet:
 		if c.gen == gen {
 			n := c.p.n
-			n.w.push(event{at: n.w.now + n.clk.real(q.wait), n: n, inc: n.inc, kind: evHandler, h: (*crSleep)(q)})
+			n.w.push(&event{at: n.w.now + n.clk.real(q.wait), n: n, inc: n.inc, kind: evHandler, h: (*crSleep)(q)})
 		}
 	case crWatch:
 		if c.gen == gen {

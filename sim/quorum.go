@@ -173,6 +173,9 @@ func (r *qreq) handle() {
 // expire is the entry server's request timeout.
 func (r *qreq) expire() { r.answer(false) }
 
+// pending reports whether the request is still to be answered.
+func (r *qreq) pending() bool { return !r.answered }
+
 // answer sends the answer (ok) or the error back from the entry server.
 func (r *qreq) answer(ok bool) {
 	if r.answered {
@@ -195,7 +198,7 @@ func (r *qreq) answer(ok bool) {
 func (r *qreq) after(n *node, d int64, stage uint8) {
 	r.stage = stage
 	w := r.q.r.w
-	w.push(event{at: w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: r})
+	w.push(&event{at: w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: r})
 }
 
 // forward sends the request from a server to the leader, or waits an
@@ -209,7 +212,7 @@ func (r *qreq) forward(from *node) {
 	}
 	r.l = q.servers[q.leader]
 	r.stage = qArrive
-	q.r.w.sendEv(from, r.l, event{kind: evHandler, h: r})
+	q.r.w.sendEv(from, r.l, &event{kind: evHandler, h: r})
 }
 
 // arrive runs on the server the request was sent to as leader.
@@ -246,5 +249,5 @@ func (r *qreq) finish() {
 		return
 	}
 	r.stage = qAnswer
-	q.r.w.sendEv(l, r.c.s, event{kind: evHandler, h: r})
+	q.r.w.sendEv(l, r.c.s, &event{kind: evHandler, h: r})
 }

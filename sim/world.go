@@ -25,7 +25,6 @@ type world struct {
 // while the node is paused.
 type event struct {
 	at  int64
-	seq uint64
 	n   *node
 	inc uint32
 	fn  func()
@@ -85,28 +84,30 @@ func (w *world) dispatch(e *event) {
 func (w *world) refuse(e *event) {
 	switch {
 	case e.kind == evRequest:
-		w.push(event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, rc: e.rc})
+		w.push(&event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, rc: e.rc})
 	case e.refused != nil:
 		w.onNode(e.from, w.now+w.baseDelay, e.refused)
 	}
 }
 
-// push schedules e, giving it its sequence number; events after the end
-// of the run are dropped: they would never run.
-func (w *world) push(e event) {
+// push schedules (a copy of) e, giving it its sequence number; events
+// after the end of the run are dropped: they would never run.
+func (w *world) push(e *event) {
 	if e.at > w.end {
 		return
 	}
 	e.at = max(e.at, w.now)
 	w.seq++
-	e.seq = w.seq
-	w.q.push(e)
+	w.q.push(e, w.seq)
 }
 
 // evHeap is a binary min-heap of events by (at, seq): ties run in the order
 // they were scheduled, which keeps runs deterministic. The heap orders
 // pointer-free keys; the events themselves sit in a slab with a free list,
-// so sifting moves no pointers (and costs no GC write barriers).
+// so sifting moves no pointers (and costs no GC write barriers). An event
+// is copied once, into its slot, and runs from there (pop, then release
+// once it has run); a freed slot is not cleared, it is overwritten by the
+// next push.
 type evHeap struct {
 	keys []evKey
 	slab []event
@@ -128,17 +129,17 @@ func (k *evKey) less(o *evKey) bool {
 
 func (h *evHeap) len() int { return len(h.keys) }
 
-func (h *evHeap) push(e event) {
+func (h *evHeap) push(e *event, seq uint64) {
 	var idx int32
 	if n := len(h.free); n > 0 {
 		idx = h.free[n-1]
 		h.free = h.free[:n-1]
-		h.slab[idx] = e
+		h.slab[idx] = *e
 	} else {
 		idx = int32(len(h.slab))
-		h.slab = append(h.slab, e)
+		h.slab = append(h.slab, *e)
 	}
-	k := evKey{at: e.at, seq: e.seq, idx: idx}
+	k := evKey{at: e.at, seq: seq, idx: idx}
 	h.keys = append(h.keys, k)
 	s := h.keys
 	i := len(s) - 1
@@ -153,7 +154,9 @@ func (h *evHeap) push(e event) {
 	s[i] = k
 }
 
-func (h *evHeap) pop() event {
+// pop removes the first event and returns its slot: the event stays
+// there (and its slot taken) until release.
+func (h *evHeap) pop() int32 {
 	s := h.keys
 	top := s[0]
 	last := len(s) - 1
@@ -179,11 +182,11 @@ func (h *evHeap) pop() event {
 		s[i] = k
 	}
 	h.keys = s
-	e := h.slab[top.idx]
-	h.slab[top.idx] = event{}
-	h.free = append(h.free, top.idx)
-	return e
+	return top.idx
 }
+
+// release frees the slot of an event that has run.
+func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
 
 func newWorld(seed uint64, end time.Duration) *world {
 	return &world{
@@ -196,18 +199,21 @@ func newWorld(seed uint64, end time.Duration) *world {
 
 // at schedules fn at virtual time t, bound to no node.
 func (w *world) at(t int64, fn func()) {
-	w.push(event{at: t, fn: fn})
+	w.push(&event{at: t, fn: fn})
 }
 
 // onNode schedules fn at virtual time t on node n.
 func (w *world) onNode(n *node, t int64, fn func()) {
-	w.push(event{at: t, n: n, inc: n.inc, fn: fn})
+	w.push(&event{at: t, n: n, inc: n.inc, fn: fn})
 }
 
 // run executes events until the queue is empty or the end of the run.
 func (w *world) run() {
 	for w.q.len() > 0 {
-		e := w.q.pop()
+		idx := w.q.pop()
+		// e stays valid while it runs: its slot is not reused before the
+		// release, and if the slab grows, e still reads the old copy.
+		e := &w.q.slab[idx]
 		if e.at > w.end {
 			break
 		}
@@ -215,16 +221,19 @@ func (w *world) run() {
 		if n := e.n; n != nil {
 			if n.inc != e.inc || n.down {
 				if e.from != nil {
-					w.refuse(&e)
+					w.refuse(e)
 				}
+				w.q.release(idx)
 				continue
 			}
 			if n.paused {
-				n.deferred = append(n.deferred, e)
+				n.deferred = append(n.deferred, *e)
+				w.q.release(idx)
 				continue
 			}
 		}
-		w.dispatch(&e)
+		w.dispatch(e)
+		w.q.release(idx)
 	}
 	w.now = max(w.now, min(w.end, w.now))
 }
@@ -333,9 +342,9 @@ func (n *node) resume() {
 	n.paused = false
 	d := n.deferred
 	n.deferred = nil
-	for _, e := range d {
-		e.at = n.w.now
-		n.w.push(e)
+	for i := range d {
+		d[i].at = n.w.now
+		n.w.push(&d[i])
 	}
 }
 
@@ -381,11 +390,11 @@ const rto = int64(200 * time.Millisecond)
 // holds the message until it heals; a crashed receiver refuses it, and
 // refused (if not nil) runs on the sender one delay later.
 func (w *world) send(from, to *node, fn func(), refused func()) {
-	w.sendEv(from, to, event{fn: fn, refused: refused})
+	w.sendEv(from, to, &event{fn: fn, refused: refused})
 }
 
 // sendEv delivers e (its kind, fn, rc) from → to after the link's delay.
-func (w *world) sendEv(from, to *node, e event) {
+func (w *world) sendEv(from, to *node, e *event) {
 	e.n, e.inc, e.from = to, to.inc, from
 	if from == to {
 		e.at = w.now
@@ -394,8 +403,8 @@ func (w *world) sendEv(from, to *node, e event) {
 	}
 	l := &w.links[from.id][to.id]
 	if l.blocked > 0 {
-		held := e // only a held message escapes
-		l.held = append(l.held, func() { w.sendEv(from, to, held) })
+		held := *e // only a held message escapes
+		l.held = append(l.held, func() { w.sendEv(from, to, &held) })
 		return
 	}
 	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
@@ -520,9 +529,9 @@ func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
 // request instead of several).
 func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
-	w.sendEv(c, s, event{kind: evRequest, rc: r})
+	w.sendEv(c, s, &event{kind: evRequest, rc: r})
 	if timeout > 0 {
-		w.push(event{at: w.now + c.clk.real(timeout), n: c, inc: c.inc, kind: evTimeout, rc: r})
+		w.push(&event{at: w.now + c.clk.real(timeout), n: c, inc: c.inc, kind: evTimeout, rc: r})
 	}
 }
 
@@ -542,30 +551,30 @@ func (r *call) fail(e rpcErr) {
 // reply sends the answer fn back from the server to the client, where it
 // runs unless the call already ended.
 func (r *call) reply(fn func()) {
-	r.w.sendEv(r.s, r.c, event{kind: evReply, rc: r, fn: fn})
+	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r, fn: fn})
 }
 
 // replyH is reply for a call whose handler is a replier: its replied runs
 // on the client.
 func (r *call) replyH() {
-	r.w.sendEv(r.s, r.c, event{kind: evReply, rc: r})
+	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r})
 }
 
 // replyHFrom is replyH sent by another server than the one called.
 func (r *call) replyHFrom(from *node) {
-	r.w.sendEv(from, r.c, event{kind: evReply, rc: r})
+	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r})
 }
 
 // failFrom answers the call with an error from the server from: the
 // handler's failed runs on the client with errServer.
 func (r *call) failFrom(from *node) {
-	r.w.sendEv(from, r.c, event{kind: evServerErr, rc: r})
+	r.w.sendEv(from, r.c, &event{kind: evServerErr, rc: r})
 }
 
 // replyFrom is reply sent by another server than the one called (a
 // forwarded request answered by the node the client is connected to).
 func (r *call) replyFrom(from *node, fn func()) {
-	r.w.sendEv(from, r.c, event{kind: evReply, rc: r, fn: fn})
+	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r, fn: fn})
 }
 
 // fifo is a set of timers that all run the same duration after they are
@@ -573,6 +582,12 @@ func (r *call) replyFrom(from *node, fn func()) {
 // event in the heap instead of one event each. It measures virtual time
 // (the node's drift does not stretch it); a timer that comes due while its
 // node is paused waits for the resume, and a crash cancels it.
+//
+// A timer whose expire would do nothing any more (its request was
+// answered: pending is false) is dropped without an event: the fifo arms
+// only for the first pending timer, and makes room by dropping the others
+// before it grows. Request timeouts are long and requests are answered
+// quickly, so the queue stays short and seldom fires.
 type fifo struct {
 	w      *world
 	d      int64
@@ -589,8 +604,12 @@ type fifoTimer struct {
 	t   expirer
 }
 
-// expirer is what a fifo timer runs.
-type expirer interface{ expire() }
+// expirer is what a fifo timer runs; pending reports whether expire
+// would still do something (false for good once false).
+type expirer interface {
+	expire()
+	pending() bool
+}
 
 func (w *world) newFIFO(d time.Duration) *fifo {
 	f := &fifo{w: w, d: int64(d)}
@@ -604,13 +623,35 @@ func (f *fifo) add(n *node, t expirer) {
 	if at > f.w.end {
 		return
 	}
+	if len(f.q) == cap(f.q) {
+		f.drop()
+	}
 	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, t: t})
 	if !f.armed {
 		f.arm()
 	}
 }
 
+// drop removes the timers that are no longer pending, moving the rest to
+// the front. An event armed for a dropped timer finds nothing due and arms
+// for the next.
+func (f *fifo) drop() {
+	n := 0
+	for _, t := range f.q[f.head:] {
+		if t.t.pending() {
+			f.q[n] = t
+			n++
+		}
+	}
+	clear(f.q[n:])
+	f.q, f.head = f.q[:n], 0
+}
+
 func (f *fifo) arm() {
+	for f.head < len(f.q) && !f.q[f.head].t.pending() {
+		f.q[f.head] = fifoTimer{}
+		f.head++
+	}
 	if f.head >= len(f.q) {
 		f.q, f.head, f.armed = f.q[:0], 0, false
 		return
@@ -625,7 +666,7 @@ func (f *fifo) fire() {
 		f.q[f.head] = fifoTimer{}
 		f.head++
 		switch {
-		case t.n.inc != t.inc || t.n.down:
+		case t.n.inc != t.inc || t.n.down || !t.t.pending():
 		case t.n.paused:
 			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: t.n, inc: t.inc, fn: t.t.expire})
 		default:
