@@ -49,6 +49,7 @@ type memcache struct {
 	r       *run
 	servers []*mcServer
 	exp     int64 // the lock's expiry in whole seconds
+	reqs    *arena[mcReq]
 }
 
 // mcCapacity is the number of items a simulated memcached holds.
@@ -69,7 +70,7 @@ type mcItem struct {
 }
 
 func newMemcache(r *run, size int) *memcache {
-	m := &memcache{r: r}
+	m := &memcache{r: r, reqs: mcReqs.get(r)}
 	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
 	m.exp = max(secs, 1)
 	for i := 0; i < size; i++ {
@@ -282,141 +283,208 @@ func (c *mcClient) candidates(key string) []int {
 	return out
 }
 
-// on runs op on server i with the client's timeout; unreachable reports a
-// refused or timed-out call.
-func (c *mcClient) on(i int, op func(s *mcServer) func(), unreachable func()) {
-	c.m.r.w.call(c.p.n, c.m.servers[i].n, mcTimeout, &mcCall{s: c.m.servers[i], op: op, unreachable: unreachable})
-}
-
-// mcCall is one request to one memcached server.
-type mcCall struct {
-	s           *mcServer
-	op          func(s *mcServer) func()
-	unreachable func()
-	d           *mcDo // if set, a failed call fails over
-}
-
-func (m *mcCall) serve(r *call) { r.reply(m.op(m.s)) }
-
-func (m *mcCall) failed(rpcErr) {
-	if m.d != nil {
-		m.d.unreachable()
-		return
-	}
-	m.unreachable()
-}
-
-// do runs op on key's server, failing over to the next candidate.
-func (c *mcClient) do(key string, op func(s *mcServer) func(), failed func(), server *int) {
-	d := &mcDo{c: c, cands: slices.Clone(c.candidates(key)), op: op, failed: failed, server: server}
-	d.next()
-}
-
-// mcDo is one operation through the failover: the candidates in order.
-type mcDo struct {
+// mcReq is one request of an mcClient to one memcached server: what it
+// asks (kind), its answer, and what the client does with it. The call is
+// embedded and the callbacks are the client's own objects, so a request
+// is one allocation (from the run's arena) and no closures: the poll loop
+// of each waiting client makes one every PollInterval.
+type mcReq struct {
+	call
 	c      *mcClient
-	cands  []int
-	k      int
-	op     func(s *mcServer) func()
-	failed func()
-	server *int
+	kind   uint8
+	gen    uint32
+	server int
+	key    string
+	value  string
+	tokKey string
+	nonce  int
+	exp    int64
+	a      *mcAcquire         // mrAdd, mrIncr: the acquire it is a try of
+	done   func(history.Type) // mrCas
+
+	// mrAdd fails over: the candidates in order, the one being tried.
+	cands   []int
+	candBuf [4]int
+	k       int
+
+	// The answer.
+	ok  bool
+	res int   // mrCas: casValue's result
+	n   int64 // mrIncr: the token
 }
 
-func (d *mcDo) next() {
-	if d.k >= len(d.cands) {
-		d.failed()
+// Kinds of mcReq.
+const (
+	mrAdd  uint8 = iota // the lock's add, failing over
+	mrIncr              // the token's incr on the lock's server
+	mrCas               // gets + cas (renew, release)
+)
+
+// mcReqs keeps the memory of mcReqs from one run to the next.
+var mcReqs arenaPool[mcReq]
+
+func (c *mcClient) req(kind uint8, server int) *mcReq {
+	q := c.m.reqs.alloc()
+	q.c, q.kind, q.server = c, kind, server
+	return q
+}
+
+// send runs q on its server with the client's timeout.
+func (q *mcReq) send() {
+	c := q.c
+	w := c.m.r.w
+	q.call = call{w: w, c: c.p.n, s: c.m.servers[q.server].n, h: q}
+	w.start(&q.call, mcTimeout)
+}
+
+// serve runs on the server.
+func (q *mcReq) serve(*call) {
+	s := q.c.m.servers[q.server]
+	switch q.kind {
+	case mrAdd:
+		// The owner and nonce are only written if the add stores.
+		q.ok = s.get(q.key) == nil
+		if q.ok {
+			q.value = q.c.p.name + " " + strconv.Itoa(q.nonce)
+			s.set(q.key, q.value, q.c.m.exp)
+		}
+	case mrIncr:
+		q.n = s.incr(q.tokKey)
+	case mrCas:
+		q.res = s.casValue(q.key, q.value, q.exp)
+	}
+	q.call.replyH()
+}
+
+// replied runs on the client with the answer.
+func (q *mcReq) replied() {
+	c := q.c
+	switch q.kind {
+	case mrAdd:
+		if c.gen != q.gen {
+			return
+		}
+		if !q.ok {
+			q.a.result(1, 0)
+			return
+		}
+		c.value, c.server = q.value, q.server
+		r := c.req(mrIncr, q.server)
+		r.gen, r.tokKey, r.a = q.gen, q.tokKey, q.a
+		r.send()
+	case mrIncr:
+		q.a.result(0, q.n)
+	case mrCas:
+		switch q.res {
+		case 0:
+			q.done(history.OK)
+		case 1:
+			c.p.onLost("key gone from memcached" + strconv.Itoa(q.server+1) + ": expired, evicted or the server restarted")
+			q.done(history.Fail)
+		default:
+			c.p.onLost("taken by another owner")
+			q.done(history.Fail)
+		}
+	}
+}
+
+// failed is a refused or timed-out request.
+func (q *mcReq) failed(rpcErr) {
+	c := q.c
+	switch q.kind {
+	case mrAdd:
+		// The candidate is dead: the next one, as a new request.
+		if len(c.m.servers) > 1 {
+			c.deadUntil[q.cands[q.k]] = c.p.n.now() + mcRetryDead
+		}
+		r := c.req(mrAdd, -1)
+		r.gen, r.key, r.tokKey, r.nonce, r.a = q.gen, q.key, q.tokKey, q.nonce, q.a
+		r.cands = append(r.candBuf[:0], q.cands...)
+		r.k = q.k + 1
+		r.next()
+	case mrIncr:
+		c.rewrite(-1, nop)
+		q.a.result(2, 0)
+	case mrCas:
+		q.done(history.Info)
+	}
+}
+
+// next sends an add to the candidate k, or fails the try when none is
+// left.
+func (q *mcReq) next() {
+	if q.k >= len(q.cands) {
+		q.a.result(2, 0)
 		return
 	}
-	i := d.cands[d.k]
-	*d.server = i
-	c := d.c
-	c.m.r.w.call(c.p.n, c.m.servers[i].n, mcTimeout, &mcCall{s: c.m.servers[i], op: d.op, d: d})
+	q.server = q.cands[q.k]
+	q.send()
 }
 
-// unreachable marks the candidate dead and tries the next one.
-func (d *mcDo) unreachable() {
-	c := d.c
-	if len(c.m.servers) > 1 {
-		c.deadUntil[d.cands[d.k]] = c.p.n.now() + mcRetryDead
-	}
-	d.k++
-	d.next()
+func nop(history.Type) {}
+
+// mcAcquire is one Acquire: TryAcquire every PollInterval until it
+// succeeds, errs or the wait timeout passes.
+type mcAcquire struct {
+	c         *mcClient
+	gen       uint32
+	deadline  int64
+	done      func(bool, int64)
+	attemptFn func()
 }
 
 func (c *mcClient) acquire(key string, done func(bool, int64)) {
 	c.gen++
-	gen := c.gen
 	c.key = key
-	var deadline int64
+	a := &mcAcquire{c: c, gen: c.gen, done: done}
+	a.attemptFn = a.attempt
 	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		deadline = c.p.n.now() + wt
+		a.deadline = c.p.n.now() + wt
 	}
-	var attempt func()
-	attempt = func() {
-		if c.gen != gen {
-			return
-		}
-		c.tryAcquire(gen, func(res int, tok int64) {
-			if c.gen != gen {
-				return
-			}
-			switch res {
-			case 0:
-				done(true, tok)
-				return
-			case 2:
-				done(false, 0)
-				return
-			}
-			wait := c.m.r.opts.poll
-			if deadline != 0 {
-				left := deadline - c.p.n.now()
-				if left <= 0 {
-					done(false, 0)
-					return
-				}
-				wait = min(wait, left)
-			}
-			c.p.n.after(wait, attempt)
-		})
-	}
-	attempt()
+	a.attempt()
 }
 
-// tryAcquire: add, then the token's incr on the same server. res: 0
-// acquired, 1 not acquired, 2 error.
-func (c *mcClient) tryAcquire(gen uint32, done func(res int, tok int64)) {
+func (a *mcAcquire) attempt() {
+	if a.c.gen != a.gen {
+		return
+	}
+	a.c.tryAcquire(a)
+}
+
+// result is a TryAcquire's: 0 acquired, 1 not acquired, 2 error.
+func (a *mcAcquire) result(res int, tok int64) {
+	c := a.c
+	if c.gen != a.gen {
+		return
+	}
+	switch res {
+	case 0:
+		a.done(true, tok)
+		return
+	case 2:
+		a.done(false, 0)
+		return
+	}
+	wait := c.m.r.opts.poll
+	if a.deadline != 0 {
+		left := a.deadline - c.p.n.now()
+		if left <= 0 {
+			a.done(false, 0)
+			return
+		}
+		wait = min(wait, left)
+	}
+	c.p.n.after(wait, a.attemptFn)
+}
+
+// tryAcquire: add (failing over), then the token's incr on the same
+// server.
+func (c *mcClient) tryAcquire(a *mcAcquire) {
 	c.nonce++
-	nonce := c.nonce
-	key := c.key
-	server := -1
-	tokKey := c.tokenKey(key)
-	c.do(key, func(s *mcServer) func() {
-		// The owner and nonce are only written if the add stores.
-		var value string
-		ok := s.get(key) == nil
-		if ok {
-			value = c.p.name + " " + strconv.Itoa(nonce)
-			s.set(key, value, c.m.exp)
-		}
-		return func() {
-			if c.gen != gen {
-				return
-			}
-			if !ok {
-				done(1, 0)
-				return
-			}
-			c.value, c.server = value, server
-			c.on(server, func(s *mcServer) func() {
-				n := s.incr(tokKey)
-				return func() { done(0, n) }
-			}, func() {
-				c.rewrite(-1, func(history.Type) {})
-				done(2, 0)
-			})
-		}
-	}, func() { done(2, 0) }, &server)
+	q := c.req(mrAdd, -1)
+	q.gen, q.key, q.tokKey, q.nonce, q.a = a.gen, c.key, c.tokenKey(c.key), c.nonce, a
+	q.cands = append(q.candBuf[:0], c.candidates(c.key)...)
+	q.next()
 }
 
 // tokenKey is locks/memcache.TokenKey(key), remembered.
@@ -429,29 +497,16 @@ func (c *mcClient) tokenKey(key string) string {
 
 // rewrite is gets + cas with expiry exp on the lock's server.
 func (c *mcClient) rewrite(exp int64, done func(history.Type)) {
-	key, value, server := c.key, c.value, c.server
-	if server < 0 {
+	if c.server < 0 {
 		done(history.Fail)
 		return
 	}
-	c.on(server, func(s *mcServer) func() {
-		res := s.casValue(key, value, exp)
-		return func() {
-			switch res {
-			case 0:
-				done(history.OK)
-			case 1:
-				c.p.onLost("key gone from memcached" + strconv.Itoa(server+1) + ": expired, evicted or the server restarted")
-				done(history.Fail)
-			default:
-				c.p.onLost("taken by another owner")
-				done(history.Fail)
-			}
-		}
-	}, func() { done(history.Info) })
+	q := c.req(mrCas, c.server)
+	q.key, q.value, q.exp, q.done = c.key, c.value, exp, done
+	q.send()
 }
 
-func (c *mcClient) renew() { c.rewrite(c.m.exp, func(history.Type) {}) }
+func (c *mcClient) renew() { c.rewrite(c.m.exp, nop) }
 
 func (c *mcClient) release(done func(history.Type)) {
 	c.gen++
