@@ -303,6 +303,9 @@ type node struct {
 	slow, slowJitter int64
 	// onCrash and onRestart let a model drop or rebuild its state.
 	onCrash, onRestart func()
+	// timeouts holds the calls' timeouts from this node, one fifo per
+	// timeout duration (see world.start).
+	timeouts []*fifo
 }
 
 func (w *world) addNode(name string) *node {
@@ -531,9 +534,38 @@ func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
 	w.sendEv(c, s, &event{kind: evRequest, rc: r})
 	if timeout > 0 {
-		w.push(&event{at: w.now + c.clk.real(timeout), n: c, inc: c.inc, kind: evTimeout, rc: r})
+		w.timeout(r, timeout)
 	}
 }
+
+// timeout arms r's timeout on its client. Nearly every call is answered
+// long before its timeout, so rather than an event each, a node keeps a
+// fifo per timeout duration (its timeouts come due in the order they were
+// set while its clock's rate holds), which skips the answered ones. A
+// timeout that would come due before one set earlier (the clock's rate
+// went up) is an event of its own.
+func (w *world) timeout(r *call, timeout int64) {
+	c := r.c
+	at := w.now + c.clk.real(timeout)
+	var f *fifo
+	for _, t := range c.timeouts {
+		if t.d == timeout {
+			f = t
+			break
+		}
+	}
+	if f == nil {
+		f = w.newFIFO(time.Duration(timeout))
+		c.timeouts = append(c.timeouts, f)
+	}
+	if !f.addAt(at, c, r) {
+		w.push(&event{at: at, n: c, inc: c.inc, kind: evTimeout, rc: r})
+	}
+}
+
+// expire and pending make a call's timeout a fifo timer.
+func (r *call) expire()       { r.fail(errTimeout) }
+func (r *call) pending() bool { return !r.done }
 
 func (r *call) fail(e rpcErr) {
 	if r.done {
@@ -619,9 +651,17 @@ func (w *world) newFIFO(d time.Duration) *fifo {
 
 // add runs t.expire on n after the fifo's duration.
 func (f *fifo) add(n *node, t expirer) {
-	at := f.w.now + f.d
+	f.addAt(f.w.now+f.d, n, t)
+}
+
+// addAt runs t.expire on n at virtual time at, if that is not before the
+// last timer's: it reports whether the fifo took it.
+func (f *fifo) addAt(at int64, n *node, t expirer) bool {
+	if f.head < len(f.q) && at < f.q[len(f.q)-1].at {
+		return false
+	}
 	if at > f.w.end {
-		return
+		return true
 	}
 	if len(f.q) == cap(f.q) {
 		f.drop()
@@ -630,6 +670,7 @@ func (f *fifo) add(n *node, t expirer) {
 	if !f.armed {
 		f.arm()
 	}
+	return true
 }
 
 // drop removes the timers that are no longer pending, moving the rest to
