@@ -25,7 +25,14 @@ import (
 func TestMain(m *testing.M) {
 	cluster.MaybeRunEtcdMember()
 	harness.MaybeRunClient()
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// toxiproxy's own: when a toxic is added to a link (a partition)
+		// while that connection closes, the link's first stub can be left
+		// blocked forever sending into the stub that replaced its output
+		// (toxiproxy v2.12.0, link.go AddToxic). It holds no socket, and
+		// the proxy and its listener are closed; it is not locksim's to
+		// stop.
+		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
 }
 
 var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
