@@ -8,20 +8,13 @@ import (
 // world is the simulated universe of one run: virtual time, the event
 // queue, the one PRNG, the nodes and the links between them.
 type world struct {
-	now int64 // virtual ns from the start of the run
-	end int64 // the run stops at this time
-	seq uint64
-	q   evHeap
-	// nowq holds the events pushed for the current instant while the run
-	// is running, in the order they were pushed: they come after every
-	// event of the heap due at this instant (all pushed earlier, so with a
-	// smaller seq) and run in order without going through the heap.
-	nowq    []event
-	nowHead int
-	running bool
-	rng     *rand.Rand
-	nodes   []*node
-	links   [][]link // links[from][to]
+	now   int64 // virtual ns from the start of the run
+	end   int64 // the run stops at this time
+	seq   uint64
+	q     evHeap
+	rng   *rand.Rand
+	nodes []*node
+	links [][]link // links[from][to]
 
 	// Default link shape: one-way delay base + uniform [0, jitter).
 	baseDelay, jitter int64
@@ -31,28 +24,19 @@ type world struct {
 // only while that node is the incarnation it was scheduled for, and waits
 // while the node is paused.
 type event struct {
-	at   int64
-	n    *node
-	inc  uint32
+	at  int64
+	n   *node
+	inc uint32
+	fn  func()
+	// A message (refused != nil, or a request) whose receiver n crashed is
+	// refused: the refusal runs on from one delay later.
+	from    *node
+	refused func()
+	// Calls travel without closures: kind says what to do with rc or h.
 	kind uint8
-	fn   func()
-	// A message (a request, or an evFn message with a refusal) whose
-	// receiver n crashed is refused: the refusal runs on from one delay
-	// later.
-	from *node
-	// Calls travel without closures: kind says what to do with h, which
-	// is the *call for the call kinds (see event.rc), the refusal (a
-	// fnHandler) of an evFn message, and the handler of evHandler.
-	h handler
+	rc   *call
+	h    handler
 }
-
-// rc is the call of an event of a call kind.
-func (e *event) rc() *call { return e.h.(*call) }
-
-// fnHandler is a function kept in an event's h: an evFn message's refusal.
-type fnHandler func()
-
-func (f fnHandler) handle() { f() }
 
 // handler is an object that moves through the world by itself, keeping
 // its own stage (a request through a quorum): no closure per hop.
@@ -61,7 +45,7 @@ type handler interface{ handle() }
 // Event kinds.
 const (
 	evFn        uint8 = iota // run fn
-	evRequest                // rc.serve() on the server
+	evRequest                // rc.serve(rc) on the server
 	evReply                  // fn (or rc.h's replied) on the client unless rc ended
 	evRefused                // rc fails with errRefused, on the client
 	evTimeout                // rc fails with errTimeout, on the client
@@ -75,22 +59,22 @@ func (w *world) dispatch(e *event) {
 	case evFn:
 		e.fn()
 	case evRequest:
-		e.rc().serve()
+		e.rc.serve()
 	case evReply:
-		if rc := e.rc(); !rc.done {
-			rc.done = true
+		if !e.rc.done {
+			e.rc.done = true
 			if e.fn != nil {
 				e.fn()
 			} else {
-				rc.h.(replier).replied()
+				e.rc.h.(replier).replied()
 			}
 		}
 	case evRefused:
-		e.rc().fail(errRefused)
+		e.rc.fail(errRefused)
 	case evTimeout:
-		e.rc().fail(errTimeout)
+		e.rc.fail(errTimeout)
 	case evServerErr:
-		e.rc().fail(errServer)
+		e.rc.fail(errServer)
 	case evHandler:
 		e.h.handle()
 	}
@@ -100,9 +84,9 @@ func (w *world) dispatch(e *event) {
 func (w *world) refuse(e *event) {
 	switch {
 	case e.kind == evRequest:
-		w.push(&event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, h: e.h})
-	case e.kind == evFn && e.h != nil:
-		w.onNode(e.from, w.now+w.baseDelay, e.h.(fnHandler))
+		w.push(&event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, rc: e.rc})
+	case e.refused != nil:
+		w.onNode(e.from, w.now+w.baseDelay, e.refused)
 	}
 }
 
@@ -110,11 +94,6 @@ func (w *world) refuse(e *event) {
 // after the end of the run are dropped: they would never run.
 func (w *world) push(e *event) {
 	if e.at > w.end {
-		return
-	}
-	if e.at <= w.now && w.running {
-		e.at = w.now
-		w.nowq = append(w.nowq, *e)
 		return
 	}
 	e.at = max(e.at, w.now)
@@ -135,24 +114,18 @@ type evHeap struct {
 	free []int32
 }
 
-// evKey is 16 bytes: sk is the sequence number above the slot's index
-// (its low evIdxBits bits). Sequence numbers are unique, so sk orders as
-// the sequence number does.
 type evKey struct {
-	at int64
-	sk uint64
+	at  int64
+	seq uint64
+	idx int32
 }
-
-const evIdxBits = 24 // slots: at most 16M events pending at once
 
 func (k *evKey) less(o *evKey) bool {
 	if k.at != o.at {
 		return k.at < o.at
 	}
-	return k.sk < o.sk
+	return k.seq < o.seq
 }
-
-func (k *evKey) idx() int32 { return int32(k.sk & (1<<evIdxBits - 1)) }
 
 func (h *evHeap) len() int { return len(h.keys) }
 
@@ -164,12 +137,9 @@ func (h *evHeap) push(e *event, seq uint64) {
 		h.slab[idx] = *e
 	} else {
 		idx = int32(len(h.slab))
-		if idx >= 1<<evIdxBits {
-			panic("sim: too many pending events")
-		}
 		h.slab = append(h.slab, *e)
 	}
-	k := evKey{at: e.at, sk: seq<<evIdxBits | uint64(idx)}
+	k := evKey{at: e.at, seq: seq, idx: idx}
 	h.keys = append(h.keys, k)
 	s := h.keys
 	i := len(s) - 1
@@ -212,7 +182,7 @@ func (h *evHeap) pop() int32 {
 		s[i] = k
 	}
 	h.keys = s
-	return top.idx()
+	return top.idx
 }
 
 // release frees the slot of an event that has run.
@@ -238,62 +208,34 @@ func (w *world) onNode(n *node, t int64, fn func()) {
 }
 
 // run executes events until the queue is empty or the end of the run.
-//
-// The next event is the heap's first if it is due now, else the first of
-// nowq (pushed at this instant, after everything in the heap due now), else
-// the heap's first, which moves time on.
 func (w *world) run() {
-	w.running = true
-	defer func() { w.running = false }()
-	for {
-		var e *event
-		idx := int32(-1)
-		if w.nowHead < len(w.nowq) && (w.q.len() == 0 || w.q.keys[0].at > w.now) {
-			// e stays valid while it runs: nowq is emptied only once it
-			// has run out, and if it grows, e still reads the old copy.
-			e = &w.nowq[w.nowHead]
-			w.nowHead++
-		} else {
-			if w.nowHead == len(w.nowq) && w.nowHead > 0 {
-				w.nowq, w.nowHead = w.nowq[:0], 0
-			}
-			if w.q.len() == 0 {
-				break
-			}
-			idx = w.q.pop()
-			// e stays valid while it runs: its slot is not reused before
-			// the release, and if the slab grows, e still reads the old
-			// copy.
-			e = &w.q.slab[idx]
-			if e.at > w.end {
-				break
-			}
-			w.now = e.at
+	for w.q.len() > 0 {
+		idx := w.q.pop()
+		// e stays valid while it runs: its slot is not reused before the
+		// release, and if the slab grows, e still reads the old copy.
+		e := &w.q.slab[idx]
+		if e.at > w.end {
+			break
 		}
-		w.step(e)
-		if idx >= 0 {
-			w.q.release(idx)
+		w.now = e.at
+		if n := e.n; n != nil {
+			if n.inc != e.inc || n.down {
+				if e.from != nil {
+					w.refuse(e)
+				}
+				w.q.release(idx)
+				continue
+			}
+			if n.paused {
+				n.deferred = append(n.deferred, *e)
+				w.q.release(idx)
+				continue
+			}
 		}
+		w.dispatch(e)
+		w.q.release(idx)
 	}
 	w.now = max(w.now, min(w.end, w.now))
-}
-
-// step runs the event e that is due, unless its node crashed since (a
-// message is refused) or is paused (e waits for the resume).
-func (w *world) step(e *event) {
-	if n := e.n; n != nil {
-		if n.inc != e.inc || n.down {
-			if e.from != nil {
-				w.refuse(e)
-			}
-			return
-		}
-		if n.paused {
-			n.deferred = append(n.deferred, *e)
-			return
-		}
-	}
-	w.dispatch(e)
 }
 
 // int64n is a uniform draw in [0, n); 0 when n <= 0.
@@ -451,11 +393,7 @@ const rto = int64(200 * time.Millisecond)
 // holds the message until it heals; a crashed receiver refuses it, and
 // refused (if not nil) runs on the sender one delay later.
 func (w *world) send(from, to *node, fn func(), refused func()) {
-	e := event{fn: fn}
-	if refused != nil {
-		e.h = fnHandler(refused)
-	}
-	w.sendEv(from, to, &e)
+	w.sendEv(from, to, &event{fn: fn, refused: refused})
 }
 
 // sendEv delivers e (its kind, fn, rc) from → to after the link's delay.
@@ -568,9 +506,6 @@ type replier interface {
 	replied()
 }
 
-// handle is the call in an event's h: it serves the request.
-func (r *call) handle() { r.serve() }
-
 func (r *call) serve() {
 	if r.h != nil {
 		r.h.serve(r)
@@ -597,7 +532,7 @@ func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
 // request instead of several).
 func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
-	w.sendEv(c, s, &event{kind: evRequest, h: r})
+	w.sendEv(c, s, &event{kind: evRequest, rc: r})
 	if timeout > 0 {
 		w.timeout(r, timeout)
 	}
@@ -624,7 +559,7 @@ func (w *world) timeout(r *call, timeout int64) {
 		c.timeouts = append(c.timeouts, f)
 	}
 	if !f.addAt(at, c, r) {
-		w.push(&event{at: at, n: c, inc: c.inc, kind: evTimeout, h: r})
+		w.push(&event{at: at, n: c, inc: c.inc, kind: evTimeout, rc: r})
 	}
 }
 
@@ -648,30 +583,30 @@ func (r *call) fail(e rpcErr) {
 // reply sends the answer fn back from the server to the client, where it
 // runs unless the call already ended.
 func (r *call) reply(fn func()) {
-	r.w.sendEv(r.s, r.c, &event{kind: evReply, h: r, fn: fn})
+	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r, fn: fn})
 }
 
 // replyH is reply for a call whose handler is a replier: its replied runs
 // on the client.
 func (r *call) replyH() {
-	r.w.sendEv(r.s, r.c, &event{kind: evReply, h: r})
+	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r})
 }
 
 // replyHFrom is replyH sent by another server than the one called.
 func (r *call) replyHFrom(from *node) {
-	r.w.sendEv(from, r.c, &event{kind: evReply, h: r})
+	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r})
 }
 
 // failFrom answers the call with an error from the server from: the
 // handler's failed runs on the client with errServer.
 func (r *call) failFrom(from *node) {
-	r.w.sendEv(from, r.c, &event{kind: evServerErr, h: r})
+	r.w.sendEv(from, r.c, &event{kind: evServerErr, rc: r})
 }
 
 // replyFrom is reply sent by another server than the one called (a
 // forwarded request answered by the node the client is connected to).
 func (r *call) replyFrom(from *node, fn func()) {
-	r.w.sendEv(from, r.c, &event{kind: evReply, h: r, fn: fn})
+	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r, fn: fn})
 }
 
 // fifo is a set of timers that all run the same duration after they are
