@@ -3,7 +3,6 @@ package checker
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 )
@@ -99,20 +98,6 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// KindsFound returns the violation kinds present, sorted.
-func (s *Summary) KindsFound() []Kind {
-	seen := make(map[Kind]bool)
-	for _, v := range s.Violations {
-		seen[v.Kind] = true
-	}
-	var out []Kind
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
 
 func joinInts[T int | int64](xs []T) string {

@@ -77,9 +77,7 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 		}
 		return l, nop, nil
 	case "memcache":
-		// memcache-client skips a dead server for 30 s; runs last seconds, so
-		// the harness retries after 1 s to see recovery within a run.
-		l, err := memcachelock.New(memcachelock.Config{Servers: b.Endpoints, RetryDead: time.Second}, opts...)
+		l, err := newMemcache(b, opts...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -95,4 +93,11 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 		return l, nop, nil
 	}
 	return nil, nil, fmt.Errorf("harness: unknown backend %q", b.Kind)
+}
+
+// newMemcache is the memcached client of a run. memcache-client skips a
+// dead server for 30 s; runs last seconds, so the harness retries after
+// 1 s to see recovery within a run.
+func newMemcache(b BackendClient, opts ...locks.Option) (*memcachelock.Locker, error) {
+	return memcachelock.New(memcachelock.Config{Servers: b.Endpoints, RetryDead: time.Second}, opts...)
 }

@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"time"
 
@@ -17,7 +16,7 @@ const listTTL = 3600
 
 // newList opens the distinct list named key on the servers of b.
 func newList(b BackendClient, key string, opts ...locks.Option) (*memcachelock.List, error) {
-	l, err := memcachelock.New(memcachelock.Config{Servers: b.Endpoints, RetryDead: time.Second}, opts...)
+	l, err := newMemcache(b, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +87,7 @@ func (r *runState) readLists() {
 			}
 		}
 		if err != nil {
-			r.logf("reader: %s: %v", key, errors.Unwrap(err))
+			r.logf("reader: %s: %v", key, err)
 		}
 		done.T = r.clock.Now()
 		_ = log.Write(&done)

@@ -78,19 +78,6 @@ func (r *Reader) Close() error {
 // Name is the name used in error messages.
 func (r *Reader) Name() string { return r.name }
 
-// Line is the number of the last line read.
-func (r *Reader) Line() int { return r.line }
-
-// OpenInvokes returns, for each proc whose last invoke has no completion
-// yet, that invoke's f. The map is the reader's own: do not modify it.
-func (r *Reader) OpenInvokes() map[string]string {
-	m := make(map[string]string, len(r.open))
-	for p, op := range r.open {
-		m[p] = op.f
-	}
-	return m
-}
-
 // wire is the JSON shape of an event as decoded.
 type wire struct {
 	T     int64           `json:"t"`
