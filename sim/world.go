@@ -108,10 +108,18 @@ func (w *world) push(e *event) {
 // is copied once, into its slot, and runs from there (pop, then release
 // once it has run); a freed slot is not cleared, it is overwritten by the
 // next push.
+//
+// Most events are pushed as the next one to run (a message hop shortly
+// after now, with the timers further out): such a key waits in top,
+// outside the heap, and is popped without sifting. The order is the same
+// (at, seq) order; top only saves the heap's work.
 type evHeap struct {
 	keys []evKey
-	slab []event
-	free []int32
+	// top is the first event when hasTop: earlier than every key in keys.
+	top    evKey
+	hasTop bool
+	slab   []event
+	free   []int32
 }
 
 type evKey struct {
@@ -127,7 +135,12 @@ func (k *evKey) less(o *evKey) bool {
 	return k.seq < o.seq
 }
 
-func (h *evHeap) len() int { return len(h.keys) }
+func (h *evHeap) len() int {
+	if h.hasTop {
+		return len(h.keys) + 1
+	}
+	return len(h.keys)
+}
 
 func (h *evHeap) push(e *event, seq uint64) {
 	var idx int32
@@ -140,6 +153,14 @@ func (h *evHeap) push(e *event, seq uint64) {
 		h.slab = append(h.slab, *e)
 	}
 	k := evKey{at: e.at, seq: seq, idx: idx}
+	if !h.hasTop {
+		if len(h.keys) == 0 || k.less(&h.keys[0]) {
+			h.top, h.hasTop = k, true
+			return
+		}
+	} else if k.less(&h.top) {
+		k, h.top = h.top, k
+	}
 	h.keys = append(h.keys, k)
 	s := h.keys
 	i := len(s) - 1
@@ -157,6 +178,10 @@ func (h *evHeap) push(e *event, seq uint64) {
 // pop removes the first event and returns its slot: the event stays
 // there (and its slot taken) until release.
 func (h *evHeap) pop() int32 {
+	if h.hasTop {
+		h.hasTop = false
+		return h.top.idx
+	}
 	s := h.keys
 	top := s[0]
 	last := len(s) - 1
