@@ -72,7 +72,7 @@ type consulSession struct {
 	timer  int   // generation of the TTL timer: bumped by a new leader
 	expiry int64 // on the leader's clock
 	armed  bool  // a timer event is pending for this generation
-	keys   []string
+	keys   []*consulKey
 }
 
 type consulKey struct {
@@ -194,8 +194,7 @@ func (m *consul) invalidate(s *consulSession) {
 	if l := m.q.leaderNode(); l != nil {
 		now = l.now()
 	}
-	for _, k := range s.keys {
-		ck := m.key(k)
+	for _, ck := range s.keys {
 		if ck.session == s.id {
 			ck.session = 0
 			m.index++
@@ -221,12 +220,11 @@ func (m *consul) fire(ck *consulKey) {
 	ck.watchers = ws[:0]
 }
 
-func (m *consul) acquireKV(k string, sid int) bool {
+func (m *consul) acquireKV(ck *consulKey, sid int) bool {
 	s := m.session(sid)
 	if s == nil {
 		return false
 	}
-	ck := m.key(k)
 	if ck.session == sid {
 		return true
 	}
@@ -237,13 +235,12 @@ func (m *consul) acquireKV(k string, sid int) bool {
 	ck.lockIndex++
 	m.index++
 	ck.modifyIndex = m.index
-	s.keys = append(s.keys, k)
+	s.keys = append(s.keys, ck)
 	m.fire(ck)
 	return true
 }
 
-func (m *consul) releaseKV(k string, sid int) bool {
-	ck := m.key(k)
+func (m *consul) releaseKV(ck *consulKey, sid int) bool {
 	if ck.session != sid || sid == 0 {
 		return false
 	}
@@ -262,6 +259,7 @@ type consulClient struct {
 	gen uint32
 	sid int
 	key string
+	ck  *consulKey // m.key(key)
 	tok int64
 
 	waiting  func(bool, int64)
@@ -285,13 +283,12 @@ type consulReq struct {
 	write bool
 	gen   uint32
 	sid   int
-	key   string
+	ck    *consulKey         // the key's state (the client's key)
 	done  func(history.Type) // crRelease
 
-	// GET: the index to wait past and the longest wait; ck while waiting.
+	// GET: the index to wait past and the longest wait.
 	index uint64
 	wait  int64
-	ck    *consulKey
 	wdone bool // the blocking GET has answered
 
 	// The answer.
@@ -317,7 +314,7 @@ const (
 // req is a new request of kind for the current session and key.
 func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 	q := c.m.reqs.alloc()
-	q.c, q.kind, q.write, q.gen, q.sid, q.key = c, kind, write, gen, c.sid, c.key
+	q.c, q.kind, q.write, q.gen, q.sid, q.ck = c, kind, write, gen, c.sid, c.ck
 	return q
 }
 
@@ -351,10 +348,9 @@ func (q *consulReq) apply() {
 	case crCreate:
 		q.id = m.create()
 	case crTry:
-		q.ok = m.acquireKV(q.key, q.sid)
+		q.ok = m.acquireKV(q.ck, q.sid)
 	case crToken:
-		ck := m.key(q.key)
-		q.s, q.idx = ck.session, ck.modifyIndex
+		q.s, q.idx = q.ck.session, q.ck.modifyIndex
 	case crRenewWait, crRenew:
 		q.ok = m.renewSession(q.sid)
 	case crDestroy:
@@ -362,7 +358,7 @@ func (q *consulReq) apply() {
 			m.invalidate(s)
 		}
 	case crRelease:
-		q.ok = m.releaseKV(q.key, q.sid)
+		q.ok = m.releaseKV(q.ck, q.sid)
 	}
 }
 
@@ -370,8 +366,7 @@ func (q *consulReq) apply() {
 func (q *consulReq) serveGet() {
 	m := q.c.m
 	w := m.r.w
-	ck := m.key(q.key)
-	q.ck = ck
+	ck := q.ck
 	if q.index == 0 || ck.modifyIndex > q.index || m.q.leader < 0 {
 		q.answerGet()
 		return
@@ -492,6 +487,7 @@ func (q *consulReq) failed(e rpcErr) {
 func (c *consulClient) acquire(key string, done func(bool, int64)) {
 	c.gen++
 	c.key, c.waiting, c.sid, c.index = key, done, 0, 0
+	c.ck = c.m.key(key)
 	if wt := c.m.r.opts.waitTimeout; wt > 0 {
 		c.deadline = c.p.n.now() + wt
 	} else {
