@@ -31,8 +31,15 @@ type quorum struct {
 	electionTimeout int64
 	commitDelay     int64 // plus a uniform jitter of the same size
 	requestTimeout  int64
-	timeouts        *fifo // of requestTimeout
 	onLeader        func()
+
+	// The requests waiting for an answer, in the order they came (so in
+	// the order their timeouts come due): a list of the pending ones only,
+	// each unlinked once answered, with one event armed for the first (as
+	// a fifo of the world, but without a queue of answered ones).
+	first, last *qreq
+	armed       bool
+	fireFn      func()
 }
 
 func newQuorum(r *run, prefix string, size int, election, commit, request time.Duration) *quorum {
@@ -41,8 +48,8 @@ func newQuorum(r *run, prefix string, size int, election, commit, request time.D
 		electionTimeout: int64(election),
 		commitDelay:     int64(commit),
 		requestTimeout:  int64(request),
-		timeouts:        r.w.newFIFO(request),
 	}
+	q.fireFn = q.fire
 	for i := 0; i < size; i++ {
 		n := r.w.addNode(prefix + strconv.Itoa(i+1))
 		q.servers = append(q.servers, n)
@@ -120,8 +127,76 @@ func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
 // start sends r (q, c, write, and op and failed or o set) on its way: the
 // caller may embed the qreq in its own request object.
 func (q *quorum) start(r *qreq) {
-	q.timeouts.add(r.c.s, r)
+	q.addTimeout(r)
 	r.forward(r.c.s)
+}
+
+// addTimeout starts r's request timeout on its entry server.
+func (q *quorum) addTimeout(r *qreq) {
+	w := q.r.w
+	at := w.now + q.requestTimeout
+	if at > w.end {
+		return
+	}
+	n := r.c.s
+	r.tAt, r.tN, r.tInc = at, n, n.inc
+	r.tPrev, r.tNext, r.linked = q.last, nil, true
+	if q.last != nil {
+		q.last.tNext = r
+	} else {
+		q.first = r
+	}
+	q.last = r
+	if !q.armed {
+		q.arm()
+	}
+}
+
+// unlink takes r off the list of pending requests.
+func (q *quorum) unlink(r *qreq) {
+	if !r.linked {
+		return
+	}
+	r.linked = false
+	if r.tPrev != nil {
+		r.tPrev.tNext = r.tNext
+	} else {
+		q.first = r.tNext
+	}
+	if r.tNext != nil {
+		r.tNext.tPrev = r.tPrev
+	} else {
+		q.last = r.tPrev
+	}
+	r.tPrev, r.tNext = nil, nil
+}
+
+// arm schedules the first pending request's timeout.
+func (q *quorum) arm() {
+	if q.first == nil {
+		q.armed = false
+		return
+	}
+	q.armed = true
+	q.r.w.at(q.first.tAt, q.fireFn)
+}
+
+// fire expires the requests whose timeout came due: on their entry
+// server, which a pause holds back and a crash cancels them with.
+func (q *quorum) fire() {
+	w := q.r.w
+	for r := q.first; r != nil && r.tAt <= w.now; r = q.first {
+		q.unlink(r)
+		n := r.tN
+		switch {
+		case n.inc != r.tInc || n.down:
+		case n.paused:
+			n.deferred = append(n.deferred, event{at: w.now, n: n, inc: r.tInc, fn: r.expire})
+		default:
+			r.expire()
+		}
+	}
+	q.arm()
 }
 
 // qop is an operation that keeps its answer itself: apply runs on the
@@ -147,6 +222,13 @@ type qreq struct {
 	ans      func()
 	stage    uint8
 	from     *node // where a retry forwards from
+
+	// The request timeout on the entry server, while pending (linked).
+	tAt          int64
+	tN           *node
+	tInc         uint32
+	linked       bool
+	tPrev, tNext *qreq
 }
 
 // Stages of a qreq.
@@ -173,15 +255,13 @@ func (r *qreq) handle() {
 // expire is the entry server's request timeout.
 func (r *qreq) expire() { r.answer(false) }
 
-// pending reports whether the request is still to be answered.
-func (r *qreq) pending() bool { return !r.answered }
-
 // answer sends the answer (ok) or the error back from the entry server.
 func (r *qreq) answer(ok bool) {
 	if r.answered {
 		return
 	}
 	r.answered = true
+	r.q.unlink(r)
 	switch {
 	case r.o == nil && ok:
 		r.c.replyFrom(r.c.s, r.ans)
