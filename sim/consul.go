@@ -60,6 +60,7 @@ type consul struct {
 	kv       map[string]*consulKey
 	ttl      int64
 	reqs     *arena[consulReq]
+	free     []*consulReq // requests done with, to reuse (consulReq.reuse)
 }
 
 // consulReqs keeps the memory of consulReqs from one run to the next.
@@ -273,8 +274,9 @@ func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 // its answer, and what the client does with the answer or an error. The
 // call and its way through the quorum are embedded, and the GET's timers
 // are the request itself under other types (crTimer, crSleep), so a
-// request is one allocation and no closures: the poll loop makes three
-// requests every PollInterval, and this is most of what a Consul run does.
+// request is one object from the run's arena and no closures, and once
+// done with it is reused (reuse): the poll loop makes three requests every
+// PollInterval, and this is most of what a Consul run does.
 type consulReq struct {
 	call
 	qr    qreq
@@ -290,6 +292,9 @@ type consulReq struct {
 	index uint64
 	wait  int64
 	wdone bool // the blocking GET has answered
+	timer bool // its wait is pending on the server (a crTimer event)
+
+	got bool // the client has had the answer
 
 	// The answer.
 	ok  bool
@@ -313,9 +318,30 @@ const (
 
 // req is a new request of kind for the current session and key.
 func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
-	q := c.m.reqs.alloc()
+	m := c.m
+	var q *consulReq
+	if n := len(m.free); n > 0 {
+		q = m.free[n-1]
+		m.free = m.free[:n-1]
+		*q = consulReq{}
+	} else {
+		q = m.reqs.alloc()
+	}
 	q.c, q.kind, q.write, q.gen, q.sid, q.ck = c, kind, write, gen, c.sid, c.ck
 	return q
+}
+
+// reuse gives the request back for a next one once nothing refers to it
+// any more: the client has had its answer (which ends its way through the
+// quorum, see qreq.answer, and takes it off the timeout list), no GET wait
+// is pending on the server (the GET is then off its key's watchers too),
+// and no timeout waits on a paused entry server (qreq.held). A request
+// that ends otherwise (an error, a crash) is simply not reused.
+func (q *consulReq) reuse() {
+	if q.got && !q.timer && !q.qr.held {
+		m := q.c.m
+		m.free = append(m.free, q)
+	}
 }
 
 // send is the HTTP request to the client's server. There is no client
@@ -374,7 +400,9 @@ func (q *consulReq) serveGet() {
 	ck.watchers = append(ck.watchers, q)
 	s := q.call.s
 	d := q.wait + w.int64n(q.wait/16+1)
-	w.push(&event{at: w.now + s.clk.real(d), n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
+	at := w.now + s.clk.real(d)
+	q.timer = at <= w.end // else push drops it
+	w.push(&event{at: at, n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
 }
 
 // answerGet answers a GET with the key's state now, once.
@@ -387,10 +415,28 @@ func (q *consulReq) answerGet() {
 	q.call.replyH()
 }
 
-// crTimer is a blocking GET's wait on the server.
+// crTimer is a blocking GET's wait on the server: if the key has not
+// changed meanwhile, the GET leaves the key's watchers (in order: they are
+// answered in order) and answers.
 type crTimer consulReq
 
-func (t *crTimer) handle() { (*consulReq)(t).answerGet() }
+func (t *crTimer) handle() {
+	q := (*consulReq)(t)
+	q.timer = false
+	if !q.wdone {
+		ws := q.ck.watchers
+		for i, w := range ws {
+			if w == q {
+				copy(ws[i:], ws[i+1:])
+				ws[len(ws)-1] = nil
+				q.ck.watchers = ws[:len(ws)-1]
+				break
+			}
+		}
+		q.answerGet()
+	}
+	q.reuse()
+}
 
 // crSleep is the acquire loop's sleep after a failed GET.
 type crSleep consulReq
@@ -399,6 +445,13 @@ func (t *crSleep) handle() { t.c.renewWait(t.gen) }
 
 // replied runs on the client with the answer.
 func (q *consulReq) replied() {
+	q.answered()
+	q.got = true
+	q.reuse()
+}
+
+// answered is what the client does with the answer.
+func (q *consulReq) answered() {
 	c, gen := q.c, q.gen
 	if q.kind == crRenew {
 		if c.gen == gen && !q.ok {

@@ -191,6 +191,7 @@ func (q *quorum) fire() {
 		switch {
 		case n.inc != r.tInc || n.down:
 		case n.paused:
+			r.held = true
 			n.deferred = append(n.deferred, event{at: w.now, n: n, inc: r.tInc, fn: r.expire})
 		default:
 			r.expire()
@@ -229,6 +230,9 @@ type qreq struct {
 	tInc         uint32
 	linked       bool
 	tPrev, tNext *qreq
+	// held: its expire waits on the paused entry server, an event the
+	// request's own way does not know about (its owner must not reuse it).
+	held bool
 }
 
 // Stages of a qreq.
