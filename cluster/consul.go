@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/locksim/locksim/netns"
 )
 
 // ConsulConfig describes a Consul cluster of real `consul agent` servers.
@@ -31,12 +33,21 @@ type ConsulConfig struct {
 	SessionTTLMin time.Duration
 	// HCL are extra configuration snippets, each passed with -hcl.
 	HCL []string
+	// Peers, if set and there is more than one server, runs each server in
+	// a network namespace of its own and carries the traffic between
+	// servers through it: Raft and RPC (the server port) and Serf gossip
+	// (the LAN and WAN ports, TCP and UDP). faults.Network gives every
+	// ordered pair of servers a link of its own that can be cut. Each
+	// server's HTTP API is forwarded from the same address in locksim's
+	// namespace.
+	Peers PeerNetwork
 }
 
 // Consul is a running Consul cluster.
 type Consul struct {
 	dir   string
 	nodes []*ConsulNode
+	place *peerPlacement
 }
 
 // ConsulNode is one Consul server agent. It is a Node.
@@ -119,6 +130,21 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 		p := ports[4*i:]
 		c.nodes = append(c.nodes, &ConsulNode{httpPort: p[0], serfLANPort: p[1], serverPort: p[2], serfWANPort: p[3]})
 	}
+	if cfg.Peers != nil && cfg.Servers > 1 {
+		hosts := make([]netns.Host, len(c.nodes))
+		httpPorts := make([]int, len(c.nodes))
+		for i, n := range c.nodes {
+			hosts[i] = netns.Host{
+				Name: fmt.Sprintf("consul%d", i+1),
+				TCP:  []int{n.serverPort, n.serfLANPort, n.serfWANPort},
+				UDP:  []int{n.serfLANPort, n.serfWANPort},
+			}
+			httpPorts[i] = n.httpPort
+		}
+		if c.place, err = placePeers(cfg.Peers, hosts, httpPorts); err != nil {
+			return nil, err
+		}
+	}
 	for i, n := range c.nodes {
 		name := fmt.Sprintf("consul%d", i+1)
 		args := []string{"agent",
@@ -151,7 +177,7 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 		for _, h := range cfg.HCL {
 			args = append(args, "-hcl", h)
 		}
-		n.Process = NewProcess(name, filepath.Join(dir, name+".log"), func() *exec.Cmd {
+		n.Process = NewProcessIn(c.place.space(i), name, filepath.Join(dir, name+".log"), func() *exec.Cmd {
 			return exec.Command(bin, args...)
 		})
 		if err := n.Process.Start(); err != nil {
@@ -159,7 +185,7 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 		}
 	}
 	for _, n := range c.nodes {
-		if err := WaitTCP(n.HTTPAddr(), n.Exited(), 30*time.Second); err != nil {
+		if err := WaitTCPIn(n.Namespace(), n.HTTPAddr(), n.Exited(), 30*time.Second); err != nil {
 			log, _ := os.ReadFile(n.LogPath())
 			return nil, fmt.Errorf("cluster: %s: %w\n%s", n.Name(), err, log)
 		}
@@ -201,7 +227,7 @@ func (n *ConsulNode) Start() error {
 	if err := n.Process.Start(); err != nil {
 		return err
 	}
-	return WaitTCP(n.HTTPAddr(), n.Exited(), 30*time.Second)
+	return WaitTCPIn(n.Namespace(), n.HTTPAddr(), n.Exited(), 30*time.Second)
 }
 
 // Restart implements Node. A -dev server comes back empty; a cluster
@@ -317,5 +343,5 @@ func (c *Consul) Close() error {
 			_ = n.Kill()
 		}
 	}
-	return os.RemoveAll(c.dir)
+	return errors.Join(c.place.close(), os.RemoveAll(c.dir))
 }

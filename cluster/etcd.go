@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/locksim/locksim/netns"
 )
 
 // EtcdMemberEnv is the environment variable that carries a member's
@@ -40,16 +42,15 @@ type EtcdConfig struct {
 	Dir string
 	// LogLevel is etcd's log level (default "warn").
 	LogLevel string
-	// AdvertisePeer, if set, returns the peer URL that member name
-	// advertises to the other members, given the URL it listens on. A
-	// fault layer returns the address of a proxy that forwards to listen,
-	// so that traffic between members can be cut. The proxy must be
-	// listening before the cluster starts. Default: listen itself.
-	// Client links need no such setting: a proxy forwards to a member's
-	// ClientURL and clients are given the proxy's address (without the
-	// etcd client's AutoSyncInterval, which would replace the endpoints
-	// with the members' own client URLs).
-	AdvertisePeer func(name, listen string) string
+	// Peers, if set and there is more than one member, runs each member in
+	// a network namespace of its own and carries the traffic between
+	// members through it (faults.Network gives every ordered pair a link
+	// that can be cut). Clients need no such setting: each member's client
+	// URL is forwarded from the same address in locksim's namespace, and a
+	// fault layer puts its own proxy in front of it (clients are then given
+	// the proxy's address, without the etcd client's AutoSyncInterval,
+	// which would replace the endpoints with the members' own URLs).
+	Peers PeerNetwork
 	// StartTimeout bounds the wait for every member to be ready
 	// (default 30 s: the machine may be busy).
 	StartTimeout time.Duration
@@ -80,6 +81,7 @@ type etcdMemberConfig struct {
 type Etcd struct {
 	dir     string
 	members []*EtcdMember
+	place   *peerPlacement
 
 	closeOnce sync.Once
 	closeErr  error
@@ -89,10 +91,9 @@ type Etcd struct {
 // its data directory and ports.
 type EtcdMember struct {
 	*Process
-	clientURL     string
-	listenPeer    string
-	advertisePeer string
-	dataDir       string
+	clientURL  string
+	listenPeer string
+	dataDir    string
 }
 
 // StartEtcd starts a cluster and waits until every member serves
@@ -149,6 +150,8 @@ func startEtcd(cfg EtcdConfig) (*Etcd, error) {
 	token := filepath.Base(dir)
 	var initial []string
 	confs := make([]etcdMemberConfig, cfg.Members)
+	hosts := make([]netns.Host, cfg.Members)
+	clientPorts := make([]int, cfg.Members)
 	for i := range confs {
 		name := fmt.Sprintf("etcd%d", i+1)
 		peerPort, err1 := FreePort()
@@ -157,17 +160,15 @@ func startEtcd(cfg EtcdConfig) (*Etcd, error) {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("cluster: etcd: free port: %w", err)
 		}
+		hosts[i] = netns.Host{Name: name, TCP: []int{peerPort}}
+		clientPorts[i] = clientPort
 		listenPeer := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-		advertisePeer := listenPeer
-		if cfg.AdvertisePeer != nil {
-			advertisePeer = cfg.AdvertisePeer(name, listenPeer)
-		}
 		clientURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 		confs[i] = etcdMemberConfig{
 			Name:            name,
 			Dir:             filepath.Join(dir, name),
 			ListenPeer:      listenPeer,
-			AdvertisePeer:   advertisePeer,
+			AdvertisePeer:   listenPeer,
 			ListenClient:    clientURL,
 			AdvertiseClient: clientURL,
 			ClusterToken:    token,
@@ -176,29 +177,36 @@ func startEtcd(cfg EtcdConfig) (*Etcd, error) {
 			LogLevel:        cfg.LogLevel,
 			ParentPID:       os.Getpid(),
 		}
-		initial = append(initial, name+"="+advertisePeer)
+		initial = append(initial, name+"="+listenPeer)
+	}
+	if cfg.Peers != nil && cfg.Members > 1 {
+		place, err := placePeers(cfg.Peers, hosts, clientPorts)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		c.place = place
 	}
 	for i := range confs {
 		confs[i].InitialCluster = strings.Join(initial, ",")
 		mc := confs[i]
 		env, err := json.Marshal(mc)
 		if err != nil {
-			os.RemoveAll(dir)
+			c.Close()
 			return nil, err
 		}
 		exe := cfg.Executable
-		proc := NewProcess(mc.Name, filepath.Join(dir, mc.Name+".log"), func() *exec.Cmd {
+		proc := NewProcessIn(c.place.space(i), mc.Name, filepath.Join(dir, mc.Name+".log"), func() *exec.Cmd {
 			cmd := exec.Command(exe, EtcdMemberCommand)
 			cmd.Env = append(os.Environ(), EtcdMemberEnv+"="+string(env))
 			cmd.Dir = dir
 			return cmd
 		})
 		c.members = append(c.members, &EtcdMember{
-			Process:       proc,
-			clientURL:     mc.ListenClient,
-			listenPeer:    mc.ListenPeer,
-			advertisePeer: mc.AdvertisePeer,
-			dataDir:       mc.Dir,
+			Process:    proc,
+			clientURL:  mc.ListenClient,
+			listenPeer: mc.ListenPeer,
+			dataDir:    mc.Dir,
 		})
 	}
 	for _, m := range c.members {
@@ -290,7 +298,7 @@ func (c *Etcd) Close() error {
 			wg.Go(func() { _ = m.Kill() })
 		}
 		wg.Wait()
-		c.closeErr = os.RemoveAll(c.dir)
+		c.closeErr = errors.Join(c.place.close(), os.RemoveAll(c.dir))
 	})
 	return c.closeErr
 }
@@ -298,12 +306,10 @@ func (c *Etcd) Close() error {
 // ClientURL is the URL clients reach the member on.
 func (m *EtcdMember) ClientURL() string { return m.clientURL }
 
-// ListenPeerURL is the URL the member listens on for other members.
-func (m *EtcdMember) ListenPeerURL() string { return m.listenPeer }
-
-// AdvertisePeerURL is the URL the other members reach this one on (the
-// listen URL unless EtcdConfig.AdvertisePeer changed it).
-func (m *EtcdMember) AdvertisePeerURL() string { return m.advertisePeer }
+// PeerURL is the URL the member listens on for other members, and
+// advertises to them (inside its network namespace, with
+// EtcdConfig.Peers).
+func (m *EtcdMember) PeerURL() string { return m.listenPeer }
 
 // DataDir is the member's data directory.
 func (m *EtcdMember) DataDir() string { return m.dataDir }
@@ -321,7 +327,7 @@ func (m *EtcdMember) Restart() error {
 	if err != nil {
 		return err
 	}
-	return WaitTCP(u.Host, m.Exited(), 30*time.Second)
+	return WaitTCPIn(m.Namespace(), u.Host, m.Exited(), 30*time.Second)
 }
 
 // WaitReady waits until the member answers /readyz, or ctx ends.

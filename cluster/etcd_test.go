@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/locksim/locksim/cluster"
+	"github.com/locksim/locksim/faults"
 )
 
 func TestMain(m *testing.M) {
@@ -221,25 +222,51 @@ func TestEtcdClosePaused(t *testing.T) {
 	}
 }
 
-func TestEtcdAdvertisePeer(t *testing.T) {
-	var seen []string
-	c, err := cluster.StartEtcd(cluster.EtcdConfig{
-		Members: 1,
-		AdvertisePeer: func(name, listen string) string {
-			seen = append(seen, name)
-			return listen // a proxy would return its own address here
-		},
-	})
+// With Peers, each member runs in a namespace of its own and the traffic
+// between members goes through the peer network: isolating one member
+// there leaves it without a quorum while the other two go on, and a
+// restarted member comes back in its namespace.
+func TestEtcdPeersInNamespaces(t *testing.T) {
+	net := faults.NewNetwork()
+	defer net.Close()
+	c, err := cluster.StartEtcd(cluster.EtcdConfig{Members: 3, Peers: net})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if len(seen) != 1 || seen[0] != "etcd1" {
-		t.Errorf("AdvertisePeer called for %v", seen)
+	for _, m := range c.Members() {
+		if m.Namespace() == nil {
+			t.Fatalf("%s runs in locksim's own namespace", m.Name())
+		}
 	}
-	m := c.Member("etcd1")
-	if m.AdvertisePeerURL() != m.ListenPeerURL() {
-		t.Errorf("advertised %s, listen %s", m.AdvertisePeerURL(), m.ListenPeerURL())
+	// 3 members: 6 ordered pairs, one link each.
+	if got := len(net.Links()); got != 6 {
+		t.Fatalf("%d peer links, want 6", got)
+	}
+	net.Isolate("etcd1")
+	ready := func(m *cluster.EtcdMember, wait time.Duration) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		return m.WaitReady(ctx) == nil
+	}
+	time.Sleep(500 * time.Millisecond) // > the 100 ms election timeout
+	if ready(c.Member("etcd1"), time.Second) {
+		t.Error("etcd1 serves linearizable reads while cut off from its peers")
+	}
+	for _, name := range []string{"etcd2", "etcd3"} {
+		if !ready(c.Member(name), 10*time.Second) {
+			t.Errorf("%s not ready: the majority lost its quorum", name)
+		}
+	}
+	net.Heal()
+	if !ready(c.Member("etcd1"), 10*time.Second) {
+		t.Error("etcd1 not ready after heal")
+	}
+	if err := c.Member("etcd2").Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if !ready(c.Member("etcd2"), 10*time.Second) {
+		t.Error("etcd2 not ready after restart in its namespace")
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/locksim/locksim/netns"
 )
 
 // Node is one server process that the fault layer can act on.
@@ -37,6 +40,7 @@ type Process struct {
 	name    string
 	command func() *exec.Cmd
 	logPath string
+	ns      *netns.Namespace // where it runs; nil: locksim's own network
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -50,6 +54,16 @@ type Process struct {
 func NewProcess(name, logPath string, command func() *exec.Cmd) *Process {
 	return &Process{name: name, command: command, logPath: logPath}
 }
+
+// NewProcessIn is NewProcess for a server that runs, every time it starts,
+// in network namespace ns.
+func NewProcessIn(ns *netns.Namespace, name, logPath string, command func() *exec.Cmd) *Process {
+	return &Process{name: name, command: command, logPath: logPath, ns: ns}
+}
+
+// Namespace is the network namespace the process runs in; nil for
+// locksim's own.
+func (p *Process) Namespace() *netns.Namespace { return p.ns }
 
 // Name implements Node.
 func (p *Process) Name() string { return p.name }
@@ -79,7 +93,7 @@ func (p *Process) Start() error {
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	// Pdeathsig fires when the forking OS thread dies; Go retires threads
 	// only when a goroutine exits while locked to one, which locksim avoids.
-	err = cmd.Start()
+	err = p.ns.Start(cmd)
 	log.Close()
 	if err != nil {
 		return fmt.Errorf("cluster: start %s: %w", p.name, err)
@@ -271,9 +285,16 @@ func FreePort() (int, error) {
 // WaitTCP waits until addr accepts a TCP connection, the process exits, or
 // timeout passes.
 func WaitTCP(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	return WaitTCPIn(nil, addr, exited, timeout)
+}
+
+// WaitTCPIn is WaitTCP for a server inside network namespace ns.
+func WaitTCPIn(ns *netns.Namespace, addr string, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		c, err := ns.DialContext(ctx, addr)
+		cancel()
 		if err == nil {
 			c.Close()
 			return nil

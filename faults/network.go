@@ -13,29 +13,33 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
+
+	"github.com/locksim/locksim/netns"
 )
 
 // Network is the set of proxies of one run: every link that locksim can cut
 // or slow runs through one of them. It embeds toxiproxy's server as a
 // library (no API port is opened); every proxy listens on 127.0.0.1.
 //
-// A link carries the connections that From opens to To. For client→server
-// links locksim gives each client its own proxy per server, so a link is
-// exactly one pair. Servers find their peers through addresses they
-// advertise to all (etcd's peer URLs, Consul's server addresses), so a
-// server↔server link is one proxy per destination with From set to
-// AnyPeer: cutting it cuts what every peer sends to To over connections
-// they opened, which is how isolating a server is expressed.
+// A link carries the connections that From opens to To, so every link is
+// exactly one ordered pair. For client→server links locksim gives each
+// client its own proxy per server. Servers find their peers through
+// addresses they advertise to all (etcd's peer URLs, Consul's server
+// addresses), so server↔server links need each server in a network
+// namespace of its own, where its peers' addresses lead to its own links to
+// them: see ConnectPeers.
 type Network struct {
 	server *toxiproxy.ApiServer
 
-	mu    sync.Mutex
-	links []*Link
-	cut   map[pair]Direction // what is cut, by ordered pair of endpoints
+	mu     sync.Mutex
+	links  []*Link
+	cut    map[pair]Direction // what is cut, by ordered pair of endpoints
+	slow   map[pair]delay     // what is slowed, for UDP relays
+	fwds   []*netns.Forwarder
+	relays []*udpRelay
 }
 
-// AnyPeer is the From of a link that every peer of To shares.
-const AnyPeer = "*"
+type delay struct{ mean, jitter time.Duration }
 
 // Link is one proxy from From to To.
 type Link struct {
@@ -61,6 +65,7 @@ func NewNetwork() *Network {
 	return &Network{
 		server: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), logger),
 		cut:    make(map[pair]Direction),
+		slow:   make(map[pair]delay),
 	}
 }
 
@@ -166,6 +171,8 @@ func (n *Network) Heal() {
 func (n *Network) Slow(a, b string, latency, jitter time.Duration) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.slow[pair{a, b}] = delay{latency, jitter}
+	n.slow[pair{b, a}] = delay{latency, jitter}
 	for _, l := range n.links {
 		if !l.between(a, b) {
 			continue
@@ -187,6 +194,7 @@ func (n *Network) Slow(a, b string, latency, jitter time.Duration) error {
 func (n *Network) Unslow() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	clear(n.slow)
 	for _, l := range n.links {
 		for _, stream := range []string{"upstream", "downstream"} {
 			_ = l.proxy.Toxics.RemoveToxic(context.Background(), "slow-"+stream)
@@ -195,42 +203,14 @@ func (n *Network) Unslow() {
 }
 
 func (l *Link) between(a, b string) bool {
-	return (l.From == a && l.To == b) || (l.From == b && l.To == a) ||
-		(l.From == AnyPeer && (l.To == a || l.To == b))
+	return (l.From == a && l.To == b) || (l.From == b && l.To == a)
 }
 
 // applyLocked sets l's cut toxics from n.cut: upstream is data from From
-// to To, downstream the replies.
-//
-// A link from AnyPeer stands for every peer of To: the endpoints that have
-// a peer link of their own.
+// to To, downstream the replies, which a cut from To to From drops.
 func (n *Network) applyLocked(l *Link) {
-	from := func(x string) bool {
-		return x == l.From || (l.From == AnyPeer && n.isPeerLocked(x))
-	}
-	up, down := false, false
-	for p, d := range n.cut {
-		if d == 0 {
-			continue
-		}
-		if from(p.a) && p.b == l.To {
-			up = true
-		}
-		if p.a == l.To && from(p.b) {
-			down = true
-		}
-	}
-	setToxic(l, "cut-up", "upstream", up)
-	setToxic(l, "cut-down", "downstream", down)
-}
-
-func (n *Network) isPeerLocked(x string) bool {
-	for _, l := range n.links {
-		if l.From == AnyPeer && l.To == x {
-			return true
-		}
-	}
-	return false
+	setToxic(l, "cut-up", "upstream", n.cut[pair{l.From, l.To}] != 0)
+	setToxic(l, "cut-down", "downstream", n.cut[pair{l.To, l.From}] != 0)
 }
 
 func setToxic(l *Link, name, stream string, on bool) {
@@ -244,12 +224,20 @@ func setToxic(l *Link, name, stream string, on bool) {
 	}
 }
 
-// Close stops every proxy.
+// Close stops every proxy, forwarder and relay.
 func (n *Network) Close() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	fwds, relays := n.fwds, n.relays
+	n.fwds, n.relays = nil, nil
 	n.server.Collection.Clear()
 	n.links = nil
+	n.mu.Unlock()
+	for _, f := range fwds {
+		f.Close()
+	}
+	for _, r := range relays {
+		r.close()
+	}
 }
 
 // Shapes of partitions, named as Jepsen names them. Each returns groups

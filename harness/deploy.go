@@ -13,6 +13,7 @@ import (
 
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/faults"
+	"github.com/locksim/locksim/netns"
 )
 
 // deployment is the servers of one run and what the nemesis needs of them.
@@ -68,22 +69,18 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 		if size >= 3 {
 			members = 3
 		}
+		peers, note := peerNetwork(net, members)
 		c, err := cluster.StartEtcd(cluster.EtcdConfig{
 			Members:    members,
 			Dir:        dir,
 			Executable: exe,
-			AdvertisePeer: func(name, listen string) string {
-				l, err := net.AddLink(faults.AnyPeer, name, strings.TrimPrefix(listen, "http://"))
-				if err != nil {
-					return listen
-				}
-				return "http://" + l.Addr()
-			},
+			Peers:      peers,
 		})
 		if err != nil {
 			return nil, err
 		}
 		d := &deployment{kind: kind, nodes: c.Nodes(), close: c.Close}
+		d.notes = append(d.notes, note...)
 		for _, m := range c.Members() {
 			d.upstreams = append(d.upstreams, strings.TrimPrefix(m.ClientURL(), "http://"))
 		}
@@ -157,23 +154,38 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 		}
 		return d, nil
 	case "consul":
-		c, err := cluster.StartConsul(cluster.ConsulConfig{Servers: max(1, size)})
+		servers := max(1, size)
+		peers, note := peerNetwork(net, servers)
+		c, err := cluster.StartConsul(cluster.ConsulConfig{Servers: servers, Peers: peers})
 		if err != nil {
 			return nil, err
 		}
-		d := &deployment{kind: kind, close: c.Close}
+		d := &deployment{kind: kind, close: c.Close, notes: note}
 		for _, n := range c.Nodes() {
 			d.nodes = append(d.nodes, n)
 			d.upstreams = append(d.upstreams, n.HTTPAddr())
 		}
 		d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
-		d.notes = append(d.notes, "Consul server-to-server traffic is not proxied: partitions between Consul servers are not applied")
 		if serverClock {
 			d.notes = append(d.notes, "server clock skew not applied: Consul reads time inside Go's runtime, which libfaketime cannot reach")
 		}
 		return d, nil
 	}
 	return nil, fmt.Errorf("harness: unknown backend %q", kind)
+}
+
+// peerNetwork returns what carries the traffic between servers: net, with
+// each server in a network namespace of its own, where this process can
+// make namespaces. Where it cannot, servers talk directly and the note
+// says that partitions between them are not applied.
+func peerNetwork(net *faults.Network, servers int) (cluster.PeerNetwork, []string) {
+	if servers < 2 {
+		return nil, nil
+	}
+	if err := netns.Supported(); err != nil {
+		return nil, []string{fmt.Sprintf("server-to-server traffic is not proxied, so partitions between servers are not applied: %v", err)}
+	}
+	return net, nil
 }
 
 // etcdLeader asks each member for the leader and names it.

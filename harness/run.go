@@ -240,6 +240,8 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, fmt.Errorf("harness: start %s: %w", opts.Backend, err)
 	}
 	defer r.dep.close()
+	// Runs before close, while the servers' directories exist.
+	defer r.saveServerLogs()
 
 	resLog, err := CreateProcLog(r.procPath(history.ProcResource))
 	if err != nil {
@@ -294,6 +296,30 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, err
 	}
 	return v, ctx.Err()
+}
+
+// saveServerLogs copies every server's log into the run's logs/ directory
+// (logs/<node>.log), for the servers that write one.
+func (r *runState) saveServerLogs() {
+	for _, n := range r.dep.nodes {
+		lp, ok := n.(interface{ LogPath() string })
+		if !ok {
+			continue
+		}
+		src, err := os.Open(lp.LogPath())
+		if err != nil {
+			continue
+		}
+		dst, err := os.Create(filepath.Join(r.opts.OutDir, "logs", n.Name()+".log"))
+		if err == nil {
+			_, err = io.Copy(dst, src)
+			err = errors.Join(err, dst.Close())
+		}
+		src.Close()
+		if err != nil {
+			fmt.Fprintf(r.log, "saving the log of %s: %v\n", n.Name(), err)
+		}
+	}
 }
 
 // progress prints a progress line every second until ctx ends.
