@@ -53,12 +53,51 @@ func (p *proc) start() {
 }
 
 func (p *proc) think(d int64) {
-	gen := p.gen
-	p.n.after(d, func() {
+	p.n.afterH(d, p.timer(ptThink, p.gen))
+}
+
+// procTimer is one of a proc's timers, for its cycle gen: from the run's
+// arena, instead of a closure.
+type procTimer struct {
+	p    *proc
+	gen  uint32
+	kind uint8
+}
+
+// Kinds of procTimer.
+const (
+	ptThink uint8 = iota // the think time is over: acquire
+	ptRenew              // the renewer's tick
+	ptHold               // the hold is over: write
+)
+
+// procTimers keeps the memory of procTimers from one run to the next.
+var procTimers arenaPool[procTimer]
+
+func (p *proc) timer(kind uint8, gen uint32) *procTimer {
+	t := p.r.timers.alloc()
+	t.p, t.gen, t.kind = p, gen, kind
+	return t
+}
+
+func (t *procTimer) handle() {
+	p, gen := t.p, t.gen
+	switch t.kind {
+	case ptThink:
 		if p.gen == gen {
 			p.acquire()
 		}
-	})
+	case ptRenew:
+		if p.gen != gen || !p.held || p.lost {
+			return
+		}
+		p.lc.renew()
+		p.renewer(gen)
+	case ptHold:
+		if p.gen == gen {
+			p.write(gen)
+		}
+	}
 }
 
 func (p *proc) invoke(f, key string, tok int64, hasTok bool, value []byte) {
@@ -102,13 +141,7 @@ func (p *proc) acquire() {
 // renewer is locks.Run's renewer goroutine: a renewal every RenewEvery
 // while the critical section runs.
 func (p *proc) renewer(gen uint32) {
-	p.n.after(p.r.opts.renewEvery, func() {
-		if p.gen != gen || !p.held || p.lost {
-			return
-		}
-		p.lc.renew()
-		p.renewer(gen)
-	})
+	p.n.afterH(p.r.opts.renewEvery, p.timer(ptRenew, gen))
 }
 
 // onLost is called by the lock client when it learns the lock is gone.
@@ -125,25 +158,28 @@ const resourceTimeout = int64(time.Second)
 
 func (p *proc) readResource(gen uint32) {
 	p.invoke(history.FRead, p.key, 0, false, nil)
-	key := p.key
-	p.r.res.read(p, key, func(v int64) {
-		if p.gen != gen {
-			return
-		}
-		p.complete(history.OK, num(v))
-		p.read = v
-		hold := p.r.w.between(int64(p.r.sc.Workload.HoldMin), int64(p.r.sc.Workload.HoldMax))
-		p.n.after(hold, func() {
-			if p.gen == gen {
-				p.write(gen)
-			}
-		})
-	}, func() {
-		if p.gen == gen {
-			p.complete(history.Info, nil)
-			p.release(gen)
-		}
-	})
+	p.r.res.read(p, p.key, gen)
+}
+
+// readDone is the resource's answer to the read of cycle gen: hold, then
+// write.
+func (p *proc) readDone(gen uint32, v int64) {
+	if p.gen != gen {
+		return
+	}
+	p.complete(history.OK, num(v))
+	p.read = v
+	hold := p.r.w.between(int64(p.r.sc.Workload.HoldMin), int64(p.r.sc.Workload.HoldMax))
+	p.n.afterH(hold, p.timer(ptHold, gen))
+}
+
+// resourceFailed is a read or write of cycle gen that got no answer: its
+// outcome is unknown, and the cycle goes on to the release.
+func (p *proc) resourceFailed(gen uint32) {
+	if p.gen == gen {
+		p.complete(history.Info, nil)
+		p.release(gen)
+	}
 }
 
 func (p *proc) write(gen uint32) {
@@ -153,22 +189,20 @@ func (p *proc) write(gen uint32) {
 	}
 	v := p.read + 1
 	p.invoke(history.FWrite, p.key, p.token, true, num(v))
-	p.r.res.write(p, p.key, p.token, v, func(accepted bool) {
-		if p.gen != gen {
-			return
-		}
-		if accepted {
-			p.complete(history.OK, nil)
-		} else {
-			p.complete(history.Fail, nil)
-		}
-		p.release(gen)
-	}, func() {
-		if p.gen == gen {
-			p.complete(history.Info, nil)
-			p.release(gen)
-		}
-	})
+	p.r.res.write(p, p.key, p.token, v, gen)
+}
+
+// writeDone is the resource's answer to the write of cycle gen.
+func (p *proc) writeDone(gen uint32, accepted bool) {
+	if p.gen != gen {
+		return
+	}
+	if accepted {
+		p.complete(history.OK, nil)
+	} else {
+		p.complete(history.Fail, nil)
+	}
+	p.release(gen)
 }
 
 // release is the end of locks.Run: a lost lock is not released.

@@ -61,10 +61,17 @@ type consul struct {
 	ttl      int64
 	reqs     *arena[consulReq]
 	free     []*consulReq // requests done with, to reuse (consulReq.reuse)
+	sess     *arena[consulSession]
+	timers   *arena[sessionTimer]
 }
 
-// consulReqs keeps the memory of consulReqs from one run to the next.
-var consulReqs arenaPool[consulReq]
+// consulReqs, consulSessions and sessionTimers keep the memory of these
+// from one run to the next.
+var (
+	consulReqs     arenaPool[consulReq]
+	consulSessions arenaPool[consulSession]
+	sessionTimers  arenaPool[sessionTimer]
+)
 
 type consulSession struct {
 	id     int
@@ -74,6 +81,7 @@ type consulSession struct {
 	expiry int64 // on the leader's clock
 	armed  bool  // a timer event is pending for this generation
 	keys   []*consulKey
+	keys0  [1]*consulKey // keys' first array
 }
 
 type consulKey struct {
@@ -92,6 +100,8 @@ func newConsul(r *run, size int) *consul {
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
 	m.reqs = consulReqs.get(r)
+	m.sess = consulSessions.get(r)
+	m.timers = sessionTimers.get(r)
 	return m
 }
 
@@ -145,25 +155,48 @@ func (m *consul) arm(s *consulSession) {
 }
 
 func (m *consul) wait(s *consulSession, l *node, gen, term int) {
-	l.after(s.expiry-l.now(), func() {
-		if !s.alive || s.timer != gen || !m.q.isLeader(l, term) {
-			return
+	t := m.timers.alloc()
+	t.m, t.s, t.l, t.gen, t.term = m, s, l, gen, term
+	t.wait()
+}
+
+// sessionTimer is a session's TTL timer on the leader l, for the timer
+// generation gen in term: it waits for the expiry (again if the session
+// was renewed meanwhile), then the commit of the invalidation.
+type sessionTimer struct {
+	m         *consul
+	s         *consulSession
+	l         *node
+	gen, term int
+	commit    bool
+}
+
+func (t *sessionTimer) wait() { t.l.afterH(t.s.expiry-t.l.now(), t) }
+
+func (t *sessionTimer) handle() {
+	m, s, l := t.m, t.s, t.l
+	if t.commit {
+		if s.timer == t.gen && m.q.isLeader(l, t.term) && s.expiry <= l.now() {
+			m.invalidate(s)
 		}
-		if left := s.expiry - l.now(); left > 0 {
-			m.wait(s, l, gen, term)
-			return
-		}
-		s.armed = false
-		l.after(m.q.commitDelay, func() {
-			if s.timer == gen && m.q.isLeader(l, term) && s.expiry <= l.now() {
-				m.invalidate(s)
-			}
-		})
-	})
+		return
+	}
+	if !s.alive || s.timer != t.gen || !m.q.isLeader(l, t.term) {
+		return
+	}
+	if left := s.expiry - l.now(); left > 0 {
+		t.wait()
+		return
+	}
+	s.armed = false
+	t.commit = true
+	l.afterH(m.q.commitDelay, t)
 }
 
 func (m *consul) create() int {
-	s := &consulSession{id: len(m.sessions) + 1, alive: true, delay: m.r.opts.lockDelay}
+	s := m.sess.alloc()
+	s.id, s.alive, s.delay = len(m.sessions)+1, true, m.r.opts.lockDelay
+	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
 	m.arm(s)

@@ -190,6 +190,8 @@ type run struct {
 	chk     *checker.Checker
 	keys    []string
 
+	timers *arena[procTimer]
+
 	lastGrant  *proc    // the client granted most recently
 	grantHooks []func() // faults waiting for a holder
 
@@ -261,6 +263,8 @@ func newRun(cfg Config) (*run, error) {
 		keep:    !cfg.NoHistory,
 		chk:     checker.New(cfg.Checker),
 	}
+	r.w.reuseQueue(r)
+	r.timers = procTimers.get(r)
 	if r.keep {
 		r.hist = make([]history.Event, 0, 1024)
 	}

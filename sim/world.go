@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -213,6 +214,22 @@ func (h *evHeap) pop() int32 {
 // release frees the slot of an event that has run.
 func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
 
+// evHeaps keeps the queues' memory from one run to the next.
+var evHeaps sync.Pool
+
+// reuseQueue gives w the memory of an earlier run's queue, and registers
+// with r its return to the pool when the run ends.
+func (w *world) reuseQueue(r *run) {
+	if h, _ := evHeaps.Get().(*evHeap); h != nil {
+		w.q = *h
+	}
+	r.atEnd = append(r.atEnd, func() {
+		clear(w.q.slab) // no pointers into this run kept
+		evHeaps.Put(&evHeap{keys: w.q.keys[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		w.q = evHeap{}
+	})
+}
+
 func newWorld(seed uint64, end time.Duration) *world {
 	return &world{
 		end:       int64(end),
@@ -349,6 +366,11 @@ func (n *node) now() int64 { return n.clk.read(n.w.now) }
 // after runs fn once d has passed on the node's clock.
 func (n *node) after(d int64, fn func()) {
 	n.w.onNode(n, n.w.now+n.clk.real(d), fn)
+}
+
+// afterH is after with a handler object instead of a closure.
+func (n *node) afterH(d int64, h handler) {
+	n.w.push(&event{at: n.w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: h})
 }
 
 // afterTrue runs fn once d of true time has passed, whatever the node's
