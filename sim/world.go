@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -13,7 +14,8 @@ type world struct {
 	end   int64 // the run stops at this time
 	seq   uint64
 	q     evHeap
-	rng   *rand.Rand
+	pcg   *rand.PCG  // the run's one generator
+	rng   *rand.Rand // on pcg, for 32-bit systems (see int64n)
 	nodes []*node
 	links [][]link // links[from][to]
 
@@ -231,9 +233,11 @@ func (w *world) reuseQueue(r *run) {
 }
 
 func newWorld(seed uint64, end time.Duration) *world {
+	pcg := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
 	return &world{
 		end:       int64(end),
-		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		pcg:       pcg,
+		rng:       rand.New(pcg),
 		baseDelay: int64(150 * time.Microsecond),
 		jitter:    int64(250 * time.Microsecond),
 	}
@@ -285,7 +289,34 @@ func (w *world) int64n(n int64) int64 {
 	if n <= 0 {
 		return 0
 	}
-	return w.rng.Int64N(n)
+	if is32bit {
+		return w.rng.Int64N(n)
+	}
+	return int64(w.uint64n(uint64(n)))
+}
+
+const is32bit = ^uint(0)>>32 == 0
+
+// uint64n is rand.Rand's Int64N for n > 0 on 64-bit systems, called on the
+// PCG directly rather than through the Source interface: the same draws,
+// the same values.
+func (w *world) uint64n(n uint64) uint64 {
+	if n&(n-1) == 0 {
+		return w.pcg.Uint64() & (n - 1)
+	}
+	hi, lo := bits.Mul64(w.pcg.Uint64(), n)
+	if lo < n {
+		thresh := -n % n
+		for lo < thresh {
+			hi, lo = bits.Mul64(w.pcg.Uint64(), n)
+		}
+	}
+	return hi
+}
+
+// float64 is rand.Rand's Float64: a uniform draw in [0, 1).
+func (w *world) float64() float64 {
+	return float64(w.pcg.Uint64()<<11>>11) / (1 << 53)
 }
 
 // between is a uniform draw in [lo, hi].
@@ -293,7 +324,7 @@ func (w *world) between(lo, hi int64) int64 {
 	if hi <= lo {
 		return lo
 	}
-	return lo + w.rng.Int64N(hi-lo+1)
+	return lo + w.int64n(hi-lo+1)
 }
 
 // clock is a node's clock: piecewise linear in virtual time. Its reading
@@ -458,7 +489,7 @@ func (w *world) sendEv(from, to *node, e *event) {
 		return
 	}
 	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
-	if l.loss > 0 && w.rng.Float64() < l.loss {
+	if l.loss > 0 && w.float64() < l.loss {
 		d += rto
 	}
 	t := max(w.now+d, l.last)
