@@ -101,8 +101,12 @@ func (w *world) push(e *event) {
 	}
 	e.at = max(e.at, w.now)
 	w.seq++
-	w.q.push(e, w.seq)
+	w.q.push(e, w.seq, e.at-w.now < nearWindow)
 }
+
+// nearWindow is how soon an event is due for the queue to keep it in its
+// short sorted list rather than the heap (see evHeap).
+const nearWindow = int64(5 * time.Millisecond)
 
 // evHeap is a binary min-heap of events by (at, seq): ties run in the order
 // they were scheduled, which keeps runs deterministic. The heap orders
@@ -112,17 +116,17 @@ func (w *world) push(e *event) {
 // once it has run); a freed slot is not cleared, it is overwritten by the
 // next push.
 //
-// Most events are pushed as the next one to run (a message hop shortly
-// after now, with the timers further out): such a key waits in top,
-// outside the heap, and is popped without sifting. The order is the same
-// (at, seq) order; top only saves the heap's work.
+// Most events are due soon (message hops, commits), few far out (timers):
+// the keys of those due within nearWindow go to near, a short list kept
+// sorted, where they are pushed and popped without sifting (a new one is
+// usually the latest), and pop takes the first of near's and the heap's.
+// The order is the same (at, seq) order; near only saves the heap's work.
 type evHeap struct {
 	keys []evKey
-	// top is the first event when hasTop: earlier than every key in keys.
-	top    evKey
-	hasTop bool
-	slab   []event
-	free   []int32
+	near []evKey // sorted, from nh on
+	nh   int
+	slab []event
+	free []int32
 }
 
 type evKey struct {
@@ -138,14 +142,9 @@ func (k *evKey) less(o *evKey) bool {
 	return k.seq < o.seq
 }
 
-func (h *evHeap) len() int {
-	if h.hasTop {
-		return len(h.keys) + 1
-	}
-	return len(h.keys)
-}
+func (h *evHeap) len() int { return len(h.keys) + len(h.near) - h.nh }
 
-func (h *evHeap) push(e *event, seq uint64) {
+func (h *evHeap) push(e *event, seq uint64, near bool) {
 	var idx int32
 	if n := len(h.free); n > 0 {
 		idx = h.free[n-1]
@@ -156,13 +155,20 @@ func (h *evHeap) push(e *event, seq uint64) {
 		h.slab = append(h.slab, *e)
 	}
 	k := evKey{at: e.at, seq: seq, idx: idx}
-	if !h.hasTop {
-		if len(h.keys) == 0 || k.less(&h.keys[0]) {
-			h.top, h.hasTop = k, true
-			return
+	if near {
+		if h.nh > 32 && 2*h.nh > len(h.near) {
+			h.near = h.near[:copy(h.near, h.near[h.nh:])]
+			h.nh = 0
 		}
-	} else if k.less(&h.top) {
-		k, h.top = h.top, k
+		s := append(h.near, k)
+		i := len(s) - 1
+		for i > h.nh && k.less(&s[i-1]) {
+			s[i] = s[i-1]
+			i--
+		}
+		s[i] = k
+		h.near = s
+		return
 	}
 	h.keys = append(h.keys, k)
 	s := h.keys
@@ -181,9 +187,13 @@ func (h *evHeap) push(e *event, seq uint64) {
 // pop removes the first event and returns its slot: the event stays
 // there (and its slot taken) until release.
 func (h *evHeap) pop() int32 {
-	if h.hasTop {
-		h.hasTop = false
-		return h.top.idx
+	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
+		idx := h.near[h.nh].idx
+		h.nh++
+		if h.nh == len(h.near) {
+			h.near, h.nh = h.near[:0], 0
+		}
+		return idx
 	}
 	s := h.keys
 	top := s[0]
@@ -227,7 +237,7 @@ func (w *world) reuseQueue(r *run) {
 	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
-		evHeaps.Put(&evHeap{keys: w.q.keys[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		evHeaps.Put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
 		w.q = evHeap{}
 	})
 }
