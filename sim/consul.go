@@ -435,7 +435,7 @@ func (q *consulReq) serveGet() {
 	d := q.wait + w.int64n(q.wait/16+1)
 	at := w.now + s.clk.real(d)
 	q.timer = at <= w.end // else push drops it
-	w.push(&event{at: at, n: s, inc: s.inc, kind: evHandler, h: (*crTimer)(q)})
+	w.schedule(at, s, nil, evHandler, (*crTimer)(q), nil)
 }
 
 // answerGet answers a GET with the key's state now, once.
@@ -561,7 +561,7 @@ func (q *consulReq) failed(e rpcErr) {
 	case crGet:
 		if c.gen == gen {
 			n := c.p.n
-			n.w.push(&event{at: n.w.now + n.clk.real(q.wait), n: n, inc: n.inc, kind: evHandler, h: (*crSleep)(q)})
+			n.w.schedule(n.w.now+n.clk.real(q.wait), n, nil, evHandler, (*crSleep)(q), nil)
 		}
 	case crWatch:
 		if c.gen == gen {

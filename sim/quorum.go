@@ -192,7 +192,7 @@ func (q *quorum) fire() {
 		case n.inc != r.tInc || n.down:
 		case n.paused:
 			r.held = true
-			n.deferred = append(n.deferred, event{at: w.now, n: n, inc: r.tInc, fn: r.expire})
+			n.deferred = append(n.deferred, event{at: w.now, n: nid(n), inc: r.tInc, fn: r.expire})
 		default:
 			r.expire()
 		}
@@ -282,7 +282,7 @@ func (r *qreq) answer(ok bool) {
 func (r *qreq) after(n *node, d int64, stage uint8) {
 	r.stage = stage
 	w := r.q.r.w
-	w.push(&event{at: w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: r})
+	w.schedule(w.now+n.clk.real(d), n, nil, evHandler, r, nil)
 }
 
 // forward sends the request from a server to the leader, or waits an
@@ -296,7 +296,7 @@ func (r *qreq) forward(from *node) {
 	}
 	r.l = q.servers[q.leader]
 	r.stage = qArrive
-	q.r.w.sendEv(from, r.l, &event{kind: evHandler, h: r})
+	q.r.w.sendEv(from, r.l, evHandler, r, nil)
 }
 
 // arrive runs on the server the request was sent to as leader.
@@ -333,5 +333,5 @@ func (r *qreq) finish() {
 		return
 	}
 	r.stage = qAnswer
-	q.r.w.sendEv(l, r.c.s, &event{kind: evHandler, h: r})
+	q.r.w.sendEv(l, r.c.s, evHandler, r, nil)
 }

@@ -23,32 +23,53 @@ type world struct {
 	baseDelay, jitter int64
 }
 
-// event is one entry of the queue. An event bound to a node (n != nil) runs
+// event is one entry of the queue. An event bound to a node (n != 0) runs
 // only while that node is the incarnation it was scheduled for, and waits
-// while the node is paused.
+// while the node is paused. Nodes are named by id+1 (0: none), and what
+// the event runs is in h or fn as kind says: three pointer words, the
+// fewer for the GC's write barrier to see when events are written.
 type event struct {
-	at  int64
-	n   *node
-	inc uint32
-	fn  func()
-	// A message (refused != nil, or a request) whose receiver n crashed is
-	// refused: the refusal runs on from one delay later.
-	from    *node
-	refused func()
-	// Calls travel without closures: kind says what to do with rc or h.
+	at int64
+	// h is the handler of evHandler, the *call of the call kinds, and for
+	// evFn a message's refusal (a fnHandler) or nil.
+	h handler
+	// fn is what evFn runs, and the answer evReply runs (nil: the call's
+	// replier's replied).
+	fn func()
+	n  int32 // the node it runs on: id+1, 0 for none
+	// A message (a request, or an evFn message with a refusal) whose
+	// receiver n crashed is refused: the refusal runs on from (id+1) one
+	// delay later.
+	from int32
+	inc  uint32
 	kind uint8
-	rc   *call
-	h    handler
+}
+
+// nid is n's id in an event: id+1, 0 for none.
+func nid(n *node) int32 {
+	if n == nil {
+		return 0
+	}
+	return int32(n.id) + 1
 }
 
 // handler is an object that moves through the world by itself, keeping
 // its own stage (a request through a quorum): no closure per hop.
 type handler interface{ handle() }
 
-// Event kinds.
+// fnHandler is a function kept in an event's h: an evFn message's refusal.
+type fnHandler func()
+
+func (f fnHandler) handle() { f() }
+
+// handle makes a *call fit in an event's h; the event's kind says what to
+// do with it.
+func (r *call) handle() {}
+
+// Event kinds (rc: the event's h, a *call).
 const (
 	evFn        uint8 = iota // run fn
-	evRequest                // rc.serve(rc) on the server
+	evRequest                // rc.serve() on the server
 	evReply                  // fn (or rc.h's replied) on the client unless rc ended
 	evRefused                // rc fails with errRefused, on the client
 	evTimeout                // rc fails with errTimeout, on the client
@@ -62,22 +83,22 @@ func (w *world) dispatch(e *event) {
 	case evFn:
 		e.fn()
 	case evRequest:
-		e.rc.serve()
+		e.h.(*call).serve()
 	case evReply:
-		if !e.rc.done {
-			e.rc.done = true
+		if rc := e.h.(*call); !rc.done {
+			rc.done = true
 			if e.fn != nil {
 				e.fn()
 			} else {
-				e.rc.h.(replier).replied()
+				rc.h.(replier).replied()
 			}
 		}
 	case evRefused:
-		e.rc.fail(errRefused)
+		e.h.(*call).fail(errRefused)
 	case evTimeout:
-		e.rc.fail(errTimeout)
+		e.h.(*call).fail(errTimeout)
 	case evServerErr:
-		e.rc.fail(errServer)
+		e.h.(*call).fail(errServer)
 	case evHandler:
 		e.h.handle()
 	}
@@ -85,11 +106,12 @@ func (w *world) dispatch(e *event) {
 
 // refuse answers a message that reached a crashed node.
 func (w *world) refuse(e *event) {
+	from := w.nodes[e.from-1]
 	switch {
 	case e.kind == evRequest:
-		w.push(&event{at: w.now + w.baseDelay, n: e.from, inc: e.from.inc, kind: evRefused, rc: e.rc})
-	case e.refused != nil:
-		w.onNode(e.from, w.now+w.baseDelay, e.refused)
+		w.schedule(w.now+w.baseDelay, from, nil, evRefused, e.h, nil)
+	case e.kind == evFn && e.h != nil:
+		w.onNode(from, w.now+w.baseDelay, e.h.(fnHandler))
 	}
 }
 
@@ -101,7 +123,28 @@ func (w *world) push(e *event) {
 	}
 	e.at = max(e.at, w.now)
 	w.seq++
-	w.q.push(e, w.seq, e.at-w.now < nearWindow)
+	idx := w.q.slot()
+	w.q.slab[idx] = *e
+	w.q.insert(evKey{at: e.at, seq: w.seq, idx: idx}, e.at-w.now < nearWindow)
+}
+
+// schedule is push of the event {at, n (at its incarnation now), from,
+// kind, h, fn}, written in its slot in place.
+func (w *world) schedule(at int64, n, from *node, kind uint8, h handler, fn func()) {
+	if at > w.end {
+		return
+	}
+	at = max(at, w.now)
+	w.seq++
+	idx := w.q.slot()
+	e := &w.q.slab[idx]
+	e.at, e.h, e.fn, e.from, e.kind = at, h, fn, nid(from), kind
+	if n != nil {
+		e.n, e.inc = int32(n.id)+1, n.inc
+	} else {
+		e.n, e.inc = 0, 0
+	}
+	w.q.insert(evKey{at: at, seq: w.seq, idx: idx}, at-w.now < nearWindow)
 }
 
 // nearWindow is how soon an event is due for the queue to keep it in its
@@ -144,17 +187,20 @@ func (k *evKey) less(o *evKey) bool {
 
 func (h *evHeap) len() int { return len(h.keys) + len(h.near) - h.nh }
 
-func (h *evHeap) push(e *event, seq uint64, near bool) {
-	var idx int32
+// slot takes a free slot for an event to be written in.
+func (h *evHeap) slot() int32 {
 	if n := len(h.free); n > 0 {
-		idx = h.free[n-1]
+		idx := h.free[n-1]
 		h.free = h.free[:n-1]
-		h.slab[idx] = *e
-	} else {
-		idx = int32(len(h.slab))
-		h.slab = append(h.slab, *e)
+		return idx
 	}
-	k := evKey{at: e.at, seq: seq, idx: idx}
+	h.slab = append(h.slab, event{})
+	return int32(len(h.slab) - 1)
+}
+
+// insert queues the key of an event written in its slot; near: it is due
+// within nearWindow.
+func (h *evHeap) insert(k evKey, near bool) {
 	if near {
 		if h.nh > 32 && 2*h.nh > len(h.near) {
 			h.near = h.near[:copy(h.near, h.near[h.nh:])]
@@ -255,12 +301,12 @@ func newWorld(seed uint64, end time.Duration) *world {
 
 // at schedules fn at virtual time t, bound to no node.
 func (w *world) at(t int64, fn func()) {
-	w.push(&event{at: t, fn: fn})
+	w.schedule(t, nil, nil, evFn, nil, fn)
 }
 
 // onNode schedules fn at virtual time t on node n.
 func (w *world) onNode(n *node, t int64, fn func()) {
-	w.push(&event{at: t, n: n, inc: n.inc, fn: fn})
+	w.schedule(t, n, nil, evFn, nil, fn)
 }
 
 // run executes events until the queue is empty or the end of the run.
@@ -274,9 +320,10 @@ func (w *world) run() {
 			break
 		}
 		w.now = e.at
-		if n := e.n; n != nil {
+		if e.n != 0 {
+			n := w.nodes[e.n-1]
 			if n.inc != e.inc || n.down {
-				if e.from != nil {
+				if e.from != 0 {
 					w.refuse(e)
 				}
 				w.q.release(idx)
@@ -411,7 +458,7 @@ func (n *node) after(d int64, fn func()) {
 
 // afterH is after with a handler object instead of a closure.
 func (n *node) afterH(d int64, h handler) {
-	n.w.push(&event{at: n.w.now + n.clk.real(d), n: n, inc: n.inc, kind: evHandler, h: h})
+	n.w.schedule(n.w.now+n.clk.real(d), n, nil, evHandler, h, nil)
 }
 
 // afterTrue runs fn once d of true time has passed, whatever the node's
@@ -481,21 +528,23 @@ const rto = int64(200 * time.Millisecond)
 // holds the message until it heals; a crashed receiver refuses it, and
 // refused (if not nil) runs on the sender one delay later.
 func (w *world) send(from, to *node, fn func(), refused func()) {
-	w.sendEv(from, to, &event{fn: fn, refused: refused})
+	var h handler
+	if refused != nil {
+		h = fnHandler(refused)
+	}
+	w.sendEv(from, to, evFn, h, fn)
 }
 
-// sendEv delivers e (its kind, fn, rc) from → to after the link's delay.
-func (w *world) sendEv(from, to *node, e *event) {
-	e.n, e.inc, e.from = to, to.inc, from
+// sendEv delivers the event {kind, h, fn} from → to after the link's
+// delay, to run on to at its incarnation when it arrives.
+func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	if from == to {
-		e.at = w.now
-		w.push(e)
+		w.schedule(w.now, to, from, kind, h, fn)
 		return
 	}
 	l := &w.links[from.id][to.id]
 	if l.blocked > 0 {
-		held := *e // only a held message escapes
-		l.held = append(l.held, func() { w.sendEv(from, to, &held) })
+		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
 		return
 	}
 	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
@@ -504,8 +553,7 @@ func (w *world) sendEv(from, to *node, e *event) {
 	}
 	t := max(w.now+d, l.last)
 	l.last = t
-	e.at = t
-	w.push(e)
+	w.schedule(t, to, from, kind, h, fn)
 }
 
 // block cuts the direction from → to (one more partition on it).
@@ -620,7 +668,7 @@ func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
 // request instead of several).
 func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
-	w.sendEv(c, s, &event{kind: evRequest, rc: r})
+	w.sendEv(c, s, evRequest, r, nil)
 	if timeout > 0 {
 		w.timeout(r, timeout)
 	}
@@ -647,7 +695,7 @@ func (w *world) timeout(r *call, timeout int64) {
 		c.timeouts = append(c.timeouts, f)
 	}
 	if !f.addAt(at, c, r) {
-		w.push(&event{at: at, n: c, inc: c.inc, kind: evTimeout, rc: r})
+		w.schedule(at, c, nil, evTimeout, r, nil)
 	}
 }
 
@@ -671,30 +719,30 @@ func (r *call) fail(e rpcErr) {
 // reply sends the answer fn back from the server to the client, where it
 // runs unless the call already ended.
 func (r *call) reply(fn func()) {
-	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r, fn: fn})
+	r.w.sendEv(r.s, r.c, evReply, r, fn)
 }
 
 // replyH is reply for a call whose handler is a replier: its replied runs
 // on the client.
 func (r *call) replyH() {
-	r.w.sendEv(r.s, r.c, &event{kind: evReply, rc: r})
+	r.w.sendEv(r.s, r.c, evReply, r, nil)
 }
 
 // replyHFrom is replyH sent by another server than the one called.
 func (r *call) replyHFrom(from *node) {
-	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r})
+	r.w.sendEv(from, r.c, evReply, r, nil)
 }
 
 // failFrom answers the call with an error from the server from: the
 // handler's failed runs on the client with errServer.
 func (r *call) failFrom(from *node) {
-	r.w.sendEv(from, r.c, &event{kind: evServerErr, rc: r})
+	r.w.sendEv(from, r.c, evServerErr, r, nil)
 }
 
 // replyFrom is reply sent by another server than the one called (a
 // forwarded request answered by the node the client is connected to).
 func (r *call) replyFrom(from *node, fn func()) {
-	r.w.sendEv(from, r.c, &event{kind: evReply, rc: r, fn: fn})
+	r.w.sendEv(from, r.c, evReply, r, fn)
 }
 
 // fifo is a set of timers that all run the same duration after they are
@@ -797,7 +845,7 @@ func (f *fifo) fire() {
 		switch {
 		case t.n.inc != t.inc || t.n.down || !t.t.pending():
 		case t.n.paused:
-			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: t.n, inc: t.inc, fn: t.t.expire})
+			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: nid(t.n), inc: t.inc, fn: t.t.expire})
 		default:
 			t.t.expire()
 		}
