@@ -60,7 +60,6 @@ type consul struct {
 	kv       map[string]*consulKey
 	ttl      int64
 	reqs     *arena[consulReq]
-	free     []*consulReq // requests done with, to reuse (consulReq.reuse)
 	sess     *arena[consulSession]
 	timers   *arena[sessionTimer]
 }
@@ -299,6 +298,8 @@ type consulClient struct {
 	waiting  func(bool, int64)
 	deadline int64
 	index    uint64 // the last index a GET returned
+
+	free []*consulReq // requests done with, to reuse (consulReq.reuse)
 }
 
 func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
@@ -349,18 +350,35 @@ const (
 	crWatch                  // the lease watcher's blocking GET
 )
 
-// req is a new request of kind for the current session and key.
+// req is a new request of kind for the current session and key. A
+// request stays its client's: what does not change from one request to
+// the next (its client, its call's ends and handler, its quorum) is set
+// once, and a reused one is reset field by field rather than cleared, so
+// that pointers are written only when they change (every pointer written
+// costs a write barrier while the GC marks).
 func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
-	m := c.m
 	var q *consulReq
-	if n := len(m.free); n > 0 {
-		q = m.free[n-1]
-		m.free = m.free[:n-1]
-		*q = consulReq{}
+	if n := len(c.free); n > 0 {
+		q = c.free[n-1]
+		c.free = c.free[:n-1]
+		// Left by the last request: its answer and state. The stale
+		// pointers of qr (l, from) are set before they are read.
+		q.call.done, q.qr.answered = false, false
+		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
+		q.ok, q.id, q.s, q.idx = false, 0, 0, 0
+		if q.done != nil {
+			q.done = nil
+		}
 	} else {
-		q = m.reqs.alloc()
+		q = c.m.reqs.alloc()
+		q.c = c
+		q.call.w, q.call.c, q.call.h = c.m.r.w, c.p.n, q
+		q.qr.q, q.qr.c, q.qr.o = c.m.q, &q.call, q
 	}
-	q.c, q.kind, q.write, q.gen, q.sid, q.ck = c, kind, write, gen, c.sid, c.ck
+	q.kind, q.write, q.gen, q.sid = kind, write, gen, c.sid
+	if q.ck != c.ck {
+		q.ck = c.ck
+	}
 	return q
 }
 
@@ -372,8 +390,7 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 // that ends otherwise (an error, a crash) is simply not reused.
 func (q *consulReq) reuse() {
 	if q.got && !q.timer && !q.qr.held {
-		m := q.c.m
-		m.free = append(m.free, q)
+		q.c.free = append(q.c.free, q)
 	}
 }
 
@@ -381,10 +398,10 @@ func (q *consulReq) reuse() {
 // timeout (the api client has none): errors are a refusal or the
 // server's own (the quorum's request timeout).
 func (q *consulReq) send() {
-	c := q.c
-	w := c.m.r.w
-	q.call = call{w: w, c: c.p.n, s: c.server(), h: q}
-	w.start(&q.call, 0)
+	if s := q.c.server(); q.call.s != s {
+		q.call.s = s
+	}
+	q.call.w.start(&q.call, 0)
 }
 
 // serve runs on the server: a GET is answered from the state (blocking
@@ -396,7 +413,7 @@ func (q *consulReq) serve(*call) {
 		q.serveGet()
 		return
 	}
-	q.qr = qreq{q: m.q, c: &q.call, write: q.write, o: q}
+	q.qr.write = q.write
 	m.q.start(&q.qr)
 }
 

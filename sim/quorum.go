@@ -139,7 +139,7 @@ func (q *quorum) addTimeout(r *qreq) {
 		return
 	}
 	n := r.c.s
-	r.tAt, r.tN, r.tInc = at, n, n.inc
+	r.tAt, r.tInc = at, n.inc
 	r.tPrev, r.tNext, r.linked = q.last, nil, true
 	if q.last != nil {
 		q.last.tNext = r
@@ -187,7 +187,7 @@ func (q *quorum) fire() {
 	w := q.r.w
 	for r := q.first; r != nil && r.tAt <= w.now; r = q.first {
 		q.unlink(r)
-		n := r.tN
+		n := r.c.s
 		switch {
 		case n.inc != r.tInc || n.down:
 		case n.paused:
@@ -224,9 +224,9 @@ type qreq struct {
 	stage    uint8
 	from     *node // where a retry forwards from
 
-	// The request timeout on the entry server, while pending (linked).
+	// The request timeout on the entry server (c.s, at its incarnation
+	// tInc), while pending (linked).
 	tAt          int64
-	tN           *node
 	tInc         uint32
 	linked       bool
 	tPrev, tNext *qreq
