@@ -155,9 +155,9 @@ const nearWindow = int64(5 * time.Millisecond)
 // they were scheduled, which keeps runs deterministic. The heap orders
 // pointer-free keys; the events themselves sit in a slab with a free list,
 // so sifting moves no pointers (and costs no GC write barriers). An event
-// is copied once, into its slot, and runs from there (pop, then release
-// once it has run); a freed slot is not cleared, it is overwritten by the
-// next push.
+// is written once, into its slot (world.schedule, or a copy by push), and
+// runs from there (pop, then release once it has run); a freed slot is not
+// cleared, it is overwritten by the next event.
 //
 // Most events are due soon (message hops, commits), few far out (timers):
 // the keys of those due within nearWindow go to near, a short list kept
