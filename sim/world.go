@@ -785,11 +785,6 @@ func (w *world) newFIFO(d time.Duration) *fifo {
 	return f
 }
 
-// add runs t.expire on n after the fifo's duration.
-func (f *fifo) add(n *node, t expirer) {
-	f.addAt(f.w.now+f.d, n, t)
-}
-
 // addAt runs t.expire on n at virtual time at, if that is not before the
 // last timer's: it reports whether the fifo took it.
 func (f *fifo) addAt(at int64, n *node, t expirer) bool {
