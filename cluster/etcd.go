@@ -62,18 +62,19 @@ type EtcdConfig struct {
 
 // etcdMemberConfig is what a member process gets in EtcdMemberEnv.
 type etcdMemberConfig struct {
-	Name            string `json:"name"`
-	Dir             string `json:"dir"`
-	ListenPeer      string `json:"listen_peer"`
-	AdvertisePeer   string `json:"advertise_peer"`
-	ListenClient    string `json:"listen_client"`
-	AdvertiseClient string `json:"advertise_client"`
-	InitialCluster  string `json:"initial_cluster"`
-	ClusterToken    string `json:"cluster_token"`
-	TickMs          uint   `json:"tick_ms"`
-	ElectionMs      uint   `json:"election_ms"`
-	LogLevel        string `json:"log_level"`
-	ParentPID       int    `json:"parent_pid"`
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
+	// PeerURL and ClientURL are listened on and advertised: with
+	// EtcdConfig.Peers the proxies are in the way inside the member's
+	// namespace, so no member needs another address.
+	PeerURL        string `json:"peer_url"`
+	ClientURL      string `json:"client_url"`
+	InitialCluster string `json:"initial_cluster"`
+	ClusterToken   string `json:"cluster_token"`
+	TickMs         uint   `json:"tick_ms"`
+	ElectionMs     uint   `json:"election_ms"`
+	LogLevel       string `json:"log_level"`
+	ParentPID      int    `json:"parent_pid"`
 }
 
 // Etcd is a running etcd cluster whose members are separate OS processes
@@ -165,17 +166,15 @@ func startEtcd(cfg EtcdConfig) (*Etcd, error) {
 		listenPeer := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 		clientURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 		confs[i] = etcdMemberConfig{
-			Name:            name,
-			Dir:             filepath.Join(dir, name),
-			ListenPeer:      listenPeer,
-			AdvertisePeer:   listenPeer,
-			ListenClient:    clientURL,
-			AdvertiseClient: clientURL,
-			ClusterToken:    token,
-			TickMs:          cfg.TickMs,
-			ElectionMs:      cfg.ElectionMs,
-			LogLevel:        cfg.LogLevel,
-			ParentPID:       os.Getpid(),
+			Name:         name,
+			Dir:          filepath.Join(dir, name),
+			PeerURL:      listenPeer,
+			ClientURL:    clientURL,
+			ClusterToken: token,
+			TickMs:       cfg.TickMs,
+			ElectionMs:   cfg.ElectionMs,
+			LogLevel:     cfg.LogLevel,
+			ParentPID:    os.Getpid(),
 		}
 		initial = append(initial, name+"="+listenPeer)
 	}
@@ -204,8 +203,8 @@ func startEtcd(cfg EtcdConfig) (*Etcd, error) {
 		})
 		c.members = append(c.members, &EtcdMember{
 			Process:    proc,
-			clientURL:  mc.ListenClient,
-			listenPeer: mc.ListenPeer,
+			clientURL:  mc.ClientURL,
+			listenPeer: mc.PeerURL,
 			dataDir:    mc.Dir,
 		})
 	}

@@ -65,10 +65,10 @@ func embedConfig(mc etcdMemberConfig) (*embed.Config, error) {
 		raw string
 		dst *[]url.URL
 	}{
-		{mc.ListenPeer, &cfg.ListenPeerUrls},
-		{mc.AdvertisePeer, &cfg.AdvertisePeerUrls},
-		{mc.ListenClient, &cfg.ListenClientUrls},
-		{mc.AdvertiseClient, &cfg.AdvertiseClientUrls},
+		{mc.PeerURL, &cfg.ListenPeerUrls},
+		{mc.PeerURL, &cfg.AdvertisePeerUrls},
+		{mc.ClientURL, &cfg.ListenClientUrls},
+		{mc.ClientURL, &cfg.AdvertiseClientUrls},
 	} {
 		u, err := url.Parse(f.raw)
 		if err != nil {

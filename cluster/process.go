@@ -32,6 +32,8 @@ type Node interface {
 	Restart() error
 	// PID is the server's process id while it runs, else 0.
 	PID() int
+	// LogPath is the file the server's output goes to.
+	LogPath() string
 }
 
 // Process runs one server command as a Node. The command is built afresh by

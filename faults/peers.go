@@ -59,13 +59,9 @@ func (n *Network) ConnectPeers(hosts []netns.Host) error {
 				if from.Name == to.Name {
 					continue
 				}
-				r, err := n.relay(from, to, addr)
-				if err != nil {
+				if err := n.relay(from, to, addr); err != nil {
 					return fmt.Errorf("faults: %s's UDP way to %s: %w", from.Name, addr, err)
 				}
-				n.mu.Lock()
-				n.relays = append(n.relays, r)
-				n.mu.Unlock()
 			}
 		}
 	}
@@ -107,21 +103,25 @@ type udpRelay struct {
 	wg     sync.WaitGroup
 }
 
-func (n *Network) relay(from, to netns.Host, addr string) (*udpRelay, error) {
+// relay starts a udpRelay from from to addr in to, kept until Close.
+func (n *Network) relay(from, to netns.Host, addr string) error {
 	in, err := from.NS.ListenUDP(addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out, err := to.NS.DialUDP(addr)
 	if err != nil {
 		in.Close()
-		return nil, err
+		return err
 	}
 	r := &udpRelay{n: n, from: from.Name, to: to.Name, in: in, out: out}
 	r.wg.Add(2)
 	go r.forward()
 	go r.backward()
-	return r, nil
+	n.mu.Lock()
+	n.relays = append(n.relays, r)
+	n.mu.Unlock()
+	return nil
 }
 
 func (r *udpRelay) forward() {

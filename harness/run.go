@@ -299,14 +299,10 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 }
 
 // saveServerLogs copies every server's log into the run's logs/ directory
-// (logs/<node>.log), for the servers that write one.
+// (logs/<node>.log).
 func (r *runState) saveServerLogs() {
 	for _, n := range r.dep.nodes {
-		lp, ok := n.(interface{ LogPath() string })
-		if !ok {
-			continue
-		}
-		src, err := os.Open(lp.LogPath())
+		src, err := os.Open(n.LogPath())
 		if err != nil {
 			continue
 		}
