@@ -36,6 +36,9 @@ type ClientConfig struct {
 	Poll        time.Duration `json:"poll"`
 	WaitTimeout time.Duration `json:"wait_timeout"`
 	OpTimeout   time.Duration `json:"op_timeout"` // bounds reads, writes and releases
+	// StartDelay is how long the client waits, on true time, before its
+	// workload begins: its start offset (scenario.Timing).
+	StartDelay time.Duration `json:"start_delay"`
 }
 
 // client is one running client process.
@@ -81,6 +84,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
 	}
 	if cfg.Workload == "list" {
+		c.sleep(ctx, cfg.StartDelay)
 		return c.runList(ctx, opts)
 	}
 	locker, closer, err := NewLocker(ctx, cfg.Backend, cfg.Proc, opts...)
@@ -88,6 +92,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 		return err
 	}
 	defer closer.Close()
+	c.sleep(ctx, cfg.StartDelay)
 	for ctx.Err() == nil {
 		key := cfg.Keys[c.rng.IntN(len(cfg.Keys))]
 		c.critical(ctx, locker, key)

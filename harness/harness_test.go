@@ -38,7 +38,14 @@ func TestMain(m *testing.M) {
 var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
 
 // scen builds a short scenario: 3 clients, 2 s leases.
+// scen is a scenario for these tests: the faults start exactly at their at
+// (jitter 0s), as the tests' timings assume; the clients start at the
+// seed's offsets.
 func scen(name string, d time.Duration, fencing bool, faults ...scenario.Fault) *scenario.Scenario {
+	faults = slices.Clone(faults)
+	for i := range faults {
+		faults[i].JitterSet = true
+	}
 	return &scenario.Scenario{
 		Name: name, Backends: allBackends, Cluster: scenario.Cluster{Size: 3}, Clients: 3, Duration: d,
 		// No Consul lock-delay: its default (15 s) would outlast these runs.
@@ -56,7 +63,12 @@ func run(t *testing.T, s *scenario.Scenario, backend string) (*harness.Verdict, 
 
 func runIn(t *testing.T, dir string, s *scenario.Scenario, backend string) (*harness.Verdict, []history.Event) {
 	t.Helper()
-	v, err := harness.Run(context.Background(), harness.Options{Scenario: s, Backend: backend, Seed: 1, OutDir: dir})
+	return runSeed(t, dir, s, backend, 1)
+}
+
+func runSeed(t *testing.T, dir string, s *scenario.Scenario, backend string, seed uint64) (*harness.Verdict, []history.Event) {
+	t.Helper()
+	v, err := harness.Run(context.Background(), harness.Options{Scenario: s, Backend: backend, Seed: seed, OutDir: dir})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -170,6 +182,57 @@ func TestHolderPausedPastLease(t *testing.T) {
 			nemesisAt(t, events, "pause")
 			nemesisAt(t, events, "resume")
 		})
+	}
+}
+
+// A real run starts its clients and faults when the seed's
+// scenario.Timing says, as the simulator does: the faults at their drawn
+// times, each client's first acquire after its own offset.
+func TestRunDrawsTiming(t *testing.T) {
+	s := scen("timing", 5*time.Second, true,
+		scenario.Fault{At: 1500 * time.Millisecond, Fault: "slow", Target: "c1", For: 100 * time.Millisecond, Latency: time.Millisecond},
+		scenario.Fault{At: 3 * time.Second, Fault: "slow", Target: "c2", For: 100 * time.Millisecond, Latency: time.Millisecond})
+	for i := range s.Faults {
+		s.Faults[i].JitterSet, s.Faults[i].Jitter = true, 500*time.Millisecond
+	}
+	// A seed whose draws are far from "all at once" and from the faults'
+	// written times, so that the test tells them apart.
+	var seed uint64
+	var tm scenario.Timing
+	for seed = 1; ; seed++ {
+		tm = s.Timing(seed)
+		spread := slices.Max(tm.ClientStart) - slices.Min(tm.ClientStart)
+		gap := tm.FaultAt[1] - tm.FaultAt[0]
+		if spread > 500*time.Millisecond && (gap < 1200*time.Millisecond || gap > 1800*time.Millisecond) {
+			break
+		}
+	}
+	_, events := runSeed(t, t.TempDir(), s, "etcd", seed)
+	var slows []int64
+	first := map[string]int64{}
+	for _, e := range events {
+		if e.Proc == history.ProcNemesis && e.F == "slow" {
+			slows = append(slows, e.T)
+		}
+		if e.F == history.FAcquire && e.Type == history.Invoke {
+			if _, ok := first[e.Proc]; !ok {
+				first[e.Proc] = e.T
+			}
+		}
+	}
+	const slack = 150 * time.Millisecond
+	if len(slows) != 2 {
+		t.Fatalf("want 2 slow faults, got %d", len(slows))
+	}
+	if got, want := time.Duration(slows[1]-slows[0]), tm.FaultAt[1]-tm.FaultAt[0]; got < want-slack || got > want+slack {
+		t.Errorf("seed %d: faults %v apart, the seed drew %v (at %v)", seed, got, want, tm.FaultAt)
+	}
+	c1, c3 := first["c1"], first["c3"]
+	if c1 == 0 || c3 == 0 {
+		t.Fatalf("clients did not acquire: %v", first)
+	}
+	if got, want := time.Duration(c3-c1), tm.ClientStart[2]-tm.ClientStart[0]; got < want-slack || got > want+slack {
+		t.Errorf("seed %d: c3 began %v after c1, the seed drew %v (offsets %v)", seed, got, want, tm.ClientStart)
 	}
 }
 

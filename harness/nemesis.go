@@ -66,14 +66,16 @@ func (n *nemesis) pauseHolder(ctx context.Context, tg []string) ([]string, int64
 	}
 }
 
-// run applies every fault at its time until ctx ends.
-func (n *nemesis) run(ctx context.Context, faultsList []scenario.Fault) {
+// run applies every fault at its time (at[i] for faultsList[i], drawn by
+// scenario.Timing) until ctx ends.
+func (n *nemesis) run(ctx context.Context, faultsList []scenario.Fault, at []time.Duration) {
 	var wg sync.WaitGroup
-	for _, f := range faultsList {
+	start := time.Now()
+	for i, f := range faultsList {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !sleepCtx(ctx, f.At) {
+			if !sleepCtx(ctx, at[i]-time.Since(start)) {
 				return
 			}
 			end := n.apply(ctx, f)
@@ -233,12 +235,12 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 		n.record("heal", info)
 		return nil
 	case "slow":
-		info["latency"], info["jitter"] = f.Latency.String(), f.Jitter.String()
+		info["latency"], info["jitter"] = f.Latency.String(), f.LatencyJitter.String()
 		n.record("slow", info)
 		for _, t := range tg {
 			for _, o := range r.endpoints() {
 				if o != t {
-					_ = r.net.Slow(t, o, f.Latency, f.Jitter)
+					_ = r.net.Slow(t, o, f.Latency, f.LatencyJitter)
 				}
 			}
 		}

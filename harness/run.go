@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,21 +253,17 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	}
 	defer srv.Close()
 
-	// Start the clients after a delay of up to a second drawn from the
-	// seed, so that their timers (renewals, polls) are not in phase with
-	// the servers' own (memcached's once-a-second clock, etcd's lease
-	// checks every 500 ms), which would make every run of a scenario meet
-	// a fault at the same point of those cycles.
-	// Interrupted before the clients start, the run still ends as any
-	// other: an (empty) history judged.
-	jitter := time.Duration(rand.New(rand.NewPCG(opts.Seed, 11)).Int64N(int64(time.Second)))
+	// The seed draws each client's start offset and each fault's start
+	// (scenario.Timing), as the simulator draws them: clients that start
+	// together keep their renew and poll timers in phase for the whole
+	// run, and every run would meet a fault at the same point of them.
+	// Each client waits out its own offset, so the workload starts now.
+	timing := s.Timing(opts.Seed)
 	var readers sync.WaitGroup
 	defer r.stopClients(&readers)
-	if sleepCtx(ctx, jitter) {
-		for i := 1; i <= s.Clients; i++ {
-			if err := r.startClient(i, srv.URL(), &readers); err != nil {
-				return nil, err
-			}
+	for i := 1; i <= s.Clients; i++ {
+		if err := r.startClient(i, srv.URL(), timing.ClientStart[i-1], &readers); err != nil {
+			return nil, err
 		}
 	}
 
@@ -279,7 +274,7 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	nemDone := make(chan struct{})
 	go func() {
 		defer close(nemDone)
-		nem.run(runCtx, s.Faults)
+		nem.run(runCtx, s.Faults, timing.FaultAt)
 	}()
 	r.progress(runCtx)
 	<-nemDone
@@ -343,7 +338,7 @@ func (r *runState) progress(ctx context.Context) {
 
 // startClient starts client i as a child process, with its own proxy to
 // every server.
-func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGroup) error {
+func (r *runState) startClient(i int, resourceURL string, startDelay time.Duration, readers *sync.WaitGroup) error {
 	s := r.opts.Scenario
 	name := "c" + strconv.Itoa(i)
 	var endpoints []string
@@ -359,7 +354,7 @@ func (r *runState) startClient(i int, resourceURL string, readers *sync.WaitGrou
 		b.DSN = r.dep.dsn(endpoints[0])
 	}
 	cfg := ClientConfig{
-		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i),
+		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i), StartDelay: startDelay,
 		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind, Items: s.Workload.Items,
 		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax,
 		TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, Poll: s.Lock.Poll, WaitTimeout: s.Lock.WaitTimeout,

@@ -31,6 +31,10 @@ type Scenario struct {
 	Lock        Lock          `yaml:"lock"`
 	Workload    Workload      `yaml:"workload"`
 	Faults      []Fault       `yaml:"faults"`
+	// StartWindow is the span over which the clients' start offsets are
+	// drawn (see Timing); unset (StartWindowSet false), DefaultStartWindow.
+	StartWindow    time.Duration `yaml:"start_window"`
+	StartWindowSet bool          `yaml:"-"`
 }
 
 // Cluster sizes the servers.
@@ -85,9 +89,14 @@ type Fault struct {
 	// rate (0.1 = 10% fast, -0.1 = 10% slow).
 	Offset time.Duration `yaml:"offset"`
 	Drift  float64       `yaml:"drift"`
-	// Latency and Jitter shape slow links.
-	Latency time.Duration `yaml:"latency"`
-	Jitter  time.Duration `yaml:"jitter"`
+	// Latency and LatencyJitter shape slow links: the extra one-way delay
+	// of every message and the most a uniform draw adds to it.
+	Latency       time.Duration `yaml:"latency"`
+	LatencyJitter time.Duration `yaml:"latency_jitter"`
+	// Jitter is how far either side of At the fault's start is drawn (see
+	// Timing); unset (JitterSet false), DefaultJitter; 0 keeps At exact.
+	Jitter    time.Duration `yaml:"jitter"`
+	JitterSet bool          `yaml:"-"`
 }
 
 // Known names.
@@ -213,6 +222,9 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 		case "faults":
 			faultsNode = v
 			return true, p.faults(v, &s.Faults)
+		case "start_window":
+			s.StartWindowSet = true
+			return true, p.duration(v, field, &s.StartWindow)
 		}
 		return false, nil
 	})
@@ -333,7 +345,10 @@ func (p *parser) faults(n *yaml.Node, out *[]Fault) error {
 				return true, p.float(v, field, &f.Drift)
 			case "latency":
 				return true, p.duration(v, field, &f.Latency)
+			case "latency_jitter":
+				return true, p.duration(v, field, &f.LatencyJitter)
 			case "jitter":
+				f.JitterSet = true
 				return true, p.duration(v, field, &f.Jitter)
 			}
 			return false, nil

@@ -31,6 +31,9 @@ func Marshal(s *Scenario) []byte {
 	}
 	fmt.Fprintf(&b, "clients: %d\n", s.Clients)
 	fmt.Fprintf(&b, "duration: %s\n", dur(s.Duration))
+	if s.StartWindowSet {
+		fmt.Fprintf(&b, "start_window: %s\n", dur(s.StartWindow))
+	}
 	section(&b, "lock", [][2]string{
 		{"ttl", optDur(s.Lock.TTL)},
 		{"renew_every", optDur(s.Lock.RenewEvery)},
@@ -77,7 +80,8 @@ func Marshal(s *Scenario) []byte {
 			{"for", optDur(f.For)},
 			{"offset", optDur(f.Offset)},
 			{"latency", optDur(f.Latency)},
-			{"jitter", optDur(f.Jitter)},
+			{"latency_jitter", optDur(f.LatencyJitter)},
+			{"jitter", faultJitter(f)},
 		} {
 			if kv[1] != "" {
 				fmt.Fprintf(&b, "    %s: %s\n", kv[0], kv[1])
@@ -129,4 +133,13 @@ func lockDelay(l Lock) string {
 		return ""
 	}
 	return l.LockDelay.String()
+}
+
+// faultJitter writes a fault's start window only when the file gave one,
+// so that a written scenario keeps the default where the original did.
+func faultJitter(f Fault) string {
+	if !f.JitterSet {
+		return ""
+	}
+	return dur(f.Jitter)
 }

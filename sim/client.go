@@ -41,15 +41,18 @@ type proc struct {
 func newProc(r *run, i int) *proc {
 	p := &proc{r: r, idx: i, name: "c" + strconv.Itoa(i+1)}
 	p.n = r.w.addNode(p.name)
+	p.n.late = &timerLateness
 	p.n.onCrash = p.crashed
 	p.n.onRestart = p.restarted
 	p.lc = r.be.client(p)
 	return p
 }
 
-// start begins the first cycle after a random think time.
-func (p *proc) start() {
-	p.think(p.r.w.int64n(int64(10 * time.Millisecond)))
+// start begins the first cycle after delay: the client's start offset
+// (scenario.Timing) at the start of the run, or a restarted process's
+// start-up.
+func (p *proc) start(delay int64) {
+	p.think(delay)
 }
 
 func (p *proc) think(d int64) {
@@ -229,7 +232,9 @@ func (p *proc) endCycle() {
 		p.think(int64(time.Second) + p.r.w.int64n(int64(time.Second)))
 		return
 	}
-	p.think(p.r.w.int64n(int64(20 * time.Millisecond)))
+	// As harness/client.go: back off about as long as a waiter polls, so
+	// that the last holder does not win every time.
+	p.think(p.r.w.int64n(max(int64(20*time.Millisecond), 2*int64(p.r.sc.Lock.Poll))))
 }
 
 // crashed is the client process killed: its open operation's outcome is
@@ -251,5 +256,5 @@ func (p *proc) crashed() {
 // restarted is a new client process under the same name.
 func (p *proc) restarted() {
 	p.lc = p.r.be.client(p)
-	p.start()
+	p.start(p.r.w.int64n(int64(10 * time.Millisecond)))
 }

@@ -4,11 +4,18 @@
 // history) that real runs produce, judged by the same checker.
 //
 // One run is one event loop on one goroutine. Time is virtual (nanoseconds
-// from the start of the run); every random choice — network delays, hold
-// times, think times, which client a fault hits when it is left open —
-// comes from one PCG generator seeded by Config.Seed. The same scenario,
-// backend and seed therefore give the same history, byte for byte, and a
-// violating seed is replayed exactly by running it again.
+// from the start of the run); every random choice — network delays, timer
+// lateness, hold times, think times, which client a fault hits when it is
+// left open — comes from one PCG generator seeded by Config.Seed, and the
+// clients' start offsets and the faults' start times from the seed's
+// scenario.Timing, which real runs draw alike. The same scenario, backend
+// and seed therefore give the same history, byte for byte, and a violating
+// seed is replayed exactly by running it again.
+//
+// Timing is what a seed explores as much as choices: message delays and
+// client timer lateness are drawn from distributions measured on real runs
+// (timing.go), and ShiftSweep checks that a verdict does not flip when the
+// fault schedule moves by a few milliseconds.
 //
 // The simulated world has nodes (servers, clients, the fenced resource),
 // each with its own clock (offset, drift, steps) and each able to be paused

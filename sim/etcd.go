@@ -29,7 +29,10 @@ import (
 //     clock skew leaves etcd's keepalive alone, as in real runs), and a
 //     deadline of TTL after
 //     the last answer; when it passes (the client's deadline loop checks
-//     every 500 ms) the session is done and the lease is lost. A keepalive
+//     every second, at a phase of its own: client/v3 v3.7 lease.go's
+//     deadlineLoop) the session is done and the lease is lost. The
+//     keepalive send loop looks every 500 ms (retryConnWait) for a lease
+//     due a keepalive. A keepalive
 //     answered with TTL 0 (lease not found) ends the session too. Run's
 //     renewer adds a KeepAliveOnce every RenewEvery.
 //   - Release deletes the key and revokes the lease; a lease that is gone
@@ -65,6 +68,11 @@ type etcdKey struct {
 
 const etcdCheckInterval = int64(500 * time.Millisecond)
 
+// etcdDeadlineInterval is how often the etcd client's deadlineLoop looks
+// for leases whose keepalive went unanswered for a TTL (client/v3
+// lease.go: a one-second timer, reset after each look).
+const etcdDeadlineInterval = int64(time.Second)
+
 func newEtcd(r *run, size int) *etcd {
 	m := &etcd{r: r, queues: make(map[string][]*etcdKey)}
 	m.ttl = int64(lockEtcd.TTLSeconds(time.Duration(r.opts.ttl))) * int64(time.Second)
@@ -78,9 +86,11 @@ func (m *etcd) leader() *node { return m.q.leaderNode() }
 func (m *etcd) faultChanged() { m.q.faultChanged() }
 func (m *etcd) evict(n *node) {}
 func (m *etcd) client(p *proc) lockClient {
-	// The etcd client's keepalive loop ticks every 500 ms from when the
-	// client was made: a phase of its own.
-	return &etcdClient{m: m, p: p, ep: p.idx % len(m.q.servers), phase: m.r.w.int64n(etcdCheckInterval)}
+	// The etcd client's keepalive send loop ticks every 500 ms from when
+	// its stream opened, and its deadline loop every second from when its
+	// lessor was made: phases of their own.
+	return &etcdClient{m: m, p: p, ep: p.idx % len(m.q.servers),
+		phase: m.r.w.int64n(etcdCheckInterval), dlPhase: m.r.w.int64n(etcdDeadlineInterval)}
 }
 
 // destroySession revokes p's lease (etcdctl lease revoke).
@@ -215,7 +225,8 @@ type etcdClient struct {
 	p  *proc
 	ep int // the server it talks to
 
-	phase    int64  // of the keepalive loop, in [0, 500 ms)
+	phase    int64  // of the keepalive send loop, in [0, 500 ms)
+	dlPhase  int64  // of the deadline loop, in [0, 1 s)
 	gen      uint32 // one per session
 	leaseID  int64
 	deadline int64 // client clock
@@ -300,8 +311,10 @@ func (c *etcdClient) granted0(gen uint32, id int64) {
 	now := c.p.n.w.now // the etcd client's own timers: true time
 	c.deadline = now + c.m.ttl
 	c.nextKA = now
-	// The first keepalive goes at the loop's next tick.
+	// The first keepalive goes at the send loop's next tick; the deadline
+	// loop looks at its own.
 	c.p.n.afterTrue((c.phase-now%etcdCheckInterval+etcdCheckInterval)%etcdCheckInterval, func() { c.keepalive(gen) })
+	c.p.n.afterTrue((c.dlPhase-now%etcdDeadlineInterval+etcdDeadlineInterval)%etcdDeadlineInterval, func() { c.deadlineCheck(gen) })
 	key := c.key
 	entry := c.server()
 	c.op(true, func() func() {
@@ -331,16 +344,26 @@ func (c *etcdClient) granted(key string, rev int64) {
 	}
 }
 
-// keepalive is the client's keepalive and deadline loops (every 500 ms).
+// deadlineCheck is the client's deadlineLoop (every second): a session
+// whose last keepalive answer is more than a TTL old is done.
+func (c *etcdClient) deadlineCheck(gen uint32) {
+	if c.gen != gen || !c.session {
+		return
+	}
+	if c.p.n.w.now > c.deadline {
+		c.sessionDone("etcd session ended: no keepalive answer within the TTL")
+		return
+	}
+	c.p.n.afterTrue(etcdDeadlineInterval, func() { c.deadlineCheck(gen) })
+}
+
+// keepalive is the client's keepalive send loop (every 500 ms): a
+// keepalive for the lease once TTL/3 has passed since the last answer.
 func (c *etcdClient) keepalive(gen uint32) {
 	if c.gen != gen || !c.session {
 		return
 	}
 	now := c.p.n.w.now
-	if now > c.deadline {
-		c.sessionDone("etcd session ended: no keepalive answer within the TTL")
-		return
-	}
 	if now >= c.nextKA {
 		c.nextKA = now + c.m.ttl/3
 		id := c.leaseID

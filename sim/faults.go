@@ -91,7 +91,7 @@ func (nm *nemesis) validate() error {
 func (nm *nemesis) schedule() {
 	for i := range nm.r.sc.Faults {
 		f := nm.r.sc.Faults[i]
-		nm.r.w.at(int64(f.At), func() { nm.start(f) })
+		nm.r.w.at(int64(nm.r.timing.FaultAt[i]), func() { nm.start(f) })
 	}
 }
 
@@ -385,7 +385,7 @@ func (nm *nemesis) start(f scenario.Fault) {
 		nm.active = nil
 		w.healAll()
 	case "slow":
-		lat, jit := int64(f.Latency), int64(f.Jitter)
+		lat, jit := int64(f.Latency), int64(f.LatencyJitter)
 		for _, n := range nodes {
 			n.slow += lat
 			n.slowJitter += jit

@@ -36,7 +36,7 @@ func TestEveryFaultOnEveryModel(t *testing.T) {
 		if !ok {
 			t.Fatalf("no target for fault %s in the test", kind)
 		}
-		line := fmt.Sprintf("  - {at: 1s, fault: %s, for: 1500ms, offset: 3s, drift: 0.5, latency: 20ms, jitter: 5ms", kind)
+		line := fmt.Sprintf("  - {at: 1s, fault: %s, for: 1500ms, offset: 3s, drift: 0.5, latency: 20ms, latency_jitter: 5ms", kind)
 		if target != "" {
 			line += ", target: " + target
 		}

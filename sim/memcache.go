@@ -18,11 +18,14 @@ import (
 //     the token counter, created at "0" when missing. Renew and Release
 //     are gets + cas, which here is one compare-value-and-set (see below).
 //   - Expiry in whole seconds on the server's clock: memcached's
-//     current_time is seconds since the process started, ticking once a
-//     second; an item set with a relative expiry of e seconds at
-//     current_time t expires when current_time reaches t+e, so it lives
-//     between e-1 and e seconds. A server clock that drifts or steps moves
-//     every expiry with it. A negative expiry expires at once.
+//     current_time is seconds since the process started, which its
+//     clock_handler reads from the clock once a second (a libevent timer
+//     at the process's own phase); an item set with a relative expiry of e
+//     seconds at current_time t expires when current_time reaches t+e, so
+//     it lives between e-1 and e seconds. A server clock that drifts or
+//     steps moves every expiry with it — at the next tick, not at once (as
+//     measured on memcached 1.6.18 under libfaketime: an item expired
+//     about a second after a step). A negative expiry expires at once.
 //   - LRU eviction: each server holds at most mcCapacity items and evicts
 //     the least recently used; the "evict" fault writes mcCapacity filler
 //     items, as memory pressure from other users would. The token counter
@@ -60,6 +63,7 @@ type mcServer struct {
 	items      map[string]*mcItem
 	head, tail *mcItem // LRU: head most recent
 	startLocal int64
+	ct         int64 // current_time, as of the last tick
 	fill       int
 }
 
@@ -75,23 +79,37 @@ func newMemcache(r *run, size int) *memcache {
 	m.exp = max(secs, 1)
 	for i := 0; i < size; i++ {
 		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1))} // as cluster/ names them
-		s.reset()
-		s.n.onRestart = s.reset
+		// The server started some time before the run: its ticks are at
+		// a phase of their own.
+		s.reset(1 + r.w.int64n(int64(time.Second)))
+		s.n.onRestart = func() { s.reset(int64(time.Second)) }
 		m.servers = append(m.servers, s)
 		r.servers = append(r.servers, s.n)
 	}
 	return m
 }
 
-func (s *mcServer) reset() {
+// reset is a server process started now, its first tick after
+// firstTick.
+func (s *mcServer) reset(firstTick int64) {
 	s.items = make(map[string]*mcItem)
 	s.head, s.tail = nil, nil
 	s.startLocal = s.n.now()
+	s.ct = 0
+	s.n.afterTrue(firstTick, s.tick)
 }
 
-// currentTime is memcached's current_time: whole seconds since start.
+// tick is memcached's clock_handler: once a second it sets current_time
+// from the server's clock.
+func (s *mcServer) tick() {
+	s.ct = (s.n.now() - s.startLocal) / int64(time.Second)
+	s.n.afterTrue(int64(time.Second), s.tick)
+}
+
+// currentTime is memcached's current_time: whole seconds since start, as
+// the last tick read them.
 func (s *mcServer) currentTime() int64 {
-	return (s.n.now() - s.startLocal) / int64(time.Second)
+	return s.ct
 }
 
 func (s *mcServer) unlink(it *mcItem) {

@@ -138,12 +138,18 @@ func (m *postgres) client(p *proc) lockClient {
 }
 
 // crashed is the client process killed: its kernel closes its sockets,
-// and the server frees its advisory locks one network delay later.
+// and the server frees its advisory locks when the FIN arrives — one
+// network delay later, or after a partition heals, behind whatever the
+// client sent before (TCP's order).
 func (c *pgClient) crashed() {
-	if conn := c.conn; conn != nil {
-		w := c.m.r.w
-		w.at(w.now+w.baseDelay, func() { c.m.closeConn(conn) })
-	}
+	w := c.m.r.w
+	w.send(c.p.n, c.m.n, func() {
+		for _, conn := range c.m.conns {
+			if conn.owner == c && conn.alive {
+				c.m.closeConn(conn)
+			}
+		}
+	}, nil)
 }
 
 // dropConnections is a server crash: every connection and advisory lock

@@ -34,8 +34,8 @@ type Config struct {
 	// Checker options for the verdict. Linearizability is off unless set:
 	// the rule checks are what a seed sweep needs, and they stream.
 	Checker checker.Options
-	// Net shapes every link; the zero value is loopback-like (150 µs one
-	// way plus up to 250 µs of jitter, no loss).
+	// Net shapes every link; the zero value is the measured delay of
+	// loopback through a toxiproxy link (sim/timing.go), no loss.
 	Net Net
 	// NoHistory drops the events once the checker has seen them: the
 	// verdict is the same, Result.Events is nil, and a run allocates far
@@ -197,6 +197,10 @@ type run struct {
 	keep    bool // keep hist
 	chk     *checker.Checker
 	keys    []string
+	// timing is what the seed chose of the run's timing: the clients'
+	// start offsets and the faults' start times (scenario.Timing, drawn as
+	// real runs draw it).
+	timing scenario.Timing
 
 	timers *arena[procTimer]
 
@@ -270,6 +274,7 @@ func newRun(cfg Config) (*run, error) {
 		opts:    resolveOptions(backend, sc.Lock),
 		keep:    !cfg.NoHistory,
 		chk:     checker.New(cfg.Checker),
+		timing:  sc.Timing(cfg.Seed),
 	}
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
@@ -277,6 +282,7 @@ func newRun(cfg Config) (*run, error) {
 		r.hist = make([]history.Event, 0, 1024)
 	}
 	if cfg.Net.Delay > 0 || cfg.Net.Jitter > 0 {
+		r.w.delays = nil
 		r.w.baseDelay, r.w.jitter = int64(cfg.Net.Delay), int64(cfg.Net.Jitter)
 	}
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
@@ -309,8 +315,8 @@ func newRun(cfg Config) (*run, error) {
 	if err := nm.validate(); err != nil {
 		return nil, err
 	}
-	for _, p := range r.procs {
-		p.start()
+	for i, p := range r.procs {
+		p.start(int64(r.timing.ClientStart[i]))
 	}
 	nm.schedule()
 	return r, nil

@@ -19,7 +19,9 @@ type world struct {
 	nodes []*node
 	links [][]link // links[from][to]
 
-	// Default link shape: one-way delay base + uniform [0, jitter).
+	// Link shape: one-way delays drawn from delays, or, if it is nil,
+	// base + uniform [0, jitter).
+	delays            *dist
 	baseDelay, jitter int64
 }
 
@@ -109,9 +111,9 @@ func (w *world) refuse(e *event) {
 	from := w.nodes[e.from-1]
 	switch {
 	case e.kind == evRequest:
-		w.schedule(w.now+w.baseDelay, from, nil, evRefused, e.h, nil)
+		w.schedule(w.now+w.linkDelay(), from, nil, evRefused, e.h, nil)
 	case e.kind == evFn && e.h != nil:
-		w.onNode(from, w.now+w.baseDelay, e.h.(fnHandler))
+		w.onNode(from, w.now+w.linkDelay(), e.h.(fnHandler))
 	}
 }
 
@@ -291,11 +293,10 @@ func (w *world) reuseQueue(r *run) {
 func newWorld(seed uint64, end time.Duration) *world {
 	pcg := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
 	return &world{
-		end:       int64(end),
-		pcg:       pcg,
-		rng:       rand.New(pcg),
-		baseDelay: int64(150 * time.Microsecond),
-		jitter:    int64(250 * time.Microsecond),
+		end:    int64(end),
+		pcg:    pcg,
+		rng:    rand.New(pcg),
+		delays: &linkDelay,
 	}
 }
 
@@ -436,6 +437,8 @@ type node struct {
 	// timeouts holds the calls' timeouts from this node, one fifo per
 	// timeout duration (see world.start).
 	timeouts []*fifo
+	// late, if set, is the distribution of this node's timer lateness.
+	late *dist
 }
 
 func (w *world) addNode(name string) *node {
@@ -451,14 +454,24 @@ func (w *world) addNode(name string) *node {
 // now is the node's clock reading.
 func (n *node) now() int64 { return n.clk.read(n.w.now) }
 
-// after runs fn once d has passed on the node's clock.
+// after runs fn once d has passed on the node's clock (and the node's
+// timer lateness).
 func (n *node) after(d int64, fn func()) {
-	n.w.onNode(n, n.w.now+n.clk.real(d), fn)
+	n.w.onNode(n, n.w.now+n.clk.real(d)+n.lateness(), fn)
 }
 
 // afterH is after with a handler object instead of a closure.
 func (n *node) afterH(d int64, h handler) {
-	n.w.schedule(n.w.now+n.clk.real(d), n, nil, evHandler, h, nil)
+	n.w.schedule(n.w.now+n.clk.real(d)+n.lateness(), n, nil, evHandler, h, nil)
+}
+
+// lateness is how late a timer of this node fires: a draw from
+// timerLateness on client processes, nothing on servers.
+func (n *node) lateness() int64 {
+	if n.late == nil {
+		return 0
+	}
+	return n.late.draw(n.w)
 }
 
 // afterTrue runs fn once d of true time has passed, whatever the node's
@@ -466,7 +479,7 @@ func (n *node) afterH(d int64, h handler) {
 // given (the Go runtime's own, as in the etcd client), which a clock fault
 // does not reach. A pause still holds them back.
 func (n *node) afterTrue(d int64, fn func()) {
-	n.w.onNode(n, n.w.now+d, fn)
+	n.w.onNode(n, n.w.now+d+n.lateness(), fn)
 }
 
 // pause stops the node: nothing it would do runs until resume.
@@ -547,13 +560,23 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
 		return
 	}
-	d := w.baseDelay + w.int64n(w.jitter) + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
+	d := w.linkDelay() + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
 	if l.loss > 0 && w.float64() < l.loss {
 		d += rto
 	}
 	t := max(w.now+d, l.last)
 	l.last = t
 	w.schedule(t, to, from, kind, h, fn)
+}
+
+// linkDelay is one message's one-way delay on an unshaped link: a draw
+// from the measured delay, or base plus a uniform jitter when the run's
+// Config.Net set them.
+func (w *world) linkDelay() int64 {
+	if w.delays != nil {
+		return w.delays.draw(w)
+	}
+	return w.baseDelay + w.int64n(w.jitter)
 }
 
 // block cuts the direction from → to (one more partition on it).

@@ -38,7 +38,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink]")
+		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink] [--sweep FROM:TO:STEP [--max-jump PP]]")
 		fs.PrintDefaults()
 	}
 	backend := fs.String("backend", "", "simulate only backend `B` (default: every backend the scenario lists)")
@@ -50,6 +50,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	shrink := fs.Bool("shrink", false, "shrink the first violating seed of each backend to a smaller scenario (written under --out, or the current directory)")
 	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine (slow)")
 	quiet := fs.Bool("no-progress", false, "no progress bar")
+	sweepFlag := fs.String("sweep", "", "shift every fault by each of `FROM:TO:STEP` (e.g. 0:500ms:25ms) and report the violating share per shift (exit 1 if it jumps more than --max-jump between neighbours)")
+	maxJump := fs.Float64("max-jump", 25, "with --sweep: the largest change of the violating share between neighbouring shifts, in percentage `points`")
 	files, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -113,6 +115,14 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	// written under --out), no shrinking, exit 130.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	if *sweepFlag != "" {
+		shifts, err := parseSweep(*sweepFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+			return exitUsage
+		}
+		return runShiftSweep(ctx, sc, backends, shifts, n, *parallel, *maxJump, stdout, stderr)
+	}
 	status := exitOK
 	for _, b := range backends {
 		sw := &sweep{

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/locksim/locksim/faults"
+	"github.com/locksim/locksim/sim"
+)
+
+func init() {
+	commands["measure-timing"] = command{
+		summary: "measure timer lateness, GC pauses and proxied loopback delay (the simulator's timing)",
+		run:     measureTimingCmd,
+	}
+}
+
+// measureTimingCmd measures, on this machine, the three distributions the
+// simulator draws its timing from (sim/timing.go): how late a Go timer
+// fires in a client-like process under load, how long the GC stops the
+// world, and the one-way delay of a small message over loopback through a
+// toxiproxy link, as every client→server message of a real run travels.
+func measureTimingCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("measure-timing", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dur := fs.Duration("duration", 20*time.Second, "how long to measure timers")
+	spin := fs.Int("spin", 0, "goroutines that spin on the CPU beside the clients (the machine's other load)")
+	msgs := fs.Int("messages", 20000, "round trips through the proxy")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: locksim measure-timing [--duration D] [--spin N] [--messages N]")
+		fs.PrintDefaults()
+	}
+	if _, code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	late, gc, err := measureTimers(*dur, *spin)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim measure-timing: %v\n", err)
+		return 1
+	}
+	direct, proxied, err := measureLoopback(*msgs)
+	if err != nil {
+		fmt.Fprintf(stderr, "locksim measure-timing: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# locksim measure-timing --duration %v --spin %d --messages %d (GOMAXPROCS %d)\n", *dur, *spin, *msgs, runtime.GOMAXPROCS(0))
+	printQuantiles(stdout, fmt.Sprintf("timer lateness (%d timers of 10-500 ms)", len(late)), late)
+	printQuantiles(stdout, fmt.Sprintf("GC stop-the-world pauses (%d)", len(gc)), gc)
+	printQuantiles(stdout, "loopback one-way delay, direct (RTT/2)", direct)
+	printQuantiles(stdout, "loopback one-way delay through a toxiproxy link (RTT/2)", proxied)
+	return 0
+}
+
+func printQuantiles(w io.Writer, title string, xs []time.Duration) {
+	fmt.Fprintf(w, "%s:\n", title)
+	if len(xs) == 0 {
+		fmt.Fprintln(w, "  (none)")
+		return
+	}
+	slices.Sort(xs)
+	for _, q := range sim.TimingQuantiles {
+		i := int(q * float64(len(xs)-1))
+		fmt.Fprintf(w, "  p%-6g %v\n", q*100, xs[i])
+	}
+}
+
+// measureTimers runs a client-like load for d — goroutines making HTTP
+// round trips to a local server about every millisecond and allocating
+// what they read, and spin goroutines (none by default: run it beside a
+// real run instead, whose servers load the machine) — and meanwhile sleeps on timers of the
+// lengths lock clients use (10 ms to 500 ms), recording how late each
+// fired. It also reads the GC's stop-the-world pauses of the same time.
+func measureTimers(d time.Duration, spin int) (late, gc []time.Duration, err error) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 2048))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	var sink atomic.Int64
+	for i := 0; i < spin; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := 0
+			for ctx.Err() == nil {
+				for j := 0; j < 1e6; j++ {
+					x += j
+				}
+			}
+			sink.Add(int64(x))
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := http.Get(srv.URL)
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				garbage := make([][]byte, 64)
+				for k := range garbage {
+					garbage[k] = append([]byte(nil), b...)
+				}
+				sink.Add(int64(len(garbage)))
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	lengths := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond}
+	var mu sync.Mutex
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := i; ctx.Err() == nil; k++ {
+				want := lengths[k%len(lengths)]
+				t0 := time.Now()
+				t := time.NewTimer(want)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
+				l := time.Since(t0) - want
+				mu.Lock()
+				late = append(late, l)
+				mu.Unlock()
+			}
+		}()
+	}
+	before := gcPauses()
+	wg.Wait()
+	after := gcPauses()
+	return late, diffHistogram(before, after), nil
+}
+
+const gcPauseMetric = "/sched/pauses/total/gc:seconds"
+
+func gcPauses() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: gcPauseMetric}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return nil
+	}
+	return s[0].Value.Float64Histogram()
+}
+
+// diffHistogram turns the pauses counted between two readings into a list
+// of durations, each at its bucket's lower bound.
+func diffHistogram(a, b *metrics.Float64Histogram) []time.Duration {
+	if a == nil || b == nil {
+		return nil
+	}
+	var out []time.Duration
+	for i := range b.Counts {
+		n := b.Counts[i] - a.Counts[i]
+		lo := b.Buckets[i]
+		if lo < 0 {
+			lo = 0
+		}
+		for ; n > 0; n-- {
+			out = append(out, time.Duration(lo*float64(time.Second)))
+		}
+	}
+	return out
+}
+
+// measureLoopback times n round trips of a 64-byte message to an echo
+// server on 127.0.0.1, directly and through a toxiproxy link.
+func measureLoopback(n int) (direct, proxied []time.Duration, err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	nw := faults.NewNetwork()
+	defer nw.Close()
+	link, err := nw.AddLink("client", "server", ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	if direct, err = roundTrips(ln.Addr().String(), n); err != nil {
+		return nil, nil, err
+	}
+	if proxied, err = roundTrips(link.Addr(), n); err != nil {
+		return nil, nil, err
+	}
+	return direct, proxied, nil
+}
+
+func roundTrips(addr string, n int) ([]time.Duration, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	msg := make([]byte, 64)
+	buf := make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t0)/2)
+	}
+	return out, nil
+}
