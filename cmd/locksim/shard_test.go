@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/report"
 )
@@ -267,5 +268,73 @@ func TestShardBadInput(t *testing.T) {
 	code, _, stderr := runCLI("merge", bad)
 	if code != exitUsage || !strings.Contains(stderr, "shard.json:3") || !strings.Contains(stderr, `"index"`) {
 		t.Errorf("bad shard.json: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// compare --real split over two shards (separate processes, real etcd):
+// each runs every other cell, and the merge's report has every cell with
+// the history of its run, copied from the shard that ran it.
+func TestShardCompareReal(t *testing.T) {
+	sb := newSandbox(t)
+	body := "backends: [etcd]\ncluster:\n  size: 1\nclients: 2\nduration: 3s\nlock:\n  ttl: 1s\n  renew_every: 250ms\n  poll: 50ms\n" +
+		"workload:\n  kind: counter\n  hold_min: 100ms\n  hold_max: 200ms\n  fencing: true\n"
+	dir := filepath.Join(sb.root, "scen")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte("name: "+name+"\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ran := map[string]int{}
+	for i := range 2 {
+		// Each shard in a sandbox of its own, as on a machine of its own;
+		// the results are gathered in sb's work directory.
+		ssb := newSandbox(t)
+		out := filepath.Join(ssb.root, "shard")
+		ssb.start(t, "compare", "--real", "--scenarios", dir, "--shard", fmt.Sprintf("%d/2", i), "--out", out, "--no-progress")
+		if code := ssb.wait(t, 2*time.Minute); code != exitOK {
+			t.Fatalf("shard %d: exit %d\n%s%s", i, code, ssb.stdout.String(), ssb.stderr.String())
+		}
+		ssb.noLeftovers(t)
+		sh, err := report.LoadShard(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range sh.Summary.Cells {
+			ran[c.Name()] = i
+		}
+		if err := os.CopyFS(filepath.Join(sb.work, "shards", fmt.Sprint(i)), os.DirFS(out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cells a, b, c in plan order: shard 0 runs a and c, shard 1 b.
+	if len(ran) != 3 || ran["a/etcd"] != 0 || ran["b/etcd"] != 1 || ran["c/etcd"] != 0 {
+		t.Fatalf("cells by shard: %v", ran)
+	}
+	work := sb.work
+	code, stdout, stderr := execLocksim(t, work, "merge", "--out", "merged", "--junit", "j.xml", "shards")
+	if code != exitOK {
+		t.Fatalf("merge: exit %d\n%s%s", code, stdout, stderr)
+	}
+	s, err := report.Load(filepath.Join(work, "merged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Mode != report.ModeReal || len(s.Cells) != 3 {
+		t.Fatalf("merged: %+v", s)
+	}
+	for _, c := range s.Cells {
+		if c.Error != "" || !c.Safe() || c.Shown == nil || c.Seeds != 1 {
+			t.Errorf("%s: %+v", c.Name(), c)
+			continue
+		}
+		if n := checkEvents(t, filepath.Join(work, "merged", c.Shown.Dir, report.HistoryFile)); n == 0 {
+			t.Errorf("%s: an empty history", c.Name())
+		}
+	}
+	if j := readJUnit(t, filepath.Join(work, "j.xml")); j.Tests != 3 || j.Failures != 0 || j.Suites[0].Name != "locksim compare --real" {
+		t.Errorf("JUnit: %d tests, %d failures, suite %q", j.Tests, j.Failures, j.Suites[0].Name)
 	}
 }
