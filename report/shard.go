@@ -295,10 +295,12 @@ func MergeShards(names []string, shards []*Shard) (*Merged, error) {
 		}
 		// The run the unsharded sweep draws (compare): its first violating
 		// seed, which the first shard in seed order with a violating seed
-		// shows, else seed 1, which the first shard shows.
+		// shows, else seed 1, which the shard that ran it shows (not
+		// always shard 0: with more shards than seeds the first are
+		// empty).
 		from := slices.IndexFunc(ps, func(p piece) bool { return p.cell.Violating > 0 && p.cell.Shown != nil })
-		if from < 0 && ps[0].cell.Shown != nil {
-			from = 0
+		if from < 0 {
+			from = slices.IndexFunc(ps, func(p piece) bool { return p.cell.Shown != nil })
 		}
 		if from >= 0 {
 			c.Shown = ps[from].cell.Shown

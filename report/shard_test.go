@@ -184,3 +184,31 @@ func TestShardSaveLoad(t *testing.T) {
 		t.Errorf("a directory without shards: %v", err)
 	}
 }
+
+// With more shards than seeds the first shards are empty: the run of
+// seed 1 comes from the shard that ran it.
+func TestMergeShardsEmptyFirst(t *testing.T) {
+	var shards []*Shard
+	var names []string
+	for i := range 3 {
+		first, n := SeedRange(1, i, 3)
+		c := Cell{Scenario: "control", Backend: "etcd", Kinds: []checker.Kind{}, Seeds: n}
+		if n > 0 {
+			c.Shown = &Run{Seed: 1, Dir: "runs/control/etcd", Violations: []checker.Violation{}}
+		}
+		shards = append(shards, &Shard{Command: ShardCompare, Index: i, Count: 3, Plan: []string{"control/etcd"},
+			Summary: Summary{Mode: ModeSim, Seeds: 1, Backends: []string{"etcd"}, Scenarios: []ScenarioInfo{{Name: "control"}}, Cells: []Cell{c}},
+			Parts:   []ShardPart{{Cell: "control/etcd", First: first, Seeds: n}}})
+		names = append(names, fmt.Sprint(i))
+	}
+	if _, n := SeedRange(1, 0, 3); n != 0 {
+		t.Fatalf("shard 0 of 3 runs %d of 1 seed", n)
+	}
+	m, err := MergeShards(names, shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Summary.Cells[0]; c.Shown == nil || c.Seeds != 1 || m.From["control/etcd"] != 2 {
+		t.Errorf("control/etcd: %+v from shard %d, want seed 1 from shard 2", c, m.From["control/etcd"])
+	}
+}
