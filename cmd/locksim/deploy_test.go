@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -102,7 +103,7 @@ func TestKubernetesManifests(t *testing.T) {
 		if v := j.Spec.Template.Spec.Volumes; len(v) != 1 || v[0].PVC.ClaimName != pvc.Metadata.Name {
 			t.Errorf("%s: volumes %+v, want the claim %q", f, v, pvc.Metadata.Name)
 		}
-		if real := flagValue(append(c.Args, ""), "--real") != "" || strings.Contains(strings.Join(c.Args, " "), "--real"); real != c.SecurityContext.Privileged {
+		if real := slices.Contains(c.Args, "--real"); real != c.SecurityContext.Privileged {
 			t.Errorf("%s: --real %v but privileged %v", f, real, c.SecurityContext.Privileged)
 		}
 	}
@@ -121,7 +122,7 @@ func TestKubernetesManifests(t *testing.T) {
 			a = strings.Replace(a, "/results", results, 1)
 			out = append(out, a)
 		}
-		if i := indexOf(out, "--seeds"); i >= 0 {
+		if i := slices.Index(out, "--seeds"); i >= 0 {
 			out[i+1] = "3"
 		}
 		return out
@@ -167,11 +168,69 @@ func TestKubernetesManifests(t *testing.T) {
 	readJUnit(t, strings.Replace(flagValue(fields, "--junit"), "/results", results, 1))
 }
 
-func indexOf(xs []string, s string) int {
-	for i, x := range xs {
-		if x == s {
-			return i
+// docs/ci-example.yml installs locksim with go install, runs a comparison
+// against the committed baseline that passes (run here on the control
+// scenario, whose cells the baseline lists), and keeps the report and the
+// JUnit file it writes, failure or not.
+func TestCIExample(t *testing.T) {
+	data, err := os.ReadFile("../../docs/ci-example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				Uses string            `yaml:"uses"`
+				Run  string            `yaml:"run"`
+				If   string            `yaml:"if"`
+				With map[string]string `yaml:"with"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if len(wf.Jobs) != 1 {
+		t.Fatalf("%d jobs", len(wf.Jobs))
+	}
+	var install, compare, upload bool
+	dir := t.TempDir()
+	var out, junit string
+	for _, job := range wf.Jobs {
+		for _, st := range job.Steps {
+			switch {
+			case strings.HasPrefix(st.Run, "go install github.com/locksim/locksim/cmd/locksim@"):
+				install = true
+			case strings.HasPrefix(st.Run, "locksim compare "):
+				compare = true
+				args := strings.Fields(st.Run)[1:]
+				if !slices.Contains(args, "--check-baseline") {
+					t.Errorf("the comparison does not check the baseline: %q", st.Run)
+				}
+				out, junit = flagValue(args, "--out"), flagValue(args, "--junit")
+				for flag, local := range map[string]string{"--scenarios": scenarios + "control.yaml", "--baseline": "../../reports/baseline.json",
+					"--out": filepath.Join(dir, "report"), "--junit": filepath.Join(dir, "junit.xml")} {
+					i := slices.Index(args, flag)
+					if i < 0 {
+						t.Fatalf("no %s in %q", flag, st.Run)
+					}
+					args[i+1] = local
+				}
+				if code, stdout, stderr := runCLI(args...); code != exitOK {
+					t.Fatalf("locksim %v: exit %d\n%s%s", args, code, stdout, stderr)
+				}
+				if j := readJUnit(t, filepath.Join(dir, "junit.xml")); j.Tests != 5 || j.Failures != 0 {
+					t.Errorf("JUnit: %d tests, %d failures", j.Tests, j.Failures)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "report", report.HTMLFile)); err != nil {
+					t.Error(err)
+				}
+			case strings.HasPrefix(st.Uses, "actions/upload-artifact@"):
+				upload = st.If == "always()" && strings.Contains(st.With["path"], out) && strings.Contains(st.With["path"], junit) && out != "" && junit != ""
+			}
 		}
 	}
-	return -1
+	if !install || !compare || !upload {
+		t.Errorf("go install step %v, comparison step %v, artifact step keeping --out and --junit always %v", install, compare, upload)
+	}
 }
