@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report agree
+.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report agree install-check
 
 all: build
 
@@ -26,6 +26,15 @@ test: setup lint unit fuzz
 
 unit: consul
 	$(GO) test -count=1 -timeout 20m ./...
+
+## install-check: `go install ./cmd/locksim` from this checkout with an
+## empty module cache (every module fetched anew), as a user's first install
+## is; the temporary module cache and GOBIN are removed afterwards.
+install-check:
+	@mc=$$(mktemp -d) && bin=$$(mktemp -d) && trap 'rm -rf "$$mc" "$$bin"' EXIT && \
+	GOMODCACHE=$$mc GOFLAGS=-modcacherw GOBIN=$$bin $(GO) install ./cmd/locksim && \
+	$$bin/locksim help >/dev/null && \
+	echo "install-check: go install ./cmd/locksim works with an empty module cache"
 
 ## consul: build the Consul server binary the tests start (bin/consul) from
 ## the separate module tools/consul, so locksim's go.mod stays lean.

@@ -14,6 +14,7 @@ import (
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/harness"
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/report"
 )
 
 func init() {
@@ -27,13 +28,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] FILE|RUNDIR...")
+		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] [--junit FILE] FILE|RUNDIR...")
 		fs.PrintDefaults()
 	}
 	asJSON := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR`")
 	lin := fs.Bool("linearizability", true, "also check linearizability with porcupine (keeps operations in memory)")
 	linTimeout := fs.Duration("lin-timeout", 10*time.Second, "porcupine's time limit per key and model; beyond it the result is unknown")
+	junit := fs.String("junit", "", "write a JUnit XML report to `FILE`: one test case per history")
 	files, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -45,13 +47,22 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := checker.Options{Linearizability: *lin, LinTimeout: *linTimeout, HTMLDir: *htmlDir}
 	results := make([]checker.Result, 0, len(files))
+	var cases []report.JUnitCase
 	for _, f := range files {
+		start := time.Now()
 		res, err := checkFile(f, opts)
 		if err != nil {
 			fmt.Fprintf(stderr, "locksim check: %v\n", err)
 			return exitUsage
 		}
 		results = append(results, res)
+		cases = append(cases, checkJUnitCase(f, res, time.Since(start).Seconds()))
+	}
+	if *junit != "" {
+		if err := report.WriteJUnit(*junit, "locksim check", cases); err != nil {
+			fmt.Fprintf(stderr, "locksim check: %v\n", err)
+			return exitUsage
+		}
 	}
 	sum := checker.Summarize(files, results)
 	if *asJSON {

@@ -49,7 +49,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim compare [--sim|--real] [--scenarios DIR|FILE,...] [--backends B,...] [--seeds N] [--seed S] [--out DIR] [--check-baseline] [--write-baseline] [--baseline FILE]")
+		fmt.Fprintln(stderr, "usage: locksim compare [--sim|--real] [--scenarios DIR|FILE,...] [--backends B,...] [--seeds N] [--seed S] [--out DIR] [--check-baseline] [--write-baseline] [--baseline FILE] [--shard I/N] [--junit FILE]")
 		fs.PrintDefaults()
 	}
 	useSim := fs.Bool("sim", false, "run the simulator, --seeds seeds per cell (the default)")
@@ -65,6 +65,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	writeBase := fs.Bool("write-baseline", false, "record this comparison's verdicts in the baseline")
 	basePath := fs.String("baseline", filepath.Join("reports", report.BaselineFile), "the baseline `FILE`")
 	quiet := fs.Bool("no-progress", false, "no progress bar")
+	var shard shardFlag
+	fs.Var(&shard, "shard", "run shard `I/N` (I from 0: sim, a block of every cell's seeds; real, every N-th cell) and write a result for locksim merge to --out/shard.json instead of the report")
+	junit := fs.String("junit", "", "write a JUnit XML report to `FILE`: one test case per cell (with --check-baseline, failing only where the verdict changed)")
 	rest, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -78,6 +81,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *parallel < 1:
 		fmt.Fprintln(stderr, "locksim compare: --parallel must be at least 1")
+		return exitUsage
+	case shard.set && (*checkBase || *writeBase || *junit != ""):
+		fmt.Fprintln(stderr, "locksim compare: --shard excludes --check-baseline, --write-baseline and --junit (give them to locksim merge)")
 		return exitUsage
 	}
 	mode := report.ModeSim
@@ -126,11 +132,35 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "locksim compare: %v\n", err)
 		return exitUsage
 	}
+	var plan []string
+	for _, cc := range cells {
+		plan = append(plan, cc.sc.Name+"/"+cc.backend)
+	}
+	first, n := uint64(1), *seeds
+	if shard.set {
+		if err := startShard(*out); err != nil {
+			fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+			return exitUsage
+		}
+		if mode == report.ModeSim {
+			first, n = report.SeedRange(*seeds, shard.index, shard.count)
+		} else {
+			mine := cells[:0:0]
+			for i, cc := range cells {
+				if report.RealCell(i, shard.index, shard.count) {
+					mine = append(mine, cc)
+				}
+			}
+			cells = mine
+		}
+	}
+	times := map[string]float64{}
+	var parts []report.ShardPart
 
 	var bar *progressbar.ProgressBar
 	total := int64(len(cells))
 	if mode == report.ModeSim {
-		total *= int64(*seeds)
+		total *= int64(n)
 	}
 	if !*quiet && isTerminal(stderr) {
 		bar = progressbar.NewOptions64(total,
@@ -145,7 +175,6 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	status := exitOK
 	if mode == report.ModeSim {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
@@ -156,8 +185,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "locksim compare: %s on %s ...\n", cc.sc.Name, cc.backend)
 		}
 		var c report.Cell
+		cellStart := time.Now()
 		if mode == report.ModeSim {
-			c, err = compareSim(ctx, cc, *seeds, *parallel, *lin, *out, bar)
+			c, err = compareSim(ctx, cc, first, n, *parallel, *lin, *out, bar)
 		} else {
 			c, err = compareReal(ctx, cc, *seed, *lin, *out)
 			if bar != nil {
@@ -168,9 +198,18 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			if bar != nil {
 				_ = bar.Finish()
 			}
+			if shard.set {
+				fmt.Fprintln(stderr, "locksim compare: interrupted; the shard wrote no result")
+				return exitInterrupted
+			}
 			fmt.Fprintln(stderr, "locksim compare: interrupted; the report covers the cells that ran")
 			if err := report.Render(*out, sum); err != nil {
 				fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+			}
+			if *junit != "" {
+				if err := report.WriteJUnit(*junit, "locksim compare --"+mode, report.JUnitCases(sum, nil, times)); err != nil {
+					fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+				}
 			}
 			return exitInterrupted
 		}
@@ -181,11 +220,51 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			c.Kinds = []checker.Kind{}
 		}
 		sum.Cells = append(sum.Cells, c)
+		times[c.Name()] = time.Since(cellStart).Seconds()
+		part := report.ShardPart{Cell: c.Name(), First: first, Seeds: n, Time: times[c.Name()]}
+		if mode == report.ModeReal {
+			part.First, part.Seeds = *seed, 1
+		}
+		parts = append(parts, part)
 	}
 	if bar != nil {
 		_ = bar.Finish()
 	}
-	sum.Sort()
+	if shard.set {
+		printCells(stdout, mode, sum)
+		sh := &report.Shard{Command: report.ShardCompare, Index: shard.index, Count: shard.count, Plan: plan, Summary: *sum, Parts: parts}
+		if err := sh.Save(*out); err != nil {
+			fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+			return exitUsage
+		}
+		what := fmt.Sprintf("%s of each of %d cells", seedsText(first, n), len(plan))
+		if mode == report.ModeReal {
+			what = fmt.Sprintf("%d of %d cells", len(sum.Cells), len(plan))
+		}
+		// A shard's verdicts are the merge's to judge: exit 0 once its
+		// result is written (a Kubernetes Job retries a pod that fails).
+		fmt.Fprintf(stdout, "shard %d/%d: %s in %.1f s; result: %s (locksim merge DIR... writes the report)\n",
+			shard.index, shard.count, what, time.Since(start).Seconds(), filepath.Join(*out, report.ShardFile))
+		return exitOK
+	}
+	headline := fmt.Sprintf("%d cells in %.1f s", len(sum.Cells), time.Since(start).Seconds())
+	return finishCompare(stdout, stderr, "locksim compare", sum, *out, headline, compareOutputs{
+		writeBase: *writeBase, checkBase: *checkBase, base: base, basePath: *basePath, junit: *junit, times: times})
+}
+
+// compareOutputs is what a comparison writes besides its report.
+type compareOutputs struct {
+	writeBase, checkBase bool
+	base                 *report.Baseline
+	basePath             string
+	junit                string
+	times                map[string]float64 // seconds per cell, for the JUnit file
+}
+
+// printCells prints one line per skipped cell and per cell, and returns
+// the exit status the verdicts give.
+func printCells(stdout io.Writer, mode string, sum *report.Summary) int {
+	status := exitOK
 	for _, k := range sum.Skipped {
 		fmt.Fprintf(stdout, "%s on %s: not run: %s\n", k.Scenario, k.Backend, k.Reason)
 	}
@@ -204,34 +283,56 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s on %s: safe\n", c.Scenario, c.Backend)
 		}
 	}
-	if err := report.Render(*out, sum); err != nil {
-		fmt.Fprintf(stderr, "locksim compare: %v\n", err)
+	return status
+}
+
+// finishCompare prints the verdicts of a whole comparison (run, or merged
+// from shards), renders its report into out, records or checks the
+// baseline and writes the JUnit file; it returns the exit status.
+func finishCompare(stdout, stderr io.Writer, cmd string, sum *report.Summary, out, headline string, o compareOutputs) int {
+	mode := sum.Mode
+	sum.Sort()
+	status := printCells(stdout, mode, sum)
+	if err := report.Render(out, sum); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%d cells in %.1f s; report: %s, %s, %s\n", len(sum.Cells), time.Since(start).Seconds(),
-		filepath.Join(*out, report.MarkdownFile), filepath.Join(*out, report.HTMLFile), filepath.Join(*out, report.SummaryFile))
-	if *writeBase {
-		base.Record(sum)
-		if err := base.Save(*basePath); err != nil {
-			fmt.Fprintf(stderr, "locksim compare: baseline: %v\n", err)
+	fmt.Fprintf(stdout, "%s; report: %s, %s, %s\n", headline,
+		filepath.Join(out, report.MarkdownFile), filepath.Join(out, report.HTMLFile), filepath.Join(out, report.SummaryFile))
+	if o.writeBase {
+		o.base.Record(sum)
+		if err := o.base.Save(o.basePath); err != nil {
+			fmt.Fprintf(stderr, "%s: baseline: %v\n", cmd, err)
 			return exitUsage
 		}
-		fmt.Fprintf(stdout, "baseline %s: recorded the %s verdicts of %d cells\n", *basePath, mode, len(sum.Cells))
+		fmt.Fprintf(stdout, "baseline %s: recorded the %s verdicts of %d cells\n", o.basePath, mode, len(sum.Cells))
 	}
-	if *checkBase {
-		return checkBaseline(stdout, stderr, base, *basePath, sum, status)
+	var changes []report.Change
+	if o.checkBase {
+		status, changes = checkBaseline(stdout, stderr, o.base, o.basePath, sum, status)
+	}
+	if o.junit != "" {
+		// Named alike whether run or merged, so that the files compare.
+		if err := report.WriteJUnit(o.junit, "locksim compare --"+mode, report.JUnitCases(sum, changes, o.times)); err != nil {
+			fmt.Fprintf(stderr, "%s: junit: %v\n", cmd, err)
+			return exitUsage
+		}
 	}
 	return status
 }
 
 // checkBaseline compares sum with the baseline and returns the exit
 // status: 1 if a cell changed, 2 if the baseline does not apply or a cell
-// could not run, else 0 (violations the baseline expects are no failure).
-func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string, sum *report.Summary, status int) int {
+// could not run, else 0 (violations the baseline expects are no failure);
+// and the changed cells (nil if the baseline does not apply).
+func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string, sum *report.Summary, status int) (int, []report.Change) {
 	changes, err := base.Check(sum)
 	if err != nil {
 		fmt.Fprintf(stderr, "locksim compare: baseline %s: %v\n", path, err)
-		return exitUsage
+		return exitUsage, nil
+	}
+	if changes == nil {
+		changes = []report.Change{}
 	}
 	if len(changes) > 0 {
 		fmt.Fprintf(stdout, "baseline %s: %s changed:\n", path, map[bool]string{true: "1 cell", false: fmt.Sprintf("%d cells", len(changes))}[len(changes) == 1])
@@ -239,10 +340,10 @@ func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string,
 			fmt.Fprintf(stdout, "  %s\n", c)
 		}
 		fmt.Fprintf(stdout, "if the change is intended, record it with --write-baseline and commit %s\n", path)
-		return exitViolations
+		return exitViolations, changes
 	}
 	if status == exitUsage {
-		return exitUsage
+		return exitUsage, changes
 	}
 	checked := 0
 	mb := base.Mode(sum.Mode)
@@ -252,7 +353,7 @@ func checkBaseline(stdout, stderr io.Writer, base *report.Baseline, path string,
 		}
 	}
 	fmt.Fprintf(stdout, "baseline %s: the %d cells it lists are as expected\n", path, checked)
-	return exitOK
+	return exitOK, changes
 }
 
 func cellLine(mode string, c *report.Cell) string {
@@ -382,12 +483,13 @@ func simValidate(path string, sc *scenario.Scenario, backend string) (skip strin
 	return "", nil
 }
 
-// compareSim sweeps seeds 1..n of one cell and replays the first
-// violating seed (or seed 1) with its history kept, under out/runs.
-func compareSim(ctx context.Context, cc compareCell, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
+// compareSim sweeps seeds first..first+n-1 of one cell and replays the
+// first violating seed (or seed 1, if it is among them) with its history
+// kept, under out/runs.
+func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
 	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: n,
 		Counts: map[checker.Kind]int{}, SeedsWithKind: map[checker.Kind]int{}}
-	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: 1, n: n, parallel: parallel, keepGoing: true, bar: bar, ctx: ctx}
+	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: first, n: n, parallel: parallel, keepGoing: true, bar: bar, ctx: ctx}
 	bad := sw.run()
 	if ctx.Err() != nil {
 		return c, ctx.Err()
@@ -407,6 +509,9 @@ func compareSim(ctx context.Context, cc compareCell, n uint64, parallel int, lin
 		shown = bad[0].Seed
 	}
 	c.Kinds = kindsOf(c.Counts)
+	if len(bad) == 0 && (first != 1 || n == 0) {
+		return c, nil // a shard without seed 1 draws no run unless one violates
+	}
 	dir := filepath.Join(report.RunsDir, cc.sc.Name, cc.backend)
 	abs := filepath.Join(out, dir)
 	res, err := sim.Run(sim.Config{Scenario: cc.sc, Backend: cc.backend, Seed: shown})

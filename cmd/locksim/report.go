@@ -60,5 +60,6 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 			status = exitUsage
 		}
 	}
-	return checkBaseline(stdout, stderr, base, *basePath, sum, status)
+	status, _ = checkBaseline(stdout, stderr, base, *basePath, sum, status)
+	return status
 }

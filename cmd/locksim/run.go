@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/locksim/locksim/harness"
+	"github.com/locksim/locksim/report"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -38,13 +40,14 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim run [--backend B] [--seed S] [--out DIR] [--linearizability] SCENARIO...")
+		fmt.Fprintln(stderr, "usage: locksim run [--backend B] [--seed S] [--out DIR] [--linearizability] [--junit FILE] SCENARIO...")
 		fs.PrintDefaults()
 	}
 	backend := fs.String("backend", "", "run only on backend `B` (default: every backend the scenario lists)")
 	seed := fs.Uint64("seed", 1, "random seed for the workload and the nemesis")
 	out := fs.String("out", "runs", "write each run's history, verdict and logs under `DIR`/SCENARIO/BACKEND")
 	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine")
+	junit := fs.String("junit", "", "write a JUnit XML report to `FILE`: one test case per scenario and backend")
 	files, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -71,13 +74,25 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	status := exitOK
-	for _, s := range scens {
+	var cases []report.JUnitCase
+	// The JUnit file covers the runs that finished, whatever ends the loop.
+	writeJUnit := func() {
+		if *junit == "" {
+			return
+		}
+		if err := report.WriteJUnit(*junit, "locksim run", cases); err != nil {
+			fmt.Fprintf(stderr, "locksim run: %v\n", err)
+			status = exitUsage
+		}
+	}
+	for i, s := range scens {
 		backends := s.Backends
 		if *backend != "" {
 			backends = []string{*backend}
 		}
 		for _, b := range backends {
 			dir := filepath.Join(*out, s.Name, b)
+			start := time.Now()
 			v, err := harness.Run(ctx, harness.Options{Scenario: s, Backend: b, Seed: *seed, OutDir: dir, Progress: stderr, Linearizability: *lin})
 			if v != nil {
 				fmt.Fprintf(stdout, "== %s on %s (seed %d): %s\n", s.Name, b, *seed, dir)
@@ -91,13 +106,17 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			}
 			if ctx.Err() != nil {
 				fmt.Fprintln(stderr, "locksim run: interrupted; the history so far is in", dir)
+				writeJUnit()
 				return exitInterrupted
 			}
+			cases = append(cases, runJUnitCase(files[i], s.Name, b, *seed, dir, v, err, time.Since(start).Seconds()))
 			if err != nil {
 				fmt.Fprintf(stderr, "locksim run: %s on %s: %s\n", s.Name, b, harness.Redact(err.Error()))
+				writeJUnit()
 				return exitUsage
 			}
 		}
 	}
+	writeJUnit()
 	return status
 }

@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/report"
 	"github.com/locksim/locksim/scenario"
 	"github.com/locksim/locksim/sim"
 )
@@ -38,7 +39,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink] [--sweep FROM:TO:STEP [--max-jump PP]]")
+		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink] [--shard I/N] [--junit FILE] [--sweep FROM:TO:STEP [--max-jump PP]]")
 		fs.PrintDefaults()
 	}
 	backend := fs.String("backend", "", "simulate only backend `B` (default: every backend the scenario lists)")
@@ -52,6 +53,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("no-progress", false, "no progress bar")
 	sweepFlag := fs.String("sweep", "", "shift every fault by each of `FROM:TO:STEP` (e.g. 0:500ms:25ms) and report the violating share per shift (exit 1 if it jumps more than --max-jump between neighbours)")
 	maxJump := fs.Float64("max-jump", 25, "with --sweep: the largest change of the violating share between neighbouring shifts, in percentage `points`")
+	var shard shardFlag
+	fs.Var(&shard, "shard", "run shard `I/N` of the seeds (I from 0) and write a result for locksim merge to --out/shard.json")
+	junit := fs.String("junit", "", "write a JUnit XML report to `FILE`: one test case per backend")
 	files, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -75,6 +79,21 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	case *parallel < 1:
 		fmt.Fprintln(stderr, "locksim sim: --parallel must be at least 1")
 		return exitUsage
+	case shard.set && seedSet:
+		fmt.Fprintln(stderr, "locksim sim: --shard splits --seeds; it excludes --seed")
+		return exitUsage
+	case shard.set && *shrink:
+		fmt.Fprintln(stderr, "locksim sim: --shard excludes --shrink (shrink the seed the merge reports: locksim sim SCENARIO --seed S --shrink)")
+		return exitUsage
+	case shard.set && *out == "":
+		fmt.Fprintln(stderr, "locksim sim: --shard needs --out DIR, where the shard's result goes")
+		return exitUsage
+	case shard.set && *junit != "":
+		fmt.Fprintln(stderr, "locksim sim: --shard excludes --junit (write it when merging: locksim merge --junit FILE)")
+		return exitUsage
+	case *sweepFlag != "" && (shard.set || seedSet || *junit != "" || *out != "" || *shrink):
+		fmt.Fprintln(stderr, "locksim sim: --sweep runs seeds 1..--seeds at every shift; it excludes --seed, --shard, --junit, --out and --shrink")
+		return exitUsage
 	}
 	path := files[0]
 	sc, err := scenario.Load(path)
@@ -93,6 +112,13 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	first, n := uint64(1), *seeds
 	if seedSet {
 		first, n = *seed, 1
+	}
+	if shard.set {
+		first, n = report.SeedRange(*seeds, shard.index, shard.count)
+		if err := startShard(*out); err != nil {
+			fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+			return exitUsage
+		}
 	}
 	opts := checker.Options{Linearizability: *lin}
 	// Bad input (a fault target the backend has no node for) is found by
@@ -124,6 +150,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return runShiftSweep(ctx, sc, backends, shifts, n, *parallel, *maxJump, stdout, stderr)
 	}
 	status := exitOK
+	res := simResult{name: sc.Name, path: path}
 	for _, b := range backends {
 		sw := &sweep{
 			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
@@ -150,12 +177,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			stopSignals() // a second signal ends the process at once
 		}
-		fmt.Fprintf(stdout, "%s on %s: %d seeds, %d violating, %.1f s (%.0f seeds/s)\n",
-			sc.Name, b, ran, len(bad), elapsed.Seconds(), float64(ran)/max(elapsed.Seconds(), 1e-9))
-		for _, res := range bad {
+		part := res.add(b, first, n, ran, elapsed.Seconds(), bad, !sw.keepGoing && len(bad) > 0)
+		res.print(stdout, part, fmt.Sprintf(", %.1f s (%.0f seeds/s)", elapsed.Seconds(), float64(ran)/max(elapsed.Seconds(), 1e-9)))
+		if len(bad) > 0 {
 			status = exitViolations
-			fmt.Fprintf(stdout, "  seed %d: %s\n", res.Seed, kindList(res))
-			fmt.Fprintf(stdout, "    replay: locksim sim %s --backend %s --seed %d\n", shellQuote(path), b, res.Seed)
 		}
 		if *out != "" {
 			write := bad
@@ -171,6 +196,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "locksim sim: interrupted after %d seeds of %s on %s\n", ran, sc.Name, b)
+			if *junit != "" {
+				if err := res.writeJUnit(*junit); err != nil {
+					fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+				}
+			}
 			return exitInterrupted
 		}
 		if *shrink && len(bad) > 0 {
@@ -178,6 +208,24 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 				return code
 			}
 		}
+	}
+	if *junit != "" {
+		if err := res.writeJUnit(*junit); err != nil {
+			fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+			return exitUsage
+		}
+	}
+	if shard.set {
+		// A shard's verdicts are the merge's to judge: exit 0 once its
+		// result is written (a Kubernetes Job retries a pod that fails).
+		sh := res.shard(shard, *seeds, *keepGoing)
+		if err := sh.Save(*out); err != nil {
+			fmt.Fprintf(stderr, "locksim sim: %v\n", err)
+			return exitUsage
+		}
+		fmt.Fprintf(stdout, "shard %d/%d: %s; result: %s (locksim merge DIR... combines the shards)\n",
+			shard.index, shard.count, seedsText(first, n), filepath.Join(*out, report.ShardFile))
+		return exitOK
 	}
 	return status
 }
@@ -261,8 +309,10 @@ func (s *sweep) run() []*sim.Result {
 	return s.bad
 }
 
-func kindList(res *sim.Result) string {
-	counts := res.Verdict.Counts()
+func kindList(res *sim.Result) string { return countsList(res.Verdict.Counts()) }
+
+// countsList is the violation counts in checker.Kinds order: "kind ×n, ...".
+func countsList(counts map[checker.Kind]int) string {
 	var parts []string
 	for _, k := range checker.Kinds {
 		if counts[k] > 0 {
