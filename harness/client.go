@@ -37,7 +37,7 @@ type ClientConfig struct {
 	// writes and all go to the resource at ResourceURL; guarded reads and
 	// writes the counter in the lock service's own store, through the
 	// lease's locks.Guarded.
-	Fencing string `json:"fencing"`
+	Fencing     string        `json:"fencing"`
 	TTL         time.Duration `json:"ttl"`
 	RenewEvery  time.Duration `json:"renew_every"`
 	Poll        time.Duration `json:"poll"`

@@ -39,12 +39,16 @@ var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", 
 
 // scen builds a short scenario: 3 clients, 2 s leases.
 func scen(name string, d time.Duration, fencing bool, faults ...scenario.Fault) *scenario.Scenario {
+	mode := scenario.FenceNone
+	if fencing {
+		mode = scenario.FenceWrites
+	}
 	return &scenario.Scenario{
 		Name: name, Backends: allBackends, Cluster: scenario.Cluster{Size: 3}, Clients: 3, Duration: d,
 		// No Consul lock-delay: its default (15 s) would outlast these runs.
 		Lock: scenario.Lock{TTL: 2 * time.Second, RenewEvery: 500 * time.Millisecond, Poll: 100 * time.Millisecond,
 			LockDelaySet: true},
-		Workload: scenario.Workload{Kind: "counter", HoldMin: 50 * time.Millisecond, HoldMax: 150 * time.Millisecond, Fencing: fencing, Keys: 1},
+		Workload: scenario.Workload{Kind: "counter", HoldMin: 50 * time.Millisecond, HoldMax: 150 * time.Millisecond, Fencing: mode, Keys: 1},
 		Faults:   faults,
 	}
 }
