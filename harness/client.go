@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
 	"github.com/locksim/locksim/resource"
+	"github.com/locksim/locksim/scenario"
 )
 
 // ClientConfig is everything a client process needs; the harness passes it
@@ -31,6 +33,11 @@ type ClientConfig struct {
 	Items       int           `json:"items"`    // list: how many distinct items
 	HoldMin     time.Duration `json:"hold_min"`
 	HoldMax     time.Duration `json:"hold_max"`
+	// Fencing is the scenario's workload.fencing (scenario.Fencing): none,
+	// writes and all go to the resource at ResourceURL; guarded reads and
+	// writes the counter in the lock service's own store, through the
+	// lease's locks.Guarded.
+	Fencing     string        `json:"fencing"`
 	TTL         time.Duration `json:"ttl"`
 	RenewEvery  time.Duration `json:"renew_every"`
 	Poll        time.Duration `json:"poll"`
@@ -194,7 +201,11 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 			case <-done:
 			}
 		}()
-		c.section(fctx, key, st.tok)
+		if c.cfg.Fencing == string(scenario.FenceGuarded) {
+			c.guardedSection(fctx, lease)
+		} else {
+			c.section(fctx, key, st.tok)
+		}
 		st.mu.Lock()
 		if !st.ended {
 			st.ended, st.released = true, true
@@ -229,21 +240,21 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 }
 
 // section reads the counter, holds the lock for a while, and writes the
-// counter plus one with the lease's token.
+// counter plus one with the lease's token. With fencing all the read
+// carries the token too, and a refused read ends the section.
 func (c *client) section(ctx context.Context, key string, tok int64) {
-	c.emit(history.Invoke, history.FRead, key, 0, false, nil)
-	v, err := c.res.Read(key)
+	var readTok *int64
+	if c.cfg.Fencing == string(scenario.FenceAll) {
+		readTok = &tok
+	}
+	c.emit(history.Invoke, history.FRead, key, tok, readTok != nil, nil)
+	v, err := c.res.Read(key, readTok)
 	if err != nil {
-		c.emit(history.Fail, history.FRead, key, 0, false, errValue(err))
+		c.emit(history.Fail, history.FRead, key, tok, readTok != nil, errValue(err))
 		return
 	}
-	c.emit(history.OK, history.FRead, key, 0, false, strconv.AppendInt(nil, v, 10))
-	hold := c.cfg.HoldMin
-	if c.cfg.HoldMax > c.cfg.HoldMin {
-		hold += time.Duration(c.rng.Int64N(int64(c.cfg.HoldMax - c.cfg.HoldMin)))
-	}
-	c.sleep(ctx, hold)
-	if ctx.Err() != nil {
+	c.emit(history.OK, history.FRead, key, tok, readTok != nil, strconv.AppendInt(nil, v, 10))
+	if !c.hold(ctx) {
 		return
 	}
 	nv := strconv.AppendInt(nil, v+1, 10)
@@ -256,6 +267,117 @@ func (c *client) section(ctx context.Context, key string, tok int64) {
 	default:
 		c.emit(history.Info, history.FWrite, key, tok, true, nv)
 	}
+}
+
+// hold sleeps for the hold time drawn between HoldMin and HoldMax; false
+// if ctx ended first (the lock is lost: the section does not write).
+func (c *client) hold(ctx context.Context) bool {
+	hold := c.cfg.HoldMin
+	if c.cfg.HoldMax > c.cfg.HoldMin {
+		hold += time.Duration(c.rng.Int64N(int64(c.cfg.HoldMax - c.cfg.HoldMin)))
+	}
+	c.sleep(ctx, hold)
+	return ctx.Err() == nil
+}
+
+// DataKey is where the guarded counter of lock key lives in the lock
+// service's own store (fencing: guarded).
+func DataKey(key string) string { return "locksim-data/" + key }
+
+// guardedSection is section with the counter in the lock service's store
+// (fencing: guarded): the read and the write are the lease's guarded
+// operations, each conditional on the lock in one atomic step with the
+// lock check. The write's outcome is recorded as the resource's accept or
+// reject (proc "resource", stamped when the answer came), so the checker
+// judges it as any other write; a write whose outcome is unknown (the
+// answer was lost) has no resource event.
+//
+// The stamp of an accept is taken after the service's answer: were the
+// client paused between the two, a later accept of another holder could be
+// stamped before it. The window is the few microseconds between reading
+// the answer and writing the event.
+func (c *client) guardedSection(ctx context.Context, lease locks.Lease) {
+	key, tok := lease.Key(), int64(lease.Token())
+	g, ok := lease.(locks.Guarded)
+	if !ok {
+		c.emit(history.Invoke, history.FRead, key, tok, true, nil)
+		c.emit(history.Fail, history.FRead, key, tok, true, errValue(fmt.Errorf("harness: backend %s has no guarded writes", c.cfg.Backend.Kind)))
+		return
+	}
+	opCtx := func() (context.Context, context.CancelFunc) {
+		// Not the section's context: a lost lock must not cancel an
+		// operation already sent (that is what the guard is for).
+		return context.WithTimeout(context.WithoutCancel(ctx), c.opTimeout())
+	}
+	c.emit(history.Invoke, history.FRead, key, tok, true, nil)
+	rctx, cancel := opCtx()
+	raw, err := g.GuardedGet(rctx, DataKey(key))
+	cancel()
+	var v int64
+	if err == nil && raw != nil {
+		v, err = strconv.ParseInt(string(raw), 10, 64)
+	}
+	if err != nil {
+		typ := history.Info
+		if errors.Is(err, locks.ErrNotHeld) {
+			typ = history.Fail
+		}
+		c.emit(typ, history.FRead, key, tok, true, errValue(err))
+		return
+	}
+	c.emit(history.OK, history.FRead, key, tok, true, strconv.AppendInt(nil, v, 10))
+	if !c.hold(ctx) {
+		return
+	}
+	nv := strconv.AppendInt(nil, v+1, 10)
+	c.emit(history.Invoke, history.FWrite, key, tok, true, nv)
+	wctx, cancel := opCtx()
+	err = g.GuardedPut(wctx, DataKey(key), nv)
+	cancel()
+	switch {
+	case err == nil:
+		c.emitResource(history.FAccept, key, tok, nv)
+		c.emit(history.OK, history.FWrite, key, tok, true, nv)
+	case errors.Is(err, locks.ErrNotHeld):
+		c.emitResource(history.FReject, key, tok, nv)
+		c.emit(history.Fail, history.FWrite, key, tok, true, nv)
+	default:
+		c.emit(history.Info, history.FWrite, key, tok, true, nv)
+	}
+}
+
+// opTimeout bounds one guarded operation.
+func (c *client) opTimeout() time.Duration {
+	if c.cfg.OpTimeout > 0 {
+		return c.cfg.OpTimeout
+	}
+	return 5 * time.Second // the resource client's own timeout
+}
+
+// emitResource writes the resource's decision on a guarded write, as the
+// resource server would for a fenced one.
+func (c *client) emitResource(f, key string, tok int64, value []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := history.Event{T: c.clock.Now(), Proc: history.ProcResource, Type: history.Info, F: f, Key: key, Token: tok, HasToken: true, Value: value}
+	_ = c.out.Write(&e)
+	_ = c.out.Flush()
+}
+
+// serveResource starts the fenced resource of a run in the mode its
+// scenario asks for. Under guarded the data lives in the lock service and
+// the clients do not use this resource; it runs (as writes) all the same,
+// so that a run always has one.
+func serveResource(f scenario.Fencing, rec resource.Recorder) (*resource.Server, error) {
+	mode := resource.Mode(f.Mode())
+	if f == scenario.FenceGuarded {
+		mode = resource.ModeWrites
+	}
+	store, err := resource.NewStore(mode, rec)
+	if err != nil {
+		return nil, err
+	}
+	return resource.Serve(store)
 }
 
 // errValue is an error as an event value (a JSON string, credentials

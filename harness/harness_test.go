@@ -37,21 +37,24 @@ func TestMain(m *testing.M) {
 
 var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
 
-// scen builds a short scenario: 3 clients, 2 s leases.
-// scen is a scenario for these tests: the faults start exactly at their at
-// (jitter 0s), as the tests' timings assume; the clients start at the
-// seed's offsets.
+// scen builds a short scenario for these tests: 3 clients, 2 s leases;
+// the faults start exactly at their at (jitter 0s), as the tests' timings
+// assume, and the clients at the seed's offsets.
 func scen(name string, d time.Duration, fencing bool, faults ...scenario.Fault) *scenario.Scenario {
 	faults = slices.Clone(faults)
 	for i := range faults {
 		faults[i].JitterSet = true
+	}
+	mode := scenario.FenceNone
+	if fencing {
+		mode = scenario.FenceWrites
 	}
 	return &scenario.Scenario{
 		Name: name, Backends: allBackends, Cluster: scenario.Cluster{Size: 3}, Clients: 3, Duration: d,
 		// No Consul lock-delay: its default (15 s) would outlast these runs.
 		Lock: scenario.Lock{TTL: 2 * time.Second, RenewEvery: 500 * time.Millisecond, Poll: 100 * time.Millisecond,
 			LockDelaySet: true},
-		Workload: scenario.Workload{Kind: "counter", HoldMin: 50 * time.Millisecond, HoldMax: 150 * time.Millisecond, Fencing: fencing, Keys: 1},
+		Workload: scenario.Workload{Kind: "counter", HoldMin: 50 * time.Millisecond, HoldMax: 150 * time.Millisecond, Fencing: mode, Keys: 1},
 		Faults:   faults,
 	}
 }
@@ -438,5 +441,46 @@ func TestClientExitNoted(t *testing.T) {
 	v, _ := run(t, s, "memcache")
 	if !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "client c1 exited before the end of the run") }) {
 		t.Fatalf("notes %q do not name the dead client", v.Notes)
+	}
+}
+
+// postgres-client-clock on real servers under fencing all and guarded: the
+// client whose clock runs ahead takes the lock from its holders (mutual
+// exclusion), and the stale holders' writes are refused — by the resource,
+// whose highest token the new holder's read raised (all), or by
+// PostgreSQL, in the statement that checks the lock row (guarded) — so no
+// increment is lost. Under guarded the decisions are recorded as the
+// resource's accept and reject events by the clients.
+func TestFencingModesStaleHolders(t *testing.T) {
+	skew := scenario.Fault{At: time.Second, Fault: "clock-offset", Target: "c2", Offset: 5 * time.Second}
+	for _, mode := range []scenario.Fencing{scenario.FenceAll, scenario.FenceGuarded} {
+		t.Run(string(mode), func(t *testing.T) {
+			s := scen("stale-"+string(mode), 5*time.Second, true, skew)
+			s.Workload.Fencing = mode
+			s.Lock.Clock = "client"
+			s.Workload.HoldMin, s.Workload.HoldMax = 100*time.Millisecond, 300*time.Millisecond
+			v, events := run(t, s, "postgres")
+			k := kinds(v)
+			if !slices.Contains(k, string(checker.MutualExclusion)) {
+				t.Fatalf("the lock did not fail: %v", k)
+			}
+			if slices.Contains(k, string(checker.FencingResource)) || slices.Contains(k, string(checker.Damage)) {
+				t.Fatalf("fencing %s, yet %v", mode, k)
+			}
+			var accepts, rejects, refusedReads int
+			for _, e := range events {
+				switch {
+				case e.Proc == history.ProcResource && e.F == history.FAccept:
+					accepts++
+				case e.Proc == history.ProcResource && e.F == history.FReject:
+					rejects++
+				case e.F == history.FRead && e.Type == history.Fail:
+					refusedReads++
+				}
+			}
+			if accepts == 0 || rejects+refusedReads == 0 {
+				t.Fatalf("fencing %s: %d accepts, %d rejects, %d refused reads: the stale holders were not refused", mode, accepts, rejects, refusedReads)
+			}
+		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
-	"github.com/locksim/locksim/resource"
+	"github.com/locksim/locksim/scenario"
 )
 
 // loadClients is how many clients contend in TestLoad.
@@ -98,7 +98,7 @@ func loadRun(t *testing.T, b string, d time.Duration) *loadStats {
 		t.Fatal(err)
 	}
 	defer resLog.Close()
-	srv, err := resource.Serve(resource.NewStore(true, recorder{clock, resLog}))
+	srv, err := serveResource(scenario.FenceWrites, recorder{clock, resLog})
 	if err != nil {
 		t.Fatal(err)
 	}

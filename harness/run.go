@@ -21,7 +21,6 @@ import (
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
-	"github.com/locksim/locksim/resource"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -247,7 +246,7 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, err
 	}
 	defer resLog.Close()
-	srv, err := resource.Serve(resource.NewStore(s.Workload.Fencing, recorder{r.clock, resLog}))
+	srv, err := serveResource(s.Workload.Fencing, recorder{r.clock, resLog})
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +355,7 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 	cfg := ClientConfig{
 		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i), StartDelay: startDelay,
 		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind, Items: s.Workload.Items,
-		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax,
+		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax, Fencing: string(s.Workload.Fencing.Mode()),
 		TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, Poll: s.Lock.Poll, WaitTimeout: s.Lock.WaitTimeout,
 	}
 	conf, err := json.Marshal(cfg)

@@ -64,3 +64,22 @@ func (e *FnError) Error() string {
 
 // Unwrap returns the function's error.
 func (e *FnError) Unwrap() error { return e.Err }
+
+// ErrNotHeld is returned by a Guarded lease's operations when the lock
+// service refused them because this lease no longer holds the lock: the
+// operation did not happen. The errors that match it also match
+// ErrLockLost.
+var ErrNotHeld = errors.New("locks: guarded operation refused: the lock is no longer held")
+
+// NotHeld wraps lost, the error of a lease just marked lost because its
+// service refused a guarded operation (LostSignal.Lose's), in an error
+// that matches ErrNotHeld as well. Backends implementing Guarded use it:
+//
+//	return locks.NotHeld(lease.Lose("guarded write refused: key gone"))
+func NotHeld(lost error) error { return &notHeldError{lost: lost} }
+
+type notHeldError struct{ lost error }
+
+func (e *notHeldError) Error() string        { return ErrNotHeld.Error() + ": " + e.lost.Error() }
+func (e *notHeldError) Is(target error) bool { return target == ErrNotHeld }
+func (e *notHeldError) Unwrap() error        { return e.lost }

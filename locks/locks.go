@@ -47,3 +47,34 @@ type Lease interface {
 	// returns an error matching ErrLockLost and changes nothing.
 	Release(ctx context.Context) error
 }
+
+// Guarded is implemented by the leases of backends whose lock service can
+// make an operation on its own store conditional on the lock, in one
+// atomic step with the lock check — in the spirit of etcd's
+// Mutex.IsOwner(): data kept this way is safe from a holder that no
+// longer holds the lock (a paused process, a client cut off past its
+// lease), without fencing tokens at a separate resource.
+//
+// Each backend says where the data lives (an etcd key, a Consul KV entry,
+// a row of a PostgreSQL table) and what "still holds" means at its
+// service. Backends whose service has no such operation (memcached) do
+// not implement it. Find it with a type assertion:
+//
+//	if g, ok := lease.(locks.Guarded); ok { err = g.GuardedPut(ctx, key, value) }
+type Guarded interface {
+	Lease
+	// GuardedGet returns the value stored under key in the lock service's
+	// store (nil if there is none) if this lease still holds the lock,
+	// checked in the same atomic step as the read. If the lock is no
+	// longer held it returns an error matching ErrNotHeld and ErrLockLost,
+	// and the lease is lost (Lost is closed). Other errors
+	// (*BackendError) leave the outcome unknown.
+	GuardedGet(ctx context.Context, key string) ([]byte, error)
+	// GuardedPut stores value under key in the lock service's store if,
+	// and only if, this lease still holds the lock, checked in the same
+	// atomic step as the write. If the lock is no longer held it changes
+	// nothing, returns an error matching ErrNotHeld and ErrLockLost, and
+	// the lease is lost. Other errors (*BackendError) leave the outcome
+	// unknown: the write may or may not have happened.
+	GuardedPut(ctx context.Context, key string, value []byte) error
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -48,6 +49,8 @@ func WriteHTML(w io.Writer, dir string, s *Summary) error {
 		}
 		page.Rows = append(page.Rows, row)
 	}
+	page.Protections = Protections(s)
+	page.ProtectionIntro = strings.ReplaceAll(protectionIntro, "`", "")
 	for i := range s.Cells {
 		hc, err := htmlCellOf(dir, s, &s.Cells[i])
 		if err != nil {
@@ -59,11 +62,13 @@ func WriteHTML(w io.Writer, dir string, s *Summary) error {
 }
 
 type htmlPage struct {
-	S       *Summary
-	Kinds   []string
-	Meaning map[string]string
-	Rows    []htmlRow
-	Cells   []htmlCell
+	S               *Summary
+	Kinds           []string
+	Meaning         map[string]string
+	Rows            []htmlRow
+	Protections     []Protection
+	ProtectionIntro string
+	Cells           []htmlCell
 }
 
 type htmlRow struct {
@@ -205,7 +210,16 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 {{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{.Text}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
 {{end}}</tbody>
 </table>
-{{range .S.Skipped}}<p class="skipped">Not run: {{.Scenario}} on {{.Backend}}: {{.Reason}}</p>
+{{if .Protections}}<h2 id="protection">What protected the resource</h2>
+<p>{{.ProtectionIntro}}</p>
+{{range .Protections}}<h3>{{.Family}}</h3>
+<table class="matrix">
+<thead><tr><th>backend</th><th>the lock</th>{{range .Modes}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{range .Rows}}<tr><th>{{.Backend}}</th><td>{{.Lock}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Cell}}<a href="#{{.Cell.Anchor}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
+{{end}}</tbody>
+</table>
+{{end}}{{end}}{{range .S.Skipped}}<p class="skipped">Not run: {{.Scenario}} on {{.Backend}}: {{.Reason}}</p>
 {{end}}<h2>Reading a timeline</h2>
 <p class="legend"><span><i style="background:#4a7fc1"></i>a hold: from the acquire's ok to the release's invoke, the lost notice or the end; the number is its fencing token</span>
 <span><i style="background:#4a7fc1;opacity:.35"></i>still believed held after the lease ran out, unless renewed (the orange mark: the acquire's or last recorded renewal's ok + the scenario's TTL; locks.Run's renewals are not recorded, so a pale bar means no renewal could have happened only where a fault stopped the holder)</span>

@@ -48,6 +48,8 @@ func WriteMarkdown(w io.Writer, s *Summary) {
 		b.WriteString("\n")
 	}
 
+	writeProtectionMarkdown(&b, s)
+
 	var bad []*Cell
 	for i := range s.Cells {
 		if !s.Cells[i].Safe() {

@@ -69,6 +69,13 @@ type ScenarioInfo struct {
 	Name        string `json:"name"`
 	File        string `json:"file"`
 	Description string `json:"description,omitempty"`
+	// Fencing is the scenario's workload.fencing (scenario.Fencing).
+	Fencing string `json:"fencing,omitempty"`
+	// Family names the scenarios of the comparison that are this one
+	// under other fencing modes (the same file but for name, description,
+	// backends and fencing): the name of its shortest member. Empty when
+	// no other scenario is.
+	Family string `json:"family,omitempty"`
 }
 
 // Cell is the verdict of one backend on one scenario.

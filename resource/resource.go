@@ -1,9 +1,19 @@
 // Package resource is the fenced resource of a run: a small service that
-// clients write to from inside their critical section, with their fencing
-// token. With fencing on it rejects a write whose token is lower than the
-// highest it has accepted for that key; every decision is recorded as an
-// accept or reject event (DESIGN.md, "History"). With fencing off it
-// accepts everything, which measures what an unfenced resource suffers.
+// clients read and write from inside their critical section, with their
+// fencing token. Its Mode says what it checks:
+//
+//   - ModeNone accepts everything, which measures what an unfenced
+//     resource suffers;
+//   - ModeWrites rejects a write whose token is lower than the highest it
+//     has accepted for that key; reads are not checked;
+//   - ModeAll remembers the highest token of any request it served for a
+//     key, reads included, and refuses a request with a lower one (or with
+//     none): Kleppmann's fenced storage and Chubby's sequencers, which make
+//     read-modify-write safe.
+//
+// Every decision on a write is recorded as an accept or reject event
+// (DESIGN.md, "History"); a refused read is not an event of the resource
+// (the reader's read fails).
 //
 // The state is one integer per key: the counter workload reads it and
 // writes it plus one.
@@ -30,10 +40,21 @@ type Recorder interface {
 	Now() int64
 }
 
+// Mode is what a Store checks. Its values are those of the scenario
+// field workload.fencing.
+type Mode string
+
+// The modes.
+const (
+	ModeNone   Mode = "none"   // accept everything
+	ModeWrites Mode = "writes" // writes with a stale token are rejected
+	ModeAll    Mode = "all"    // any request with a stale token is rejected
+)
+
 // Store is the resource's state and its fencing rule, without transport.
 type Store struct {
-	fencing bool
-	rec     Recorder
+	mode Mode
+	rec  Recorder
 
 	mu   sync.Mutex
 	keys map[string]*cell
@@ -45,46 +66,95 @@ type cell struct {
 	hasToken bool
 }
 
-// NewStore returns an empty store that records its decisions with rec.
-func NewStore(fencing bool, rec Recorder) *Store {
-	return &Store{fencing: fencing, rec: rec, keys: make(map[string]*cell)}
-}
-
-// ErrStaleToken is returned by Write when fencing rejects a write.
-var ErrStaleToken = errors.New("resource: write rejected: token lower than one already accepted")
-
-// Read returns the value of key (0 if never written).
-func (s *Store) Read(key string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c := s.keys[key]; c != nil {
-		return c.value
+// NewStore returns an empty store that checks what mode says and records
+// its decisions with rec. "" is ModeNone; a mode the store does not know
+// is an error.
+func NewStore(mode Mode, rec Recorder) (*Store, error) {
+	switch mode {
+	case "":
+		mode = ModeNone
+	case ModeNone, ModeWrites, ModeAll:
+	default:
+		return nil, fmt.Errorf("resource: unknown mode %q (want %s, %s or %s)", mode, ModeNone, ModeWrites, ModeAll)
 	}
-	return 0
+	return &Store{mode: mode, rec: rec, keys: make(map[string]*cell)}, nil
 }
 
-// Write sets key to value if the fencing rule allows token, recording an
-// accept or reject event. hasToken false means the writer has no token:
-// such writes are always accepted.
-func (s *Store) Write(key string, token int64, hasToken bool, value int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// ErrStaleToken is returned when fencing rejects a request: its token is
+// lower than one the store already accepted (ModeAll: or served, or the
+// request carried none).
+var ErrStaleToken = errors.New("resource: request rejected: token lower than one already accepted")
+
+// Mode is what the store checks.
+func (s *Store) Mode() Mode { return s.mode }
+
+// stale reports whether a request with token (hasToken false: none) is
+// refused on c.
+func (s *Store) stale(c *cell, token int64, hasToken bool) bool {
+	switch s.mode {
+	case ModeWrites:
+		return hasToken && c.hasToken && token < c.maxToken
+	case ModeAll:
+		return !hasToken || (c.hasToken && token < c.maxToken)
+	}
+	return false
+}
+
+// seen raises c's highest token to token.
+func seen(c *cell, token int64, hasToken bool) {
+	if hasToken && (!c.hasToken || token > c.maxToken) {
+		c.maxToken, c.hasToken = token, true
+	}
+}
+
+func (s *Store) cell(key string) *cell {
 	c := s.keys[key]
 	if c == nil {
 		c = &cell{}
 		s.keys[key] = c
 	}
+	return c
+}
+
+// Read returns the value of key (0 if never written). In ModeAll a read
+// is a request like a write: one with a token lower than the highest the
+// store served for key, or with none, returns ErrStaleToken, and a higher
+// one becomes the highest (so that a write with a lower token is refused
+// after it). The other modes ignore the token.
+func (s *Store) Read(key string, token int64, hasToken bool) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.keys[key]
+	if s.mode != ModeAll {
+		if c == nil {
+			return 0, nil
+		}
+		return c.value, nil
+	}
+	c = s.cell(key)
+	if s.stale(c, token, hasToken) {
+		return 0, ErrStaleToken
+	}
+	seen(c, token, hasToken)
+	return c.value, nil
+}
+
+// Write sets key to value if the fencing rule allows token, recording an
+// accept or reject event. hasToken false means the writer has no token:
+// such writes are accepted, except in ModeAll.
+func (s *Store) Write(key string, token int64, hasToken bool, value int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cell(key)
 	e := history.Event{T: s.rec.Now(), Proc: history.ProcResource, Type: history.Info, Key: key,
 		Token: token, HasToken: hasToken, Value: strconv.AppendInt(nil, value, 10)}
-	if s.fencing && hasToken && c.hasToken && token < c.maxToken {
+	if s.stale(c, token, hasToken) {
 		e.F = history.FReject
 		s.rec.Record(&e)
 		return ErrStaleToken
 	}
 	c.value = value
-	if hasToken && (!c.hasToken || token > c.maxToken) {
-		c.maxToken, c.hasToken = token, true
-	}
+	seen(c, token, hasToken)
 	e.F = history.FAccept
 	s.rec.Record(&e)
 	return nil
@@ -139,9 +209,23 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) read(w http.ResponseWriter, r *http.Request) {
-	key := r.URL.Query().Get("key")
+	q := r.URL.Query()
+	var tok int64
+	hasTok := q.Has("token")
+	if hasTok {
+		var err error
+		if tok, err = strconv.ParseInt(q.Get("token"), 10, 64); err != nil {
+			http.Error(w, "bad request: token: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	v, err := s.store.Read(q.Get("key"), tok, hasTok)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(ReadResponse{Value: s.store.Read(key)})
+	_ = json.NewEncoder(w).Encode(ReadResponse{Value: v})
 }
 
 func (s *Server) write(w http.ResponseWriter, r *http.Request) {
@@ -172,14 +256,23 @@ func NewClient(baseURL string) *Client {
 	return &Client{base: baseURL, http: &http.Client{Timeout: 5 * time.Second}}
 }
 
-// Read returns the value of key.
-func (c *Client) Read(key string) (int64, error) {
-	resp, err := c.http.Get(c.base + "/read?key=" + url.QueryEscape(key))
+// Read returns the value of key, reading with token (nil: no token). It
+// returns ErrStaleToken if the resource refused the read (ModeAll).
+func (c *Client) Read(key string, token *int64) (int64, error) {
+	u := c.base + "/read?key=" + url.QueryEscape(key)
+	if token != nil {
+		u += "&token=" + strconv.FormatInt(*token, 10)
+	}
+	resp, err := c.http.Get(u)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusConflict:
+		return 0, ErrStaleToken
+	default:
 		return 0, fmt.Errorf("resource: read: %s", resp.Status)
 	}
 	var rr ReadResponse

@@ -70,8 +70,10 @@ type Workload struct {
 	// its bounds.
 	HoldMin time.Duration `yaml:"hold_min"`
 	HoldMax time.Duration `yaml:"hold_max"`
-	// Fencing makes the resource reject writes with stale tokens.
-	Fencing bool `yaml:"fencing"`
+	// Fencing is what protects the resource (FencingModes): none, writes
+	// (true in older files), all or guarded. Unset (""), none: read it
+	// with Fencing.Mode.
+	Fencing Fencing `yaml:"fencing"`
 	// Keys is the number of lock keys (default 1).
 	Keys int `yaml:"keys"`
 	// Items is how many distinct items the list workload draws from
@@ -105,7 +107,47 @@ var (
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
+	// FencingModes are the values of workload.fencing, weakest first.
+	FencingModes = []Fencing{FenceNone, FenceWrites, FenceAll, FenceGuarded}
+	// GuardedBackends are the backends whose lock service can make a write
+	// conditional on the lock (workload.fencing: guarded). memcached has no
+	// such operation: a guarded write cannot exist there.
+	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul"}
 )
+
+// Fencing is a fencing mode: what the protected resource checks.
+type Fencing string
+
+// The fencing modes.
+const (
+	// FenceNone: the resource accepts every request (fencing: false).
+	FenceNone Fencing = "none"
+	// FenceWrites: the resource rejects a write whose token is lower than
+	// one it accepted for the key (fencing: true). A read is not checked,
+	// so a holder that read before a newer holder wrote can still write
+	// a value based on its stale read.
+	FenceWrites Fencing = "writes"
+	// FenceAll: the resource remembers the highest token of any request it
+	// served, reads included, and refuses a lower one (Kleppmann's fenced
+	// storage, Chubby's sequencers): read-modify-write is safe.
+	FenceAll Fencing = "all"
+	// FenceGuarded: the data lives in the lock service's own store and
+	// every read and write is made conditional on still holding the lock,
+	// in one atomic step with the lock check (locks.Guarded).
+	FenceGuarded Fencing = "guarded"
+)
+
+// Mode is f with the zero value read as FenceNone.
+func (f Fencing) Mode() Fencing {
+	if f == "" {
+		return FenceNone
+	}
+	return f
+}
+
+// Checked reports whether the resource checks tokens on writes (every
+// mode but none).
+func (f Fencing) Checked() bool { return f.Mode() != FenceNone }
 
 var targetPattern = regexp.MustCompile(`^(holder|leader|clients|servers|minority|majority|resource|[a-z][a-z-]*[0-9]*)$`)
 
@@ -163,7 +205,10 @@ func yamlError(name string, err error) error {
 	return &Error{File: name, Line: 1, Msg: "bad YAML: " + msg}
 }
 
-type parser struct{ file string }
+type parser struct {
+	file        string
+	fencingNode *yaml.Node // workload.fencing's value, if given
+}
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
 	return &Error{File: p.file, Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
@@ -267,6 +312,9 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	if s.Workload.HoldMax < s.Workload.HoldMin {
 		return p.errf(n, "workload.hold_max", "must not be below workload.hold_min (%v)", s.Workload.HoldMin)
 	}
+	if err := p.checkFencing(s); err != nil {
+		return err
+	}
 	for i, f := range s.Faults {
 		if f.At >= s.Duration {
 			return p.errf(faultsNode.Content[i], fmt.Sprintf("faults[%d].at", i), "%v is not before the end of the run (%v)", f.At, s.Duration)
@@ -306,7 +354,8 @@ func (p *parser) workload(n *yaml.Node, w *Workload) error {
 		case "hold_max":
 			return true, p.duration(v, field, &w.HoldMax)
 		case "fencing":
-			return true, p.boolean(v, field, &w.Fencing)
+			p.fencingNode = v
+			return true, p.fencing(v, field, &w.Fencing)
 		case "keys":
 			return true, p.intIn(v, field, &w.Keys, 1, 64)
 		case "items":
@@ -314,6 +363,45 @@ func (p *parser) workload(n *yaml.Node, w *Workload) error {
 		}
 		return false, nil
 	})
+}
+
+// fencing reads workload.fencing: a mode, or true (writes) and false (none)
+// as older files say.
+func (p *parser) fencing(n *yaml.Node, field string, out *Fencing) error {
+	modes := make([]string, len(FencingModes))
+	for i, m := range FencingModes {
+		modes[i] = string(m)
+	}
+	want := "one of " + strings.Join(modes, ", ") + " (or true for writes, false for none)"
+	s, err := p.scalar(n, field, want)
+	if err != nil {
+		return err
+	}
+	switch {
+	case n.Tag == "!!bool" && s == "true":
+		*out = FenceWrites
+	case n.Tag == "!!bool":
+		*out = FenceNone
+	case n.Tag == "!!str" && slices.Contains(modes, s):
+		*out = Fencing(s)
+	default:
+		return p.errf(n, field, "%q is not %s", s, want)
+	}
+	return nil
+}
+
+// checkFencing refuses a mode that a listed backend cannot provide.
+func (p *parser) checkFencing(s *Scenario) error {
+	if s.Workload.Fencing != FenceGuarded {
+		return nil
+	}
+	for i, b := range s.Backends {
+		if !slices.Contains(GuardedBackends, b) {
+			return p.errf(p.fencingNode, "workload.fencing", "guarded needs a lock service that can make a write conditional on holding the lock, and %s has none (backends[%d]): use all or writes there, or list only %s",
+				b, i, strings.Join(GuardedBackends, ", "))
+		}
+	}
+	return nil
 }
 
 func (p *parser) faults(n *yaml.Node, out *[]Fault) error {
@@ -440,18 +528,6 @@ func (p *parser) float(n *yaml.Node, field string, out *float64) error {
 		return p.errf(n, field, "want a number, got %q", s)
 	}
 	*out = v
-	return nil
-}
-
-func (p *parser) boolean(n *yaml.Node, field string, out *bool) error {
-	s, err := p.scalar(n, field, "true or false")
-	if err != nil {
-		return err
-	}
-	if n.Tag != "!!bool" {
-		return p.errf(n, field, "want true or false, got %q", s)
-	}
-	*out = s == "true"
 	return nil
 }
 

@@ -45,10 +45,49 @@ func TestParse(t *testing.T) {
 	}
 	if s.Name != "pause" || len(s.Backends) != 2 || s.Cluster.Size != 3 || s.Clients != 3 || s.Duration != 12*time.Second ||
 		s.Lock.TTL != 2*time.Second || s.Lock.RenewEvery != 500*time.Millisecond || s.Lock.Clock != "client" ||
-		!s.Workload.Fencing || s.Workload.Keys != 1 || len(s.Faults) != 2 ||
+		s.Workload.Fencing != scenario.FenceWrites || s.Workload.Keys != 1 || len(s.Faults) != 2 ||
 		s.Faults[0] != (scenario.Fault{At: 3 * time.Second, Fault: "pause", Target: "holder", For: 5 * time.Second}) ||
 		s.Faults[1].Offset != -1500*time.Millisecond {
 		t.Fatalf("parsed %+v", s)
+	}
+}
+
+// workload.fencing: the four modes, and true and false as older files say.
+func TestFencingModes(t *testing.T) {
+	for in, want := range map[string]scenario.Fencing{
+		"true": scenario.FenceWrites, "false": scenario.FenceNone,
+		"none": scenario.FenceNone, "writes": scenario.FenceWrites, "all": scenario.FenceAll, "guarded": scenario.FenceGuarded,
+	} {
+		src := strings.Replace(good, "fencing: true", "fencing: "+in, 1)
+		s, err := scenario.Parse("s.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("fencing: %s: %v", in, err)
+		}
+		if s.Workload.Fencing != want {
+			t.Fatalf("fencing: %s: got %q, want %q", in, s.Workload.Fencing, want)
+		}
+		// Marshal writes the mode, which reads back the same.
+		back, err := scenario.Parse("m.yaml", scenario.Marshal(s))
+		if err != nil || back.Workload.Fencing != want {
+			t.Fatalf("fencing: %s: marshalled back as %v (%v)", in, back, err)
+		}
+	}
+	// Unset: none.
+	s, err := scenario.Parse("s.yaml", []byte(strings.Replace(good, "  fencing: true\n", "", 1)))
+	if err != nil || s.Workload.Fencing.Mode() != scenario.FenceNone || s.Workload.Fencing.Checked() {
+		t.Fatalf("unset fencing: %v, %v", s, err)
+	}
+	// guarded on memcache is refused, at the fencing field's line.
+	src := strings.Replace(strings.Replace(good, "fencing: true", "fencing: guarded", 1), "[etcd, postgres]", "[etcd, memcache]", 1)
+	_, err = scenario.Parse("s.yaml", []byte(src))
+	var se *scenario.Error
+	if !errors.As(err, &se) || se.Line != 16 || se.Field != "workload.fencing" || !strings.Contains(se.Msg, "memcache has none (backends[1])") {
+		t.Fatalf("guarded on memcache: got %v", err)
+	}
+	// The quoted string "true" is not the boolean.
+	_, err = scenario.Parse("s.yaml", []byte(strings.Replace(good, "fencing: true", `fencing: "true"`, 1)))
+	if err == nil {
+		t.Fatal(`fencing: "true" (a string) accepted`)
 	}
 }
 
@@ -71,7 +110,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown fault", "fault: pause", "fault: explode", 19, "faults[0].fault", "not one of"},
 		{"bad target", "target: holder", "target: 10.0.0.1", 20, "faults[0].target", "not a target"},
 		{"fault after the end", "at: 4s", "at: 40s", 22, "faults[1].at", "not before the end"},
-		{"fencing not a bool", "fencing: true", "fencing: yes please", 16, "workload.fencing", "true or false"},
+		{"fencing not a mode", "fencing: true", "fencing: yes please", 16, "workload.fencing", "not one of none, writes, all, guarded"},
+		{"fencing a number", "fencing: true", "fencing: 1", 16, "workload.fencing", "not one of none, writes, all, guarded"},
 		{"renew not below ttl", "renew_every: 500ms", "renew_every: 5s", 1, "lock.renew_every", "shorter than lock.ttl"},
 		{"lock not a mapping", "lock:\n  ttl: 2s\n  renew_every: 500ms\n  clock: client", "lock: fast", 8, "lock", "want a mapping"},
 		{"missing name", "name: pause\n", "", 1, "name", "missing"},

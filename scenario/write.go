@@ -43,12 +43,7 @@ func Marshal(s *Scenario) []byte {
 		{"clock", s.Lock.Clock},
 	})
 	w := s.Workload
-	fencing := ""
-	if w.Fencing {
-		fencing = "true"
-	} else {
-		fencing = "false"
-	}
+	fencing := string(w.Fencing) // unset stays unset
 	keys := ""
 	if w.Keys > 1 {
 		keys = strconv.Itoa(w.Keys)

@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/locksim/locksim/scenario"
@@ -37,5 +38,47 @@ func TestMarshalRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(s, back) {
 			t.Errorf("%s: round trip changed it:\n%+v\n%+v\n%s", s.Name, s, back, data)
 		}
+	}
+}
+
+// The catalogue's families of fencing modes: each holds the scenario
+// under writes and a stronger mode, its members differ in nothing but
+// name, description, backends and fencing, and a guarded member lists
+// only backends that have guarded writes.
+func TestCatalogueFamilies(t *testing.T) {
+	files, _ := filepath.Glob("../scenarios/*.yaml")
+	var ss []*scenario.Scenario
+	for _, f := range files {
+		s, err := scenario.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	fams := scenario.Families(ss)
+	modes := map[string][]scenario.Fencing{}
+	for i, fam := range fams {
+		if fam != "" {
+			modes[fam] = append(modes[fam], ss[i].Workload.Fencing.Mode())
+		}
+	}
+	for _, want := range []string{"holder-cut-off", "postgres-client-clock"} {
+		got := modes[want]
+		if !slices.Contains(got, scenario.FenceWrites) || !slices.Contains(got, scenario.FenceAll) || !slices.Contains(got, scenario.FenceGuarded) {
+			t.Errorf("family %s: modes %v, want writes, all and guarded", want, got)
+		}
+	}
+	if got := modes["holder-paused-past-lease"]; len(got) < 2 {
+		t.Errorf("family holder-paused-past-lease: modes %v", got)
+	}
+	// A changed field splits a family.
+	a, b := *ss[0], *ss[0]
+	b.Name, b.Workload.Fencing = b.Name+"-x", scenario.FenceAll
+	if fs := scenario.Families([]*scenario.Scenario{&a, &b}); fs[0] == "" || fs[0] != fs[1] {
+		t.Fatalf("same scenario, two modes: families %q", fs)
+	}
+	b.Clients++
+	if fs := scenario.Families([]*scenario.Scenario{&a, &b}); fs[0] != "" || fs[1] != "" {
+		t.Fatalf("different scenarios grouped: %q", fs)
 	}
 }

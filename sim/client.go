@@ -160,7 +160,7 @@ func (p *proc) onLost(reason string) {
 const resourceTimeout = int64(time.Second)
 
 func (p *proc) readResource(gen uint32) {
-	p.invoke(history.FRead, p.key, 0, false, nil)
+	p.invoke(history.FRead, p.key, p.token, p.r.res.readsToken(), nil)
 	p.r.res.read(p, p.key, gen)
 }
 

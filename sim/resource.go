@@ -1,28 +1,40 @@
 package sim
 
-import "github.com/locksim/locksim/history"
+import (
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/scenario"
+)
 
-// resource is the fenced resource every critical section writes to: one
-// counter per key on its own node. With fencing on it is the sequencer of
-// Chubby and Kleppmann's storage service: it remembers the greatest token it
-// accepted per key and rejects a write carrying a lower one (an equal token
-// is the same holder writing again). With fencing off it accepts every
-// write. It reports each decision as a lone info event of proc "resource"
-// (f accept or reject, with the token and the value).
+// resource is the fenced resource every critical section reads and writes:
+// one counter per key on its own node, in the scenario's fencing mode
+// (resource/ is its real counterpart). With fencing writes it is the
+// sequencer of Chubby and Kleppmann's storage service: it remembers the
+// greatest token it accepted per key and rejects a write carrying a lower
+// one (an equal token is the same holder writing again). With fencing all
+// reads count too: the greatest token of any request served, and a read
+// with a lower one is refused. With fencing none it accepts every write.
+// With fencing guarded the counter lives in the lock service's store: each
+// read and write goes to the service model, which decides it in one step
+// with its lock check (guardedClient), and this node only keeps the
+// values. It reports each decision on a write as a lone info event of proc
+// "resource" (f accept or reject, with the token and the value).
 type resource struct {
 	r       *run
 	n       *node
-	fencing bool
+	mode    scenario.Fencing
+	fencing bool // writes are checked
 	value   map[string]int64
 	maxTok  map[string]int64
 	calls   *arena[resCall]
 }
 
 func newResource(r *run) *resource {
+	mode := r.sc.Workload.Fencing.Mode()
 	return &resource{
 		r:       r,
 		n:       r.w.addNode(history.ProcResource),
-		fencing: r.sc.Workload.Fencing,
+		mode:    mode,
+		fencing: mode == scenario.FenceWrites || mode == scenario.FenceAll,
 		value:   make(map[string]int64),
 		maxTok:  make(map[string]int64),
 		calls:   resCalls.get(r),
@@ -46,15 +58,29 @@ type resCall struct {
 // resCalls keeps the memory of resCalls from one run to the next.
 var resCalls arenaPool[resCall]
 
-// read reads key for p's cycle gen: p.readDone or p.resourceFailed.
+// read reads key with p's token for p's cycle gen: p.readDone,
+// p.readRefused or p.resourceFailed.
 func (s *resource) read(p *proc, key string, gen uint32) {
-	s.start(&resCall{s: s, p: p, gen: gen, key: key})
+	if s.mode == scenario.FenceGuarded {
+		s.guardedRead(p, key, gen)
+		return
+	}
+	s.start(&resCall{s: s, p: p, gen: gen, key: key, tok: p.token})
 }
 
 // write writes v with tok to key for p's cycle gen: p.writeDone or
 // p.resourceFailed.
 func (s *resource) write(p *proc, key string, tok, v int64, gen uint32) {
+	if s.mode == scenario.FenceGuarded {
+		s.guardedWrite(p, key, tok, v, gen)
+		return
+	}
 	s.start(&resCall{s: s, p: p, gen: gen, write: true, key: key, tok: tok, v: v})
+}
+
+// readsToken reports whether reads carry the holder's token.
+func (s *resource) readsToken() bool {
+	return s.mode == scenario.FenceAll || s.mode == scenario.FenceGuarded
 }
 
 func (s *resource) start(c *resCall) {
@@ -68,7 +94,13 @@ func (s *resource) start(c *resCall) {
 func (c *resCall) serve(*call) {
 	s := c.s
 	if !c.write {
-		c.v = s.value[c.key]
+		c.ok = s.mode != scenario.FenceAll || c.tok >= s.maxTok[c.key]
+		if c.ok {
+			c.v = s.value[c.key]
+			if s.mode == scenario.FenceAll {
+				s.maxTok[c.key] = max(s.maxTok[c.key], c.tok)
+			}
+		}
 		c.call.replyH()
 		return
 	}
@@ -85,10 +117,13 @@ func (c *resCall) serve(*call) {
 }
 
 func (c *resCall) replied() {
-	if c.write {
+	switch {
+	case c.write:
 		c.p.writeDone(c.gen, c.ok)
-	} else {
+	case c.ok:
 		c.p.readDone(c.gen, c.v)
+	default:
+		c.p.readRefused(c.gen)
 	}
 }
 

@@ -267,6 +267,9 @@ func newRun(cfg Config) (*run, error) {
 	if sc.Workload.Kind == "list" {
 		return nil, fmt.Errorf("sim: the list workload is not simulated: run it with locksim run")
 	}
+	if err := checkFencing(sc, backend); err != nil {
+		return nil, err
+	}
 	r := &run{
 		w:       newWorld(cfg.Seed, sc.Duration),
 		sc:      sc,

@@ -416,6 +416,7 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 	var cells []compareCell
 	used := map[string]bool{}
 	names := map[string]string{}
+	var loaded []*scenario.Scenario
 	for _, f := range files {
 		sc, err := scenario.Load(f)
 		if err != nil {
@@ -449,7 +450,9 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 		if len(bs) == 0 {
 			continue
 		}
-		sum.Scenarios = append(sum.Scenarios, report.ScenarioInfo{Name: sc.Name, File: filepath.ToSlash(f), Description: strings.TrimSpace(sc.Description)})
+		sum.Scenarios = append(sum.Scenarios, report.ScenarioInfo{Name: sc.Name, File: filepath.ToSlash(f), Description: strings.TrimSpace(sc.Description),
+			Fencing: string(sc.Workload.Fencing.Mode())})
+		loaded = append(loaded, sc)
 		for _, b := range bs {
 			used[b] = true
 			cells = append(cells, compareCell{sc: sc, file: f, backend: b})
@@ -457,6 +460,9 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 	}
 	if len(cells) == 0 {
 		return nil, nil, fmt.Errorf("no scenario in %s runs on the backends asked for%s", scens, map[bool]string{true: " in the simulator", false: ""}[len(sum.Skipped) > 0])
+	}
+	for i, fam := range scenario.Families(loaded) {
+		sum.Scenarios[i].Family = fam
 	}
 	slices.SortStableFunc(sum.Scenarios, func(a, b report.ScenarioInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, b := range known {

@@ -27,6 +27,10 @@
 // Raft index of the key's last write: every grant writes the key, so a
 // later grant always has a greater ModifyIndex, across deletions too.
 //
+// Guarded writes (locks.Guarded): Lease.GuardedPut and GuardedGet are KV
+// transactions that check the lock key's session (verb check-session) in
+// the same transaction as the write or read, on a key of the caller's.
+//
 // Deviations: Acquire waits with blocking queries on the key, bounded by
 // PollInterval so that a lock-delay is also waited out; a session is made
 // per lease and destroyed on Release, as the seed does.

@@ -3,6 +3,8 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +31,10 @@ type Lease struct {
 	watcherDone chan struct{}
 }
 
-var _ locks.Lease = (*Lease)(nil)
+var (
+	_ locks.Lease   = (*Lease)(nil)
+	_ locks.Guarded = (*Lease)(nil)
+)
 
 func (l *Locker) newLease(key, session string, pair *api.KVPair) *Lease {
 	ctx, stop := context.WithCancel(context.Background())
@@ -163,4 +168,57 @@ func (le *Lease) Release(ctx context.Context) error {
 		return ctxOr(ctx, backendErr("session destroy", err))
 	}
 	return nil
+}
+
+// GuardedPut implements locks.Guarded: one KV transaction (PUT /v1/txn)
+// that checks that the lock key is still held by this lease's session
+// (verb check-session) and sets key to value; Consul applies both in one
+// Raft entry, or neither. key is a KV key of the caller's; it is not
+// locked and outlives the lock. Refused, the lease is lost and the error
+// matches locks.ErrNotHeld.
+func (le *Lease) GuardedPut(ctx context.Context, key string, value []byte) error {
+	_, err := le.guarded(ctx, "guarded put", &api.KVTxnOp{Verb: api.KVSet, Key: key, Value: value})
+	return err
+}
+
+// GuardedGet implements locks.Guarded: one read-only KV transaction,
+// consistent (the leader confirms its leadership), that checks the lock
+// key's session and reads key (verb get-or-empty: nil if absent).
+func (le *Lease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
+	resp, err := le.guarded(ctx, "guarded get", &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: key})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Results) < 2 || resp.Results[1].KV == nil {
+		return nil, nil
+	}
+	return resp.Results[1].KV.Value, nil
+}
+
+func (le *Lease) guarded(ctx context.Context, op string, kv *api.KVTxnOp) (*api.TxnResponse, error) {
+	// No local check of Err: the session check at the server decides.
+	ops := api.TxnOps{
+		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: le.key, Session: le.session}},
+		{KV: kv},
+	}
+	q := (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx)
+	ok, resp, _, err := le.l.c.Txn().Txn(ops, q)
+	if err != nil {
+		return nil, ctxOr(ctx, backendErr(op, err))
+	}
+	if !ok {
+		// Rolled back: by the session check (index 0), or by the
+		// operation itself.
+		for _, e := range resp.Errors {
+			if e.OpIndex == 0 {
+				return nil, locks.NotHeld(le.lose(op+" refused: "+e.What, nil))
+			}
+		}
+		var msgs []string
+		for _, e := range resp.Errors {
+			msgs = append(msgs, e.What)
+		}
+		return nil, backendErr(op, fmt.Errorf("transaction rolled back: %s", strings.Join(msgs, "; ")))
+	}
+	return resp, nil
 }

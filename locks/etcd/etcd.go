@@ -14,7 +14,9 @@
 //   - Token is the create revision of the mutex's own key, the value
 //     Mutex.IsOwner compares against. Grants are in create-revision order,
 //     so tokens strictly increase across the grants of a key. Lease.IsOwner
-//     offers etcd's own fencing: a comparison to guard a transaction.
+//     offers etcd's own fencing: a comparison to guard a transaction; the
+//     Lease implements locks.Guarded with it (GuardedPut and GuardedGet:
+//     a transaction on the caller's etcd key, If(IsOwner())).
 //   - TTL becomes the lease TTL in whole seconds, rounded up (etcd's
 //     granularity); 1 s at least. The server also enforces its own minimum
 //     (1.5 election timeouts) and extends every lease when a new leader is
@@ -221,7 +223,10 @@ type Lease struct {
 	releasing chan struct{} // closed when Release starts
 }
 
-var _ locks.Lease = (*Lease)(nil)
+var (
+	_ locks.Lease   = (*Lease)(nil)
+	_ locks.Guarded = (*Lease)(nil)
+)
 
 // watch closes Lost when the session ends without Release.
 func (l *Lease) watch() {
@@ -255,6 +260,47 @@ func (l *Lease) MutexKey() string { return l.mutex.Key() }
 // key still exists with its create revision, to guard a transaction
 // (clientv3.Txn(ctx).If(lease.IsOwner()).Then(...)).
 func (l *Lease) IsOwner() clientv3.Cmp { return l.mutex.IsOwner() }
+
+// GuardedPut implements locks.Guarded: one transaction that puts value
+// under the etcd key key (the caller's key space, outside Prefix) if this
+// grant's mutex key still exists with its create revision
+// (If(IsOwner())). The key is not attached to the lease: it outlives the
+// lock. Refused, the lease is lost and the error matches locks.ErrNotHeld.
+func (l *Lease) GuardedPut(ctx context.Context, key string, value []byte) error {
+	_, err := l.guarded(ctx, "guarded put", clientv3.OpPut(key, string(value)))
+	return err
+}
+
+// GuardedGet implements locks.Guarded: one transaction that reads the etcd
+// key key if this grant's mutex key still exists with its create revision.
+func (l *Lease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
+	resp, err := l.guarded(ctx, "guarded get", clientv3.OpGet(key))
+	if err != nil {
+		return nil, err
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	return kvs[0].Value, nil
+}
+
+func (l *Lease) guarded(ctx context.Context, op string, then clientv3.Op) (*clientv3.TxnResponse, error) {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return nil, locks.NotHeld(&locks.LostError{Key: l.key, Reason: op + " after release"})
+	}
+	resp, err := l.client.Txn(ctx).If(l.IsOwner()).Then(then).Commit()
+	if err != nil {
+		return nil, &locks.BackendError{Backend: Backend, Op: op, Err: err}
+	}
+	if !resp.Succeeded {
+		return nil, locks.NotHeld(l.sig.Lose(op + " refused: the mutex key is gone (lease expired or revoked)"))
+	}
+	return resp, nil
+}
 
 // Renew implements locks.Lease with one KeepAliveOnce on the lease. A lease
 // that etcd no longer has gives an error matching locks.ErrLockLost.

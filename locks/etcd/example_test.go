@@ -104,3 +104,33 @@ func ExampleLease_IsOwner() {
 	fmt.Println("written:", resp.Succeeded)
 	// Output: written: true
 }
+
+// A guarded write: etcd's transaction makes the put conditional on the
+// lock key, If(IsOwner()), in one step. A holder whose lease expired while
+// it was paused gets ErrNotHeld instead of overwriting the new holder's
+// data.
+func ExampleLease_GuardedPut() {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cli.Close()
+	locker, err := etcd.New(cli, locks.WithTTL(5*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	err = locks.Run(ctx, locker, "example/config", func(ctx context.Context, lease locks.Lease) error {
+		g := lease.(locks.Guarded)
+		if err := g.GuardedPut(ctx, "/example/config/value", []byte("v2")); err != nil {
+			return err // errors.Is(err, locks.ErrNotHeld): nothing was written
+		}
+		v, err := g.GuardedGet(ctx, "/example/config/value")
+		fmt.Printf("stored %s\n", v)
+		return err
+	})
+	fmt.Println("err:", err)
+	// Output:
+	// stored v2
+	// err: <nil>
+}

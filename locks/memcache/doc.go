@@ -46,6 +46,14 @@
 //     bytes) are percent-encoded or hashed, so that MegaMutex's
 //     "WidgetMaker Mutex ID" works.
 //
+// No guarded writes: a Lease does not implement locks.Guarded. memcached
+// has no operation that checks one item and writes another in one step
+// (no transactions, no scripts; cas compares the item it writes only), so
+// a write cannot be made conditional on still holding the lock. Protect
+// data behind a memcache lock with fencing tokens at the resource, and
+// know that the token counter itself is lost when the server restarts or
+// evicts it.
+//
 // The distinct list of seed 004's second mode is List, with CheckList to
 // judge what it held.
 package memcache

@@ -24,6 +24,9 @@ type AdvisoryConfig struct {
 	// Sequence is the sequence the tokens come from, optionally
 	// schema-qualified; created if absent. Default "locksim_advisory_token".
 	Sequence string
+	// DataTable is where guarded writes (AdvisoryLease.GuardedPut) keep
+	// their data, as Config.DataTable. Default "locks_data".
+	DataTable string
 }
 
 // DefaultAdvisoryOptions are Advisory's defaults: its connection is checked
@@ -45,6 +48,7 @@ type Advisory struct {
 	opts       locks.Options
 
 	trySQL, lockSQL, nextSQL string
+	data                     dataTable
 }
 
 var _ locks.Locker = (*Advisory)(nil)
@@ -68,7 +72,20 @@ func NewAdvisory(ctx context.Context, connString string, cfg AdvisoryConfig, opt
 	if cfg.Sequence == "" {
 		cfg.Sequence = "locksim_advisory_token"
 	}
+	if cfg.DataTable == "" {
+		cfg.DataTable = DefaultDataTable
+	}
 	a := &Advisory{connConfig: cc, cfg: cfg, opts: o}
+	// Guarded: $1 data key, $2 value, $3 and $4 the lock's key pair. The
+	// statement runs on the connection that holds the lock, and checks
+	// pg_locks that this session still holds it (a two-int4 advisory lock
+	// is classid, objid, objsubid 2).
+	a.data.name = pgx.Identifier(strings.Split(cfg.DataTable, ".")).Sanitize()
+	held := `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted` +
+		` AND classid = $3::int4::oid AND objid = $4::int4::oid AND objsubid = 2)`
+	a.data.putSQL = `INSERT INTO ` + a.data.name + ` (key, value) SELECT $1, $2 WHERE ` + held +
+		` ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+	a.data.getSQL = `SELECT (SELECT value FROM ` + a.data.name + ` WHERE key = $1) WHERE ` + strings.ReplaceAll(strings.ReplaceAll(held, "$3", "$2"), "$4", "$3")
 	// The CASE takes a token only once the lock is granted.
 	seqName := pgx.Identifier(strings.Split(cfg.Sequence, ".")).Sanitize()
 	seq := quoteLiteral(seqName)
@@ -198,7 +215,75 @@ type AdvisoryLease struct {
 	conn *pgx.Conn  // nil once released or lost
 }
 
-var _ locks.Lease = (*AdvisoryLease)(nil)
+var (
+	_ locks.Lease   = (*AdvisoryLease)(nil)
+	_ locks.Guarded = (*AdvisoryLease)(nil)
+)
+
+// GuardedPut implements locks.Guarded: one statement on the connection
+// that holds the advisory lock, which writes value under key in
+// AdvisoryConfig.DataTable if pg_locks shows that this session holds the
+// lock. Only this session can release its lock, and its statements run
+// one at a time, so the lock cannot go between the check and the write;
+// if the session is gone (the server ended it, the connection broke), so
+// is the lock, and nothing it sent afterwards can be written. Refused,
+// the lease is lost and the error matches locks.ErrNotHeld; a connection
+// that broke during the statement leaves the outcome unknown: the error is
+// a *locks.BackendError that also matches locks.ErrLockLost (not
+// ErrNotHeld), and the lease is lost.
+func (s *AdvisoryLease) GuardedPut(ctx context.Context, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	return s.guarded(ctx, "guarded put", func(conn *pgx.Conn) (bool, error) {
+		tag, err := conn.Exec(ctx, s.a.data.putSQL, key, value, s.space, s.hash)
+		return tag.RowsAffected() == 1, err
+	})
+}
+
+// GuardedGet implements locks.Guarded: one statement on the lock's
+// connection that reads key from AdvisoryConfig.DataTable if this session
+// holds the lock.
+func (s *AdvisoryLease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.guarded(ctx, "guarded get", func(conn *pgx.Conn) (bool, error) {
+		err := conn.QueryRow(ctx, s.a.data.getSQL, key, s.space, s.hash).Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	return v, err
+}
+
+func (s *AdvisoryLease) guarded(ctx context.Context, op string, do func(*pgx.Conn) (bool, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		if err := s.Err(); err != nil {
+			return locks.NotHeld(err)
+		}
+		return locks.NotHeld(&locks.LostError{Key: s.key, Reason: op + " after release"})
+	}
+	err := s.a.data.create(ctx, func(ctx context.Context, sql string) error {
+		_, err := s.conn.Exec(ctx, sql)
+		return err
+	})
+	var held bool
+	if err == nil {
+		held, err = do(s.conn)
+	}
+	switch {
+	case err != nil && s.conn.IsClosed():
+		s.conn = nil
+		return errors.Join(wrap(op, err), s.Lose(fmt.Sprintf("%s: connection holding the advisory lock is gone: %v", op, err)))
+	case err != nil:
+		return wrap(op, err)
+	case !held:
+		return locks.NotHeld(s.Lose(op + " refused: this session does not hold the advisory lock"))
+	}
+	return nil
+}
 
 // Key implements locks.Lease.
 func (s *AdvisoryLease) Key() string { return s.key }

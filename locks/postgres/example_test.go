@@ -120,3 +120,65 @@ func ExampleNewAdvisory() {
 	// renew: <nil>
 	// release: <nil>
 }
+
+// A guarded write: the data lives in a table of the same database, and
+// the write checks, in the same statement, that the lock row is still
+// this lease's. A holder whose row was taken (paused past locked_until)
+// gets ErrNotHeld instead of overwriting the new holder's data.
+func ExampleLease_GuardedPut() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, server.DSN())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	locker, err := postgres.New(ctx, pool, postgres.Config{DataTable: "example_data"})
+	if err != nil {
+		panic(err)
+	}
+	err = locks.Run(ctx, locker, "example-counter", func(ctx context.Context, lease locks.Lease) error {
+		g := lease.(locks.Guarded)
+		v, err := g.GuardedGet(ctx, "counter")
+		if err != nil {
+			return err
+		}
+		n := len(v) // read, modify ...
+		// ... write, only while the lock is ours.
+		if err := g.GuardedPut(ctx, "counter", append(v, '+')); errors.Is(err, locks.ErrNotHeld) {
+			return err // the lock was taken meanwhile: nothing was written
+		}
+		fmt.Println("counter was", n)
+		return err
+	})
+	fmt.Println("err:", err)
+	pool.Exec(ctx, "DROP TABLE example_data")
+	// Output:
+	// counter was 0
+	// err: <nil>
+}
+
+// On advisory locks the guarded write runs on the connection that holds
+// the lock, checked against pg_locks in the same statement.
+func ExampleAdvisoryLease_GuardedPut() {
+	ctx := context.Background()
+	locker, err := postgres.NewAdvisory(ctx, server.DSN(), postgres.AdvisoryConfig{DataTable: "example_advisory_data"})
+	if err != nil {
+		panic(err)
+	}
+	lease, err := locker.Acquire(ctx, "example-advisory")
+	if err != nil {
+		panic(err)
+	}
+	g := lease.(locks.Guarded)
+	fmt.Println("put:", g.GuardedPut(ctx, "greeting", []byte("hello")))
+	v, err := g.GuardedGet(ctx, "greeting")
+	fmt.Printf("get: %s %v\n", v, err)
+	fmt.Println("release:", lease.Release(ctx))
+	err = g.GuardedPut(ctx, "greeting", []byte("too late"))
+	fmt.Println("after release, not held:", errors.Is(err, locks.ErrNotHeld))
+	// Output:
+	// put: <nil>
+	// get: hello <nil>
+	// release: <nil>
+	// after release, not held: true
+}

@@ -48,6 +48,11 @@ type Config struct {
 	Table string
 	// Clock is whose clock says "now"; default ClockDB.
 	Clock ClockSource
+	// DataTable is where guarded writes (Lease.GuardedPut) keep their
+	// data: (key text primary key, value bytea), optionally
+	// schema-qualified, created at the first guarded operation. Default
+	// "locks_data".
+	DataTable string
 }
 
 // DefaultOptions are Locker's: lock_for 30 s, renew_every 10 s, and a
@@ -66,6 +71,7 @@ type Locker struct {
 	table string // quoted identifier
 
 	ensureSQL, getSQL, renewSQL, releaseSQL string
+	data                                    dataTable
 }
 
 var _ locks.Locker = (*Locker)(nil)
@@ -87,7 +93,11 @@ func New(ctx context.Context, db DB, cfg Config, opts ...locks.Option) (*Locker,
 	default:
 		return nil, fmt.Errorf("locks/postgres: unknown clock source %q (want %q or %q)", cfg.Clock, ClockDB, ClockClient)
 	}
+	if cfg.DataTable == "" {
+		cfg.DataTable = DefaultDataTable
+	}
 	l := &Locker{db: db, cfg: cfg, opts: o, table: pgx.Identifier(strings.Split(cfg.Table, ".")).Sanitize()}
+	l.data.name = pgx.Identifier(strings.Split(cfg.DataTable, ".")).Sanitize()
 	l.buildSQL()
 	if err := l.createTable(ctx); err != nil {
 		return nil, err
@@ -103,6 +113,16 @@ func (l *Locker) buildSQL() {
 	t := l.table
 	l.ensureSQL = `INSERT INTO ` + t + ` (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`
 	l.releaseSQL = `UPDATE ` + t + ` SET locked_by = NULL WHERE key = $1 AND locked_by = $2`
+	// Guarded: $1 lock key, $2 locked_by, $3 sequence, $4 data key, $5
+	// value. FOR SHARE locks the lock row for the statement's transaction:
+	// a concurrent take of the row waits for it, and a take committed
+	// first makes the row no longer match (READ COMMITTED re-checks it).
+	d := l.data.name
+	l.data.putSQL = `INSERT INTO ` + d + ` (key, value) SELECT $4, $5 FROM ` + t +
+		` WHERE key = $1 AND locked_by = $2 AND sequence = $3 FOR SHARE` +
+		` ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+	l.data.getSQL = `SELECT d.value FROM ` + t + ` l LEFT JOIN ` + d + ` d ON d.key = $4` +
+		` WHERE l.key = $1 AND l.locked_by = $2 AND l.sequence = $3 FOR SHARE OF l`
 	if l.cfg.Clock == ClockDB {
 		l.getSQL = `UPDATE ` + t + ` SET locked_by = $2, locked_at = clock_timestamp(),` +
 			` locked_until = clock_timestamp() + $3::bigint * interval '1 microsecond', sequence = sequence + 1` +
@@ -215,6 +235,37 @@ func (l *Locker) get(ctx context.Context, key, id string) (locks.Lease, error) {
 	return &Lease{LostSignal: locks.NewLostSignal(key), l: l, key: key, id: id, token: locks.Token(seq), until: until}, nil
 }
 
+// DefaultDataTable is the table guarded writes use unless configured.
+const DefaultDataTable = "locks_data"
+
+// dataTable is the table of guarded writes, created once.
+type dataTable struct {
+	name           string // quoted identifier
+	putSQL, getSQL string
+
+	mu      sync.Mutex
+	created bool
+}
+
+// create makes the data table if it is absent, once per locker.
+func (d *dataTable) create(ctx context.Context, exec func(ctx context.Context, sql string) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.created {
+		return nil
+	}
+	err := exec(ctx, `CREATE TABLE IF NOT EXISTS `+d.name+` (key text PRIMARY KEY, value bytea)`)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "42710" || pgErr.Code == "23505") {
+		err = nil // created by another locker at the same time
+	}
+	if err != nil {
+		return wrap("create data table", err)
+	}
+	d.created = true
+	return nil
+}
+
 // Lease is one grant of a Locker row.
 type Lease struct {
 	*locks.LostSignal
@@ -227,10 +278,62 @@ type Lease struct {
 	until time.Time
 }
 
-var _ locks.Lease = (*Lease)(nil)
+var (
+	_ locks.Lease   = (*Lease)(nil)
+	_ locks.Guarded = (*Lease)(nil)
+)
 
 // Key implements locks.Lease.
 func (s *Lease) Key() string { return s.key }
+
+// GuardedPut implements locks.Guarded: one statement that writes value
+// under key in Config.DataTable if the lock row still has this lease's
+// locked_by and sequence, holding the row with FOR SHARE while it does.
+// The check needs no clock: it holds until somebody takes the row (a
+// holder past locked_until whose row nobody took still holds it, as
+// Locker's renew says). Refused, the lease is lost and the error matches
+// locks.ErrNotHeld.
+func (s *Lease) GuardedPut(ctx context.Context, key string, value []byte) error {
+	if err := s.l.createData(ctx); err != nil {
+		return err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	tag, err := s.l.db.Exec(ctx, s.l.data.putSQL, s.key, s.id, int64(s.token), key, value)
+	if err != nil {
+		return wrap("guarded put", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return locks.NotHeld(s.Lose("guarded put refused: the row was taken by another owner (LockStolen)"))
+	}
+	return nil
+}
+
+// GuardedGet implements locks.Guarded: one statement that reads key from
+// Config.DataTable if the lock row still has this lease's locked_by and
+// sequence.
+func (s *Lease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
+	if err := s.l.createData(ctx); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.l.db.QueryRow(ctx, s.l.data.getSQL, s.key, s.id, int64(s.token), key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, locks.NotHeld(s.Lose("guarded get refused: the row was taken by another owner (LockStolen)"))
+	}
+	if err != nil {
+		return nil, wrap("guarded get", err)
+	}
+	return v, nil
+}
+
+func (l *Locker) createData(ctx context.Context) error {
+	return l.data.create(ctx, func(ctx context.Context, sql string) error {
+		_, err := l.db.Exec(ctx, sql)
+		return err
+	})
+}
 
 // Token implements locks.Lease: the row's sequence after this grant.
 func (s *Lease) Token() locks.Token { return s.token }
