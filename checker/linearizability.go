@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/anishathalye/porcupine"
 
@@ -226,28 +228,60 @@ func (l *linRecorder) check(lastT int64, opts Options) []LinResult {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var out []LinResult
+	// One job per key and model, in report order; keys are independent,
+	// so they are checked on every core.
+	type job struct {
+		key, model string
+		ops        []porcupine.Operation
+	}
+	var jobs []job
 	for _, k := range keys {
 		lk := l.keys[k]
 		if len(lk.lock) > 0 {
-			out = append(out, runPorcupine(k, ModelLock, lockModel(), lk.lock, lastT, opts))
+			jobs = append(jobs, job{k, ModelLock, lk.lock})
 		}
 		if len(lk.reg) > 0 {
-			out = append(out, runPorcupine(k, ModelRegister, registerModel(), lk.reg, lastT, opts))
+			jobs = append(jobs, job{k, ModelRegister, lk.reg})
 		}
+		delete(l.keys, k) // the jobs own the operations now
 	}
+	out := make([]LinResult, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				m := lockModel()
+				if jobs[i].model == ModelRegister {
+					m = registerModel()
+				}
+				out[i] = runPorcupine(jobs[i].key, jobs[i].model, m, jobs[i].ops, lastT, opts)
+				jobs[i].ops = nil // free porcupine's input as soon as it is done
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	return out
 }
 
+// runPorcupine checks one key and model. Porcupine's verbose mode (the
+// partial linearizations a visualization shows) costs most of the time on
+// a long history, so it runs only to draw a history already found not
+// linearizable.
 func runPorcupine(key, name string, m porcupine.Model, ops []porcupine.Operation, lastT int64, opts Options) LinResult {
 	for i := range ops {
 		if ops[i].Return == unbounded {
 			ops[i].Return = lastT + 1
 		}
 	}
-	res, info := porcupine.CheckOperationsVerbose(m, ops, opts.LinTimeout)
 	r := LinResult{Key: key, Model: name, Ops: len(ops)}
-	switch res {
+	switch porcupine.CheckOperationsTimeout(m, ops, opts.LinTimeout) {
 	case porcupine.Ok:
 		r.Result = LinOK
 	case porcupine.Illegal:
@@ -258,8 +292,10 @@ func runPorcupine(key, name string, m porcupine.Model, ops []porcupine.Operation
 	if r.Result == LinIllegal && opts.HTMLDir != "" {
 		path := filepath.Join(opts.HTMLDir, fmt.Sprintf("%s-%s.html", name, fileSafe(key)))
 		if err := os.MkdirAll(opts.HTMLDir, 0o755); err == nil {
-			if err := porcupine.VisualizePath(m, info, path); err == nil {
-				r.HTML = path
+			if res, info := porcupine.CheckOperationsVerbose(m, ops, opts.LinTimeout); res == porcupine.Illegal {
+				if err := porcupine.VisualizePath(m, info, path); err == nil {
+					r.HTML = path
+				}
 			}
 		}
 	}
