@@ -7,9 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
-	"sync"
 
 	"github.com/anishathalye/porcupine"
 
@@ -228,45 +226,24 @@ func (l *linRecorder) check(lastT int64, opts Options) []LinResult {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// One job per key and model, in report order; keys are independent,
-	// so they are checked on every core.
-	type job struct {
-		key, model string
-		ops        []porcupine.Operation
-	}
-	var jobs []job
+	// One key and model at a time, though keys are independent: porcupine
+	// keeps a bitset of every operation per step it takes, memory that grows
+	// with the square of a key's operations, and two keys checked at once
+	// (on the bench's 1,000,000-event history) took 20% less time for twice
+	// the memory (1.1-1.4 GB against 0.6-0.7 GB). Each key's operations are
+	// dropped as soon as it is checked.
+	var out []LinResult
 	for _, k := range keys {
 		lk := l.keys[k]
+		delete(l.keys, k)
 		if len(lk.lock) > 0 {
-			jobs = append(jobs, job{k, ModelLock, lk.lock})
+			out = append(out, runPorcupine(k, ModelLock, lockModel(), lk.lock, lastT, opts))
+			lk.lock = nil
 		}
 		if len(lk.reg) > 0 {
-			jobs = append(jobs, job{k, ModelRegister, lk.reg})
+			out = append(out, runPorcupine(k, ModelRegister, registerModel(), lk.reg, lastT, opts))
 		}
-		delete(l.keys, k) // the jobs own the operations now
 	}
-	out := make([]LinResult, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				m := lockModel()
-				if jobs[i].model == ModelRegister {
-					m = registerModel()
-				}
-				out[i] = runPorcupine(jobs[i].key, jobs[i].model, m, jobs[i].ops, lastT, opts)
-				jobs[i].ops = nil // free porcupine's input as soon as it is done
-			}
-		}()
-	}
-	for i := range jobs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	return out
 }
 
