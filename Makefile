@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report agree
+.PHONY: all build test unit fuzz bench bench-checker lint vet fmt-check setup clean demo consul compare compare-real report agree
 
 all: build
 
@@ -38,6 +38,9 @@ fuzz:
 
 bench: build
 	bash scripts/bench.sh
+
+bench-checker:
+	bash scripts/bench.sh checker
 
 lint: vet fmt-check $(STATICCHECK)
 	$(STATICCHECK) ./...
