@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build test unit fuzz bench lint vet fmt-check setup clean demo consul compare compare-real report agree install-check
+.PHONY: all build test unit fuzz bench bench-checker lint vet fmt-check setup clean demo consul compare compare-real report agree install-check
 
 all: build
 
@@ -47,6 +47,9 @@ fuzz:
 
 bench: build
 	bash scripts/bench.sh
+
+bench-checker:
+	bash scripts/bench.sh checker
 
 lint: vet fmt-check $(STATICCHECK)
 	$(STATICCHECK) ./...

@@ -309,18 +309,63 @@ func (c *Checker) Finish() Result {
 }
 
 // Check reads every event of r and returns the verdict. The error is the
-// reader's: malformed input (a *history.Error) or an I/O error.
+// reader's: malformed input (a *history.Error) or an I/O error. Reading and
+// decoding run on a goroutine of their own, a batch of events ahead of the
+// checks.
 func Check(r *history.Reader, opts Options) (Result, error) {
+	const batch = 512
+	type chunk struct {
+		events []history.Event
+		err    error
+	}
+	full := make(chan chunk, 4)
+	free := make(chan []history.Event, 6)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(full)
+		for {
+			var events []history.Event
+			select {
+			case events = <-free:
+				events = events[:0]
+			default:
+				events = make([]history.Event, 0, batch)
+			}
+			var err error
+			for len(events) < batch {
+				var e history.Event
+				if e, err = r.Next(); err != nil {
+					break
+				}
+				events = append(events, e)
+			}
+			select {
+			case full <- chunk{events, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	c := New(opts)
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
+	for ch := range full {
+		for i := range ch.events {
+			c.Add(&ch.events[i])
+		}
+		if ch.err == io.EOF {
 			break
 		}
-		if err != nil {
-			return Result{}, err
+		if ch.err != nil {
+			return Result{}, ch.err
 		}
-		c.Add(&e)
+		clear(ch.events) // drop the values the batch points to
+		select {
+		case free <- ch.events:
+		default:
+		}
 	}
 	return c.Finish(), nil
 }

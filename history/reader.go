@@ -44,6 +44,9 @@ type Reader struct {
 	lastT int64
 	open  map[string]openOp
 	long  []byte
+	// strs interns the strings of the fast path (procs, keys, fs).
+	strs map[string]string
+	tok  int64
 }
 
 type openOp struct {
@@ -53,7 +56,7 @@ type openOp struct {
 
 // NewReader reads a history from r; name is used in error messages.
 func NewReader(r io.Reader, name string) *Reader {
-	return &Reader{name: name, br: bufio.NewReaderSize(r, 256<<10), open: make(map[string]openOp)}
+	return &Reader{name: name, br: bufio.NewReaderSize(r, 256<<10), open: make(map[string]openOp), strs: make(map[string]string)}
 }
 
 // Open opens the history file at path. Close it when done.
@@ -137,8 +140,11 @@ func (r *Reader) errorf(field, format string, args ...any) *Error {
 
 func (r *Reader) parse(line []byte) (Event, error) {
 	w := wire{T: missingT}
-	if err := json.Unmarshal(line, &w); err != nil {
-		return Event{}, r.jsonError(err)
+	if !r.fast(line, &w) {
+		w = wire{T: missingT}
+		if err := json.Unmarshal(line, &w); err != nil {
+			return Event{}, r.jsonError(err)
+		}
 	}
 	switch {
 	case w.T == missingT:
