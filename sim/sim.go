@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -42,6 +43,11 @@ type Config struct {
 	// less. A sweep over seeds sets it and runs a violating seed again to
 	// get its history.
 	NoHistory bool
+	// Context, if set, ends a run early when it is done: Run then returns
+	// the context's error and no result. A run never looks at the wall
+	// clock otherwise, so a run that is not stopped is as deterministic
+	// with it as without.
+	Context context.Context
 }
 
 // Net is the shape of every link of a run.
@@ -103,7 +109,16 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Context != nil {
+		r.w.done = cfg.Context.Done()
+	}
 	r.w.run()
+	if r.w.stopped {
+		for _, f := range r.atEnd {
+			f()
+		}
+		return nil, cfg.Context.Err()
+	}
 	r.finish()
 	res := &Result{
 		Scenario: cfg.Scenario.Name,

@@ -2,8 +2,11 @@ package sim
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -61,6 +64,37 @@ func TestDeterministic(t *testing.T) {
 				t.Errorf("%s on %s: seeds 7 and 8 gave the same history", name, b)
 			}
 		}
+	}
+}
+
+// A run given a context stops soon after the context ends, even a run of
+// the longest scenario allowed; a context that does not end changes
+// nothing (the same history byte for byte).
+func TestContextStopsRun(t *testing.T) {
+	long := parse(t, "name: long\nbackends: [etcd]\nclients: 3\nduration: 24h\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(Config{Scenario: long, Seed: 1, Context: ctx, NoHistory: true})
+	if elapsed := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || res != nil || elapsed > 5*time.Second {
+		t.Fatalf("24h run with a 200ms context: %v, result %v, after %v", err, res != nil, elapsed)
+	}
+	sc := load(t, "holder-paused-past-lease")
+	res, err = Run(Config{Scenario: sc, Backend: "consul", Seed: 3, Context: context.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, "consul", 3))) {
+		t.Errorf("a run with a context differs from one without")
+	}
+	live, cancelLive := context.WithCancel(context.Background())
+	defer cancelLive()
+	res, err = Run(Config{Scenario: sc, Backend: "etcd", Seed: 3, Context: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, "etcd", 3))) {
+		t.Errorf("a run with a live context differs from one without")
 	}
 }
 
