@@ -140,6 +140,20 @@ func Run(cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// Validate checks cfg as Run does before it starts, without running it:
+// the backend and workload are modelled, and every fault's kind and target
+// exist on the backend (a *FaultError if not).
+func Validate(cfg Config) error {
+	r, err := newRun(cfg)
+	if err != nil {
+		return err
+	}
+	for _, f := range r.atEnd {
+		f()
+	}
+	return nil
+}
+
 // options are the lock options after the backend's defaults (those of its
 // package in locks/) and the scenario's settings.
 type options struct {

@@ -277,3 +277,23 @@ func asFaultError(err error, fe **FaultError) bool {
 	*fe = e
 	return ok
 }
+
+// Validate finds what Run would refuse, without running.
+func TestValidate(t *testing.T) {
+	bad := parse(t, "name: v\nbackends: [etcd]\nclients: 2\nduration: 24h\nfaults:\n  - {at: 1s, fault: pause, target: memcached2}\n")
+	start := time.Now()
+	err := Validate(Config{Scenario: bad, Seed: 1})
+	var fe *FaultError
+	if !errors.As(err, &fe) || fe.Index != 0 || fe.Field != "target" || time.Since(start) > time.Second {
+		t.Fatalf("Validate: %v after %v", err, time.Since(start))
+	}
+	if _, err := Run(Config{Scenario: bad, Seed: 1}); !errors.As(err, &fe) {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := Validate(Config{Scenario: load(t, "control"), Backend: "consul", Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(Config{Scenario: load(t, "memcache-list"), Seed: 1}); err == nil {
+		t.Fatal("the list workload validated")
+	}
+}

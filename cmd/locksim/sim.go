@@ -40,6 +40,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink]")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "exit status: 0 no violation, 1 violations, 2 bad input, 3 no violation but a seed's history holds no event")
+		fmt.Fprintln(stderr, "(the scenario ends before the clients do anything), 130 interrupted")
 	}
 	backend := fs.String("backend", "", "simulate only backend `B` (default: every backend the scenario lists)")
 	seeds := fs.Uint64("seeds", 1000, "run seeds 1..`N`")
@@ -93,10 +95,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		first, n = *seed, 1
 	}
 	opts := checker.Options{Linearizability: *lin}
-	// Bad input (a fault target the backend has no node for) is found by
-	// one run before the sweep starts.
+	// Bad input (a fault target the backend has no node for) is found
+	// before the sweep starts.
 	for _, b := range backends {
-		if _, err := sim.Run(sim.Config{Scenario: sc, Backend: b, Seed: first, Checker: opts}); err != nil {
+		if err := sim.Validate(sim.Config{Scenario: sc, Backend: b, Seed: first, Checker: opts}); err != nil {
 			var fe *sim.FaultError
 			if errors.As(err, &fe) {
 				fmt.Fprintf(stderr, "locksim sim: %s:%d: field \"faults[%d].%s\": backend %s: %s\n", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, b, fe.Msg)
@@ -113,7 +115,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	// written under --out), no shrinking, exit 130.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	status := exitOK
+	status, empty := exitOK, false
 	for _, b := range backends {
 		sw := &sweep{
 			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
@@ -147,6 +149,14 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  seed %d: %s\n", res.Seed, kindList(res))
 			fmt.Fprintf(stdout, "    replay: locksim sim %s --backend %s --seed %d\n", shellQuote(path), b, res.Seed)
 		}
+		if e := sw.empty.Load(); e > 0 {
+			empty = true
+			what := fmt.Sprintf("%d of %d seeds of %s on %s (the first: seed %d) hold", e, ran, sc.Name, b, sw.firstEmpty)
+			if ran == 1 {
+				what = fmt.Sprintf("seed %d of %s on %s holds", sw.firstEmpty, sc.Name, b)
+			}
+			warnEmpty(stderr, "sim", what)
+		}
 		if *out != "" {
 			write := bad
 			if seedSet && len(bad) == 0 {
@@ -169,6 +179,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if status == exitOK && empty {
+		return exitEmpty
+	}
 	return status
 }
 
@@ -184,12 +197,15 @@ type sweep struct {
 	bar       *progressbar.ProgressBar
 	ctx       context.Context // no seed is handed out once it ends
 
-	next atomic.Uint64
-	done atomic.Uint64
-	stop atomic.Bool
-	mu   sync.Mutex
-	bad  []*sim.Result
-	all  []*sim.Result // with one seed only
+	next  atomic.Uint64
+	done  atomic.Uint64
+	empty atomic.Uint64 // seeds whose history holds no event
+	stop  atomic.Bool
+	mu    sync.Mutex
+	bad   []*sim.Result
+	all   []*sim.Result // with one seed only
+
+	firstEmpty uint64 // the lowest of the empty seeds (under mu)
 }
 
 // run returns the violating runs in seed order. Without keepGoing it stops
@@ -210,11 +226,18 @@ func (s *sweep) run() []*sim.Result {
 					return
 				}
 				// The sweep keeps no history; writeRun replays a seed to get it.
-				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true})
+				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true, Context: s.ctx})
 				if err != nil {
-					continue // checked before the sweep
+					continue // checked before the sweep, or interrupted
 				}
 				s.done.Add(1)
+				if res.Verdict.Events == 0 {
+					s.mu.Lock()
+					if s.empty.Add(1) == 1 || res.Seed < s.firstEmpty {
+						s.firstEmpty = res.Seed
+					}
+					s.mu.Unlock()
+				}
 				if s.bar != nil {
 					_ = s.bar.Add(1)
 				}
