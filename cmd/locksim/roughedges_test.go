@@ -170,7 +170,6 @@ func TestEmptyHistoryFlagged(t *testing.T) {
 		t.Errorf("sim of control: exit %d, stderr %q", code, stderr)
 	}
 
-
 	for _, cmd := range []string{"check", "run", "sim"} {
 		code, _, stderr := runCLI(cmd, "-h")
 		if code != exitOK || !strings.Contains(stderr, "3 no violation but") {
