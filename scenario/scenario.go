@@ -313,17 +313,32 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	return nil
 }
 
+// MinLockTiming is the shortest lock.ttl, renew_every, poll or
+// wait_timeout a scenario may give (0 is the backend's default). No lock
+// service keeps time finer than that, and below it the clients would
+// retry or renew in a tight loop (the simulator then barely advances).
+const MinLockTiming = time.Millisecond
+
 func (p *parser) lock(n *yaml.Node, l *Lock) error {
+	timing := func(v *yaml.Node, field string, out *time.Duration) error {
+		if err := p.duration(v, field, out); err != nil {
+			return err
+		}
+		if *out != 0 && *out < MinLockTiming {
+			return p.errf(v, field, "%v is below %v, the shortest lock timing allowed (0 or unset: the backend's default)", *out, MinLockTiming)
+		}
+		return nil
+	}
 	return p.fields(n, "lock.", func(key string, v *yaml.Node, field string) (bool, error) {
 		switch key {
 		case "ttl":
-			return true, p.duration(v, field, &l.TTL)
+			return true, timing(v, field, &l.TTL)
 		case "renew_every":
-			return true, p.duration(v, field, &l.RenewEvery)
+			return true, timing(v, field, &l.RenewEvery)
 		case "poll":
-			return true, p.duration(v, field, &l.Poll)
+			return true, timing(v, field, &l.Poll)
 		case "wait_timeout":
-			return true, p.duration(v, field, &l.WaitTimeout)
+			return true, timing(v, field, &l.WaitTimeout)
 		case "lock_delay":
 			l.LockDelaySet = true
 			return true, p.duration(v, field, &l.LockDelay)

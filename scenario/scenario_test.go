@@ -88,6 +88,8 @@ func TestParseErrors(t *testing.T) {
 		{"clock-step without an offset", "    offset: -1.5s\n", "", 22, "faults[1].offset", "missing"},
 		{"slow without a latency", "    fault: pause\n    target: holder", "    fault: slow\n    target: holder", 18, "faults[0].latency", "latency or jitter"},
 		{"drift on a pause", "    for: 5s", "    for: 5s\n    drift: 0.5", 22, "faults[0].drift", "takes no drift"},
+		{"ttl too short", "  ttl: 2s", "  ttl: 3ns", 9, "lock.ttl", "below 1ms"},
+		{"wait_timeout too short", "  clock: client", "  clock: client\n  wait_timeout: 10us", 12, "lock.wait_timeout", "below 1ms"},
 		{"latency on a clock-step", "    offset: -1.5s", "    offset: -1.5s\n    latency: 1s", 26, "faults[1].latency", "takes only offset"},
 		{"lock not a mapping", "lock:\n  ttl: 2s\n  renew_every: 500ms\n  clock: client", "lock: fast", 8, "lock", "want a mapping"},
 		{"missing name", "name: pause\n", "", 1, "name", "missing"},
