@@ -35,8 +35,9 @@ type Scenario struct {
 
 // MaxDuration is the longest run a scenario may ask for. A run on real
 // servers lasts that long in wall time; the simulator's cost grows with it
-// too (about a second of CPU per simulated hour and seed), and a sweep runs
-// it for every seed.
+// too (from about a second to a minute and a half of CPU per simulated
+// hour and seed, as the workload is busy), and a sweep runs it for every
+// seed.
 const MaxDuration = 24 * time.Hour
 
 // FieldLine is the line of field (named as in errors: "duration",

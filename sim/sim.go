@@ -48,6 +48,10 @@ type Config struct {
 	// clock otherwise, so a run that is not stopped is as deterministic
 	// with it as without.
 	Context context.Context
+	// Progress, if set, is called now and then (every few thousand
+	// events) with the virtual time the run has reached, from Run's
+	// goroutine: for a progress bar over one long run.
+	Progress func(virtual time.Duration)
 }
 
 // Net is the shape of every link of a run.
@@ -109,8 +113,23 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Context != nil {
-		r.w.done = cfg.Context.Done()
+	if cfg.Context != nil || cfg.Progress != nil {
+		var done <-chan struct{}
+		if cfg.Context != nil {
+			done = cfg.Context.Done()
+		}
+		progress := cfg.Progress
+		r.w.poll = func(now int64) bool {
+			if progress != nil {
+				progress(time.Duration(now))
+			}
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
 	}
 	r.w.run()
 	if r.w.stopped {

@@ -89,12 +89,30 @@ func TestContextStopsRun(t *testing.T) {
 	}
 	live, cancelLive := context.WithCancel(context.Background())
 	defer cancelLive()
-	res, err = Run(Config{Scenario: sc, Backend: "etcd", Seed: 3, Context: live})
+	res, err = Run(Config{Scenario: sc, Backend: "etcd", Seed: 3, Context: live, Progress: func(time.Duration) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, "etcd", 3))) {
-		t.Errorf("a run with a live context differs from one without")
+		t.Errorf("a run with a live context and a progress callback differs from one without")
+	}
+}
+
+// Progress reports the virtual time a long run has reached, rising; a
+// run stopped from it (through its context) ends there.
+func TestProgress(t *testing.T) {
+	long := parse(t, "name: long\nbackends: [etcd]\nclients: 3\nduration: 24h\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var seen []time.Duration
+	_, err := Run(Config{Scenario: long, Seed: 1, Context: ctx, NoHistory: true, Progress: func(d time.Duration) {
+		seen = append(seen, d)
+		if d > 10*time.Minute {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || len(seen) < 10 || !slices.IsSorted(seen) || seen[len(seen)-1] > 11*time.Minute {
+		t.Fatalf("%v; progress seen %d times: %v", err, len(seen), seen[:min(len(seen), 20)])
 	}
 }
 

@@ -22,16 +22,17 @@ type world struct {
 	// Default link shape: one-way delay base + uniform [0, jitter).
 	baseDelay, jitter int64
 
-	// done, if set, stops the run early when it is closed (Config.Context);
-	// stopped says it did. It is looked at once every stopEvery events.
-	done    <-chan struct{}
+	// poll, if set, is called once every pollEvery events with the virtual
+	// time reached (Config.Context, Config.Progress); when it returns true
+	// the run stops early, and stopped says so.
+	poll    func(now int64) (stop bool)
 	stopped bool
 }
 
-// stopEvery is how many events run between two looks at world.done: a
-// look costs next to nothing that often, and a run of a long scenario
+// pollEvery is how many events run between two calls of world.poll: a
+// call costs next to nothing that often, and a run of a long scenario
 // stops within a millisecond or so.
-const stopEvery = 1 << 12
+const pollEvery = 1 << 12
 
 // event is one entry of the queue. An event bound to a node (n != 0) runs
 // only while that node is the incarnation it was scheduled for, and waits
@@ -322,13 +323,9 @@ func (w *world) onNode(n *node, t int64, fn func()) {
 // run executes events until the queue is empty or the end of the run.
 func (w *world) run() {
 	for steps := 1; w.q.len() > 0; steps++ {
-		if steps%stopEvery == 0 && w.done != nil {
-			select {
-			case <-w.done:
-				w.stopped = true
-				return
-			default:
-			}
+		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
+			w.stopped = true
+			return
 		}
 		idx := w.q.pop()
 		// e stays valid while it runs: its slot is not reused before the

@@ -121,6 +121,18 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
 			keepGoing: *keepGoing || seedSet, opts: opts, ctx: ctx,
 		}
+		if !*quiet && n == 1 && sc.Duration >= longSeed && isTerminal(stderr) {
+			// One long seed: a bar over its virtual time.
+			bar := progressbar.NewOptions64(int64(sc.Duration/time.Second),
+				progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("seed %d of %s on %s, virtual seconds", first, sc.Name, b)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish(),
+			)
+			sw.progress = func(d time.Duration) { _ = bar.Set64(int64(d / time.Second)) }
+			defer func() { _ = bar.Finish() }()
+		}
 		if !*quiet && n > 1 && isTerminal(stderr) {
 			sw.bar = progressbar.NewOptions64(int64(n),
 				progressbar.OptionSetWriter(stderr),
@@ -185,6 +197,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
+// longSeed is the scenario duration from which locksim sim --seed shows a
+// bar over the seed's virtual time (a simulated hour takes from about a
+// second to a minute and a half).
+const longSeed = 10 * time.Minute
+
 // sweep runs the seeds of one backend on a pool of workers.
 type sweep struct {
 	sc        *scenario.Scenario
@@ -195,7 +212,8 @@ type sweep struct {
 	keepGoing bool
 	opts      checker.Options
 	bar       *progressbar.ProgressBar
-	ctx       context.Context // no seed is handed out once it ends
+	ctx       context.Context     // no seed is handed out once it ends, and a seed running stops
+	progress  func(time.Duration) // with one seed: its virtual time, now and then
 
 	next  atomic.Uint64
 	done  atomic.Uint64
@@ -226,7 +244,7 @@ func (s *sweep) run() []*sim.Result {
 					return
 				}
 				// The sweep keeps no history; writeRun replays a seed to get it.
-				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true, Context: s.ctx})
+				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true, Context: s.ctx, Progress: s.progress})
 				if err != nil {
 					continue // checked before the sweep, or interrupted
 				}
