@@ -121,6 +121,8 @@ var (
 	Clocks        = []string{"db", "client"}
 )
 
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
 var targetPattern = regexp.MustCompile(`^(holder|leader|clients|servers|minority|majority|resource|[a-z][a-z-]*[0-9]*)$`)
 
 // Error is a bad scenario file: file, line and field.
@@ -231,7 +233,13 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	err := p.fields(n, "", func(key string, v *yaml.Node, field string) (bool, error) {
 		switch key {
 		case "name":
-			return true, p.str(v, field, &s.Name)
+			if err := p.str(v, field, &s.Name); err != nil {
+				return true, err
+			}
+			if s.Name != "" && !namePattern.MatchString(s.Name) {
+				return true, p.errf(v, field, "%q is not a name: letters, digits, '.', '_' and '-', starting with a letter or digit (it names the directories a run is written to)", s.Name)
+			}
+			return true, nil
 		case "description":
 			return true, p.str(v, field, &s.Description)
 		case "backends":
@@ -268,11 +276,13 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	// Required fields and defaults.
 	switch {
 	case s.Name == "":
-		return p.errf(n, "name", "missing")
+		return p.errAt(n, "name", "missing")
 	case len(s.Backends) == 0:
-		return p.errf(n, "backends", "missing: list one or more of %s", strings.Join(Backends, ", "))
+		return p.errAt(n, "backends", "missing: list one or more of %s", strings.Join(Backends, ", "))
 	case s.Clients == 0:
-		return p.errf(n, "clients", "missing (want 1 to 256)")
+		return p.errAt(n, "clients", "missing (want 1 to 256)")
+	case s.Duration == 0 && p.nodes["duration"] != nil:
+		return p.errAt(n, "duration", "must be above 0 (want a duration such as 20s)")
 	case s.Duration == 0:
 		return p.errf(n, "duration", "missing (want a duration such as 20s)")
 	}
@@ -474,6 +484,9 @@ func (p *parser) backends(n *yaml.Node, field string, out *[]string) error {
 		p.nodes[f] = bn
 		if err := p.oneOf(bn, f, &b, Backends); err != nil {
 			return err
+		}
+		if j := slices.Index(*out, b); j >= 0 {
+			return p.errf(bn, f, "%s is listed twice (also %s[%d])", b, field, j)
 		}
 		*out = append(*out, b)
 	}

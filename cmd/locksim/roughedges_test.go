@@ -65,6 +65,10 @@ func TestRoughEdgesBadInput(t *testing.T) {
 		{[]string{"check", good}, []string{"control.yaml:1", "a scenario file?", "locksim sim"}},
 		// The backend is named once, not twice.
 		{[]string{"sim", scen("nonode.yaml", "faults:\n  - at: 1s\n    fault: pause\n    target: c9\n")}, []string{"nonode.yaml:8:", `"faults[0].target"`, `backend etcd: no node "c9" (nodes:`}},
+		// The name is a directory under --out: no way out of it.
+		{[]string{"run", "--out", filepath.Join(dir, "runs"), write("escape.yaml", "name: ../../escape\nbackends: [etcd]\nclients: 2\nduration: 1s\n")}, []string{"escape.yaml:1:", `"name"`, "not a name"}},
+		{[]string{"sim", write("twice.yaml", "name: x\nbackends: [etcd, memcache, etcd]\nclients: 2\nduration: 1s\n")}, []string{"twice.yaml:2:", `"backends[2]"`, "twice"}},
+		{[]string{"sim", write("zero.yaml", "name: x\nbackends: [etcd]\nclients: 2\nduration: 0s\n")}, []string{"zero.yaml:4:", `"duration"`, "above 0"}},
 		{[]string{"help", "nope"}, nil},
 	}
 	for _, tc := range tests {
