@@ -258,7 +258,7 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 				return true, err
 			}
 			if s.Duration > MaxDuration {
-				return true, p.errf(v, field, "%v is longer than the longest run allowed, %v", s.Duration, MaxDuration)
+				return true, p.errf(v, field, "%v is longer than the longest run allowed, %s", s.Duration, strings.TrimSuffix(MaxDuration.String(), "0m0s"))
 			}
 			return true, nil
 		case "lock":

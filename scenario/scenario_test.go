@@ -79,7 +79,7 @@ func TestParseErrors(t *testing.T) {
 		{"hold_max below hold_min", "hold_max: 20ms", "hold_max: 5ms", 15, "workload.hold_max", "below workload.hold_min"},
 		{"hold_max below hold_min, given first", "  hold_min: 10ms\n  hold_max: 20ms", "  hold_max: 5ms\n  hold_min: 10ms", 14, "workload.hold_max", "below workload.hold_min"},
 		{"fault after the end, at not first", "  - at: 4s\n    fault: clock-step\n    target: c2", "  - fault: clock-step\n    target: c2\n    at: 12s", 24, "faults[1].at", "not before the end"},
-		{"duration beyond the bound", "duration: 12s", "duration: 100000h", 7, "duration", "longer than the longest run allowed, 24h0m0s"},
+		{"duration beyond the bound", "duration: 12s", "duration: 100000h", 7, "duration", "longer than the longest run allowed, 24h"},
 		{"clock running backwards", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: -1.5", 25, "faults[1].drift", "backwards"},
 		{"clock stopped", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: -1", 25, "faults[1].drift", "above -1"},
 		{"clock-drift without a drift", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2", 22, "faults[1].drift", "missing"},
