@@ -13,6 +13,10 @@ type Summary struct {
 	Events          int         `json:"events"`
 	Violations      []Violation `json:"violations"`
 	Linearizability []LinResult `json:"linearizability,omitempty"`
+	// Empty lists the histories that hold no event at all: nothing was
+	// checked there, so no violation says nothing about them. A history
+	// read from no file is named "-".
+	Empty []string `json:"empty,omitempty"`
 }
 
 // Summarize merges per-file results; with more than one file, every
@@ -21,6 +25,13 @@ func Summarize(files []string, results []Result) Summary {
 	s := Summary{OK: true, Violations: []Violation{}}
 	for i, r := range results {
 		s.Events += r.Events
+		if r.Events == 0 {
+			name := "-"
+			if i < len(files) {
+				name = files[i]
+			}
+			s.Empty = append(s.Empty, name)
+		}
 		s.OK = s.OK && r.OK()
 		for _, v := range r.Violations {
 			if len(files) > 1 {
@@ -89,6 +100,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "FAIL: %s in %d events (%s)\n", plural(len(s.Violations), "violation"), s.Events, strings.Join(parts, ", "))
 	case unknown > 0:
 		fmt.Fprintf(&b, "UNKNOWN: no violation in %d events, but linearizability timed out on %d checks: not shown safe\n", s.Events, unknown)
+	case len(s.Empty) > 0 && s.Events == 0:
+		fmt.Fprintf(&b, "EMPTY: %s no event: nothing was recorded, so nothing is shown safe\n", emptyList(s.Empty))
+	case len(s.Empty) > 0:
+		fmt.Fprintf(&b, "EMPTY: no violation in %d events, but %s no event: nothing was recorded there, so not all is shown safe\n", s.Events, emptyList(s.Empty))
 	default:
 		lin := ""
 		if len(s.Linearizability) > 0 {
@@ -98,6 +113,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// emptyList names the empty histories for the verdict line.
+func emptyList(files []string) string {
+	if len(files) == 1 {
+		return files[0] + " holds"
+	}
+	return fmt.Sprintf("%d histories (%s) hold", len(files), strings.Join(files, ", "))
 }
 
 func joinInts[T int | int64](xs []T) string {

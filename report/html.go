@@ -45,7 +45,7 @@ func WriteHTML(w io.Writer, dir string, s *Summary) error {
 			} else if len(c.Kinds) > 0 {
 				class = "bad"
 			}
-			row.Cells = append(row.Cells, htmlMatrixCell{Ran: true, Text: cellText(s, c), Anchor: c.Anchor(), Class: class})
+			row.Cells = append(row.Cells, htmlMatrixCell{Ran: true, Lines: strings.Split(cellText(s, c), ", "), Anchor: c.Anchor(), Class: class})
 		}
 		page.Rows = append(page.Rows, row)
 	}
@@ -77,8 +77,9 @@ type htmlRow struct {
 }
 
 type htmlMatrixCell struct {
-	Ran                 bool
-	Text, Anchor, Class string
+	Ran           bool
+	Lines         []string // the verdict, one kind a line
+	Anchor, Class string
 }
 
 type htmlCell struct {
@@ -168,8 +169,10 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 <title>locksim safety report</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+div.matrix-box { max-width: 100%; overflow-x: auto; }
 table.matrix { border-collapse: collapse; }
-table.matrix th, table.matrix td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; }
+table.matrix th, table.matrix td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; }
+table.matrix tbody th { position: sticky; left: 0; background: #fff; }
 table.matrix td.safe, section.safe h3 { background: #e3f4e1; }
 table.matrix td.bad, section.bad h3 { background: #fbe0dc; }
 table.matrix td.error, section.error h3 { background: #eee; }
@@ -204,21 +207,25 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 {{if eq .S.Mode "sim"}}<p>Simulator, seeds 1..{{.S.Seeds}} per cell: a kind is listed if any seed showed it, with the seeds that showed it and the violations counted over all seeds. Each violating cell draws its first violating seed.</p>
 {{else}}<p>Real servers, one run per cell with seed {{.S.Seed}}.</p>
 {{end}}
+<div class="matrix-box">
 <table class="matrix">
 <thead><tr><th>scenario</th>{{range .S.Backends}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{.Text}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
+{{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{range $i, $l := .Lines}}{{if $i}},<br>{{end}}{{$l}}{{end}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
 {{end}}</tbody>
 </table>
+</div>
 {{if .Protections}}<h2 id="protection">What protected the resource</h2>
 <p>{{.ProtectionIntro}}</p>
 {{range .Protections}}<h3>{{.Family}}</h3>
+<div class="matrix-box">
 <table class="matrix">
 <thead><tr><th>backend</th><th>the lock</th>{{range .Modes}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
 {{range .Rows}}<tr><th>{{.Backend}}</th><td>{{.Lock}}</td>{{range .Cells}}<td class="{{.Class}}">{{if .Cell}}<a href="#{{.Cell.Anchor}}">{{.Text}}</a>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
+</div>
 {{end}}{{end}}{{range .S.Skipped}}<p class="skipped">Not run: {{.Scenario}} on {{.Backend}}: {{.Reason}}</p>
 {{end}}<h2>Reading a timeline</h2>
 <p class="legend"><span><i style="background:#4a7fc1"></i>a hold: from the acquire's ok to the release's invoke, the lost notice or the end; the number is its fencing token</span>

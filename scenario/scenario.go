@@ -37,6 +37,29 @@ type Scenario struct {
 	StartWindowSet bool          `yaml:"-"`
 }
 
+// MaxDuration is the longest run a scenario may ask for. A run on real
+// servers lasts that long in wall time; the simulator's cost grows with it
+// too (from about a second to a minute and a half of CPU per simulated
+// hour and seed, as the workload is busy), and a sweep runs it for every
+// seed.
+const MaxDuration = 24 * time.Hour
+
+// FieldLine is the line of field (named as in errors: "duration",
+// "lock.ttl", "faults[0].at", "backends[1]") in the scenario file at
+// path, or 1 if the file does not give it or cannot be read. It is for
+// errors found after Load, by what runs the scenario.
+func FieldLine(path, field string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 1
+	}
+	p, _, _ := parse(path, data)
+	if n, ok := p.nodes[field]; ok {
+		return n.Line
+	}
+	return 1
+}
+
 // Cluster sizes the servers.
 type Cluster struct {
 	// Size is the number of servers: etcd members, Consul servers,
@@ -149,6 +172,8 @@ func (f Fencing) Mode() Fencing {
 // mode but none).
 func (f Fencing) Checked() bool { return f.Mode() != FenceNone }
 
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
 var targetPattern = regexp.MustCompile(`^(holder|leader|clients|servers|minority|majority|resource|[a-z][a-z-]*[0-9]*)$`)
 
 // Error is a bad scenario file: file, line and field.
@@ -178,20 +203,27 @@ func Load(path string) (*Scenario, error) {
 
 // Parse validates data, read from the file named name.
 func Parse(name string, data []byte) (*Scenario, error) {
+	_, s, err := parse(name, data)
+	return s, err
+}
+
+// parse returns the parser too: the nodes of the fields read, up to an
+// error if there is one.
+func parse(name string, data []byte) (*parser, *Scenario, error) {
+	p := &parser{file: name, nodes: map[string]*yaml.Node{}}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, yamlError(name, err)
+		return p, nil, yamlError(name, err)
 	}
 	if len(root.Content) == 0 {
-		return nil, &Error{File: name, Line: 1, Msg: "empty scenario file"}
+		return p, nil, &Error{File: name, Line: 1, Msg: "empty scenario file"}
 	}
-	p := &parser{file: name}
 	s := &Scenario{}
 	if err := p.scenario(root.Content[0], s); err != nil {
-		return nil, err
+		return p, nil, err
 	}
-	return s, nil
+	return p, s, nil
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
@@ -207,7 +239,16 @@ func yamlError(name string, err error) error {
 
 type parser struct {
 	file        string
-	fencingNode *yaml.Node // workload.fencing's value, if given
+	fencingNode *yaml.Node            // workload.fencing's value, if given
+	nodes       map[string]*yaml.Node // the value of each field given, by name
+}
+
+// errAt is errf at the node of field if the file gives it, else at n.
+func (p *parser) errAt(n *yaml.Node, field, format string, args ...any) error {
+	if v, ok := p.nodes[field]; ok {
+		n = v
+	}
+	return p.errf(n, field, format, args...)
 }
 
 func (p *parser) errf(n *yaml.Node, field, format string, args ...any) error {
@@ -228,6 +269,7 @@ func (p *parser) fields(n *yaml.Node, path string, set func(key string, v *yaml.
 			return p.errf(k, field, "given twice")
 		}
 		seen[k.Value] = true
+		p.nodes[field] = v
 		known, err := set(k.Value, v, field)
 		if err != nil {
 			return err
@@ -240,11 +282,16 @@ func (p *parser) fields(n *yaml.Node, path string, set func(key string, v *yaml.
 }
 
 func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
-	var faultsNode *yaml.Node
 	err := p.fields(n, "", func(key string, v *yaml.Node, field string) (bool, error) {
 		switch key {
 		case "name":
-			return true, p.str(v, field, &s.Name)
+			if err := p.str(v, field, &s.Name); err != nil {
+				return true, err
+			}
+			if s.Name != "" && !namePattern.MatchString(s.Name) {
+				return true, p.errf(v, field, "%q is not a name: letters, digits, '.', '_' and '-', starting with a letter or digit (it names the directories a run is written to)", s.Name)
+			}
+			return true, nil
 		case "description":
 			return true, p.str(v, field, &s.Description)
 		case "backends":
@@ -259,13 +306,18 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 		case "clients":
 			return true, p.intIn(v, field, &s.Clients, 1, 256)
 		case "duration":
-			return true, p.duration(v, field, &s.Duration)
+			if err := p.duration(v, field, &s.Duration); err != nil {
+				return true, err
+			}
+			if s.Duration > MaxDuration {
+				return true, p.errf(v, field, "%v is longer than the longest run allowed, %s", s.Duration, strings.TrimSuffix(MaxDuration.String(), "0m0s"))
+			}
+			return true, nil
 		case "lock":
 			return true, p.lock(v, &s.Lock)
 		case "workload":
 			return true, p.workload(v, &s.Workload)
 		case "faults":
-			faultsNode = v
 			return true, p.faults(v, &s.Faults)
 		case "start_window":
 			s.StartWindowSet = true
@@ -279,11 +331,13 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 	// Required fields and defaults.
 	switch {
 	case s.Name == "":
-		return p.errf(n, "name", "missing")
+		return p.errAt(n, "name", "missing")
 	case len(s.Backends) == 0:
-		return p.errf(n, "backends", "missing: list one or more of %s", strings.Join(Backends, ", "))
+		return p.errAt(n, "backends", "missing: list one or more of %s", strings.Join(Backends, ", "))
 	case s.Clients == 0:
-		return p.errf(n, "clients", "missing (want 1 to 256)")
+		return p.errAt(n, "clients", "missing (want 1 to 256)")
+	case s.Duration == 0 && p.nodes["duration"] != nil:
+		return p.errAt(n, "duration", "must be above 0 (want a duration such as 20s)")
 	case s.Duration == 0:
 		return p.errf(n, "duration", "missing (want a duration such as 20s)")
 	}
@@ -302,38 +356,58 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 		}
 		for i, b := range s.Backends {
 			if b != "memcache" {
-				return p.errf(n, fmt.Sprintf("backends[%d]", i), "the list workload (seed 004's distinct list) runs on memcache only, not %s", b)
+				return p.errAt(n, fmt.Sprintf("backends[%d]", i), "the list workload (seed 004's distinct list) runs on memcache only, not %s", b)
 			}
 		}
 	}
+	// Checks across fields name the line of the field they blame.
 	if s.Lock.TTL > 0 && s.Lock.RenewEvery >= s.Lock.TTL {
-		return p.errf(n, "lock.renew_every", "must be shorter than lock.ttl (%v)", s.Lock.TTL)
+		return p.errAt(n, "lock.renew_every", "%v must be shorter than lock.ttl (%v)", s.Lock.RenewEvery, s.Lock.TTL)
+	}
+	if _, ok := p.nodes["workload.hold_max"]; !ok {
+		// hold_min alone is a fixed hold, as the clients read it.
+		s.Workload.HoldMax = s.Workload.HoldMin
 	}
 	if s.Workload.HoldMax < s.Workload.HoldMin {
-		return p.errf(n, "workload.hold_max", "must not be below workload.hold_min (%v)", s.Workload.HoldMin)
+		return p.errAt(n, "workload.hold_max", "%v must not be below workload.hold_min (%v)", s.Workload.HoldMax, s.Workload.HoldMin)
 	}
 	if err := p.checkFencing(s); err != nil {
 		return err
 	}
 	for i, f := range s.Faults {
 		if f.At >= s.Duration {
-			return p.errf(faultsNode.Content[i], fmt.Sprintf("faults[%d].at", i), "%v is not before the end of the run (%v)", f.At, s.Duration)
+			return p.errAt(n, fmt.Sprintf("faults[%d].at", i), "%v is not before the end of the run (%v)", f.At, s.Duration)
 		}
 	}
 	return nil
 }
 
+// MinLockTiming is the shortest lock.ttl, renew_every, poll or
+// wait_timeout a scenario may give (0 is the backend's default). No lock
+// service keeps time finer than that, and below it the clients would
+// retry or renew in a tight loop (the simulator then barely advances).
+const MinLockTiming = time.Millisecond
+
 func (p *parser) lock(n *yaml.Node, l *Lock) error {
+	timing := func(v *yaml.Node, field string, out *time.Duration) error {
+		if err := p.duration(v, field, out); err != nil {
+			return err
+		}
+		if *out != 0 && *out < MinLockTiming {
+			return p.errf(v, field, "%v is below %v, the shortest lock timing allowed (0 or unset: the backend's default)", *out, MinLockTiming)
+		}
+		return nil
+	}
 	return p.fields(n, "lock.", func(key string, v *yaml.Node, field string) (bool, error) {
 		switch key {
 		case "ttl":
-			return true, p.duration(v, field, &l.TTL)
+			return true, timing(v, field, &l.TTL)
 		case "renew_every":
-			return true, p.duration(v, field, &l.RenewEvery)
+			return true, timing(v, field, &l.RenewEvery)
 		case "poll":
-			return true, p.duration(v, field, &l.Poll)
+			return true, timing(v, field, &l.Poll)
 		case "wait_timeout":
-			return true, p.duration(v, field, &l.WaitTimeout)
+			return true, timing(v, field, &l.WaitTimeout)
 		case "lock_delay":
 			l.LockDelaySet = true
 			return true, p.duration(v, field, &l.LockDelay)
@@ -450,7 +524,45 @@ func (p *parser) faults(n *yaml.Node, out *[]Fault) error {
 		if f.Target == "" && f.Fault != "heal" {
 			return p.errf(fn, prefix+"target", "missing")
 		}
+		if err := p.faultParams(fn, prefix, &f); err != nil {
+			return err
+		}
 		*out = append(*out, f)
+	}
+	return nil
+}
+
+// faultParams checks the shape of a fault against its kind: the fields
+// that shape it are given where they are needed (a clock-drift without a
+// drift would do nothing) and only where the kind uses them (a drift on a
+// pause would be silently ignored), and a clock never runs backwards.
+func (p *parser) faultParams(fn *yaml.Node, prefix string, f *Fault) error {
+	uses := map[string][]string{
+		"slow":         {"latency", "latency_jitter"},
+		"clock-offset": {"offset"},
+		"clock-step":   {"offset"},
+		"clock-drift":  {"drift"},
+		"server-clock": {"offset"},
+	}[f.Fault]
+	given := map[string]bool{
+		"offset": f.Offset != 0, "drift": f.Drift != 0,
+		"latency": f.Latency != 0, "latency_jitter": f.LatencyJitter != 0,
+	}
+	// jitter (the window of the start) is every fault's.
+	for _, param := range []string{"offset", "drift", "latency", "latency_jitter"} {
+		if given[param] && !slices.Contains(uses, param) {
+			what := "no " + param
+			if len(uses) > 0 {
+				what = "only " + strings.Join(uses, " and ")
+			}
+			return p.errAt(fn, prefix+param, "a %s fault takes %s", f.Fault, what)
+		}
+	}
+	if len(uses) > 0 && !slices.ContainsFunc(uses, func(u string) bool { return given[u] }) {
+		return p.errAt(fn, prefix+uses[0], "missing: a %s fault without a non-zero %s does nothing", f.Fault, strings.Join(uses, " or "))
+	}
+	if f.Drift <= -1 {
+		return p.errAt(fn, prefix+"drift", "%g would stop the clock or run it backwards: want a rate above -1 (-0.5 runs at half speed, 1 at twice the speed)", f.Drift)
 	}
 	return nil
 }
@@ -462,6 +574,7 @@ func (p *parser) backends(n *yaml.Node, field string, out *[]string) error {
 			return err
 		}
 		*out = []string{b}
+		p.nodes[field+"[0]"] = n
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
@@ -469,8 +582,13 @@ func (p *parser) backends(n *yaml.Node, field string, out *[]string) error {
 	}
 	for i, bn := range n.Content {
 		var b string
-		if err := p.oneOf(bn, fmt.Sprintf("%s[%d]", field, i), &b, Backends); err != nil {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		p.nodes[f] = bn
+		if err := p.oneOf(bn, f, &b, Backends); err != nil {
 			return err
+		}
+		if j := slices.Index(*out, b); j >= 0 {
+			return p.errf(bn, f, "%s is listed twice (also %s[%d])", b, field, j)
 		}
 		*out = append(*out, b)
 	}

@@ -112,7 +112,29 @@ func TestParseErrors(t *testing.T) {
 		{"fault after the end", "at: 4s", "at: 40s", 22, "faults[1].at", "not before the end"},
 		{"fencing not a mode", "fencing: true", "fencing: yes please", 16, "workload.fencing", "not one of none, writes, all, guarded"},
 		{"fencing a number", "fencing: true", "fencing: 1", 16, "workload.fencing", "not one of none, writes, all, guarded"},
-		{"renew not below ttl", "renew_every: 500ms", "renew_every: 5s", 1, "lock.renew_every", "shorter than lock.ttl"},
+		// Checks across two fields name the line of the one they blame,
+		// wherever it is.
+		{"renew not below ttl", "renew_every: 500ms", "renew_every: 5s", 10, "lock.renew_every", "shorter than lock.ttl"},
+		{"renew not below ttl, given first", "  ttl: 2s\n  renew_every: 500ms", "  renew_every: 2s\n  ttl: 2s", 9, "lock.renew_every", "shorter than lock.ttl"},
+		{"hold_max below hold_min", "hold_max: 20ms", "hold_max: 5ms", 15, "workload.hold_max", "below workload.hold_min"},
+		{"hold_max below hold_min, given first", "  hold_min: 10ms\n  hold_max: 20ms", "  hold_max: 5ms\n  hold_min: 10ms", 14, "workload.hold_max", "below workload.hold_min"},
+		{"fault after the end, at not first", "  - at: 4s\n    fault: clock-step\n    target: c2", "  - fault: clock-step\n    target: c2\n    at: 12s", 24, "faults[1].at", "not before the end"},
+		{"duration beyond the bound", "duration: 12s", "duration: 100000h", 7, "duration", "longer than the longest run allowed, 24h"},
+		{"clock running backwards", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: -1.5", 25, "faults[1].drift", "backwards"},
+		{"clock stopped", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: -1", 25, "faults[1].drift", "above -1"},
+		{"clock-drift without a drift", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2", 22, "faults[1].drift", "missing"},
+		{"clock-drift with a zero drift", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: 0", 25, "faults[1].drift", "does nothing"},
+		{"clock-drift with an offset", "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: 0.5\n    offset: 1s", 26, "faults[1].offset", "takes only drift"},
+		{"clock-step without an offset", "    offset: -1.5s\n", "", 22, "faults[1].offset", "missing"},
+		{"slow without a latency", "    fault: pause\n    target: holder", "    fault: slow\n    target: holder", 18, "faults[0].latency", "latency or latency_jitter"},
+		{"drift on a pause", "    for: 5s", "    for: 5s\n    drift: 0.5", 22, "faults[0].drift", "takes no drift"},
+		{"ttl too short", "  ttl: 2s", "  ttl: 3ns", 9, "lock.ttl", "below 1ms"},
+		{"wait_timeout too short", "  clock: client", "  clock: client\n  wait_timeout: 10us", 12, "lock.wait_timeout", "below 1ms"},
+		{"name with a slash", "name: pause", "name: ../../etc", 1, "name", "not a name"},
+		{"backend twice", "[etcd, postgres]", "[etcd, postgres, etcd]", 3, "backends[2]", "listed twice"},
+		{"no backends", "[etcd, postgres]", "[]", 3, "backends", "missing"},
+		{"zero duration", "duration: 12s", "duration: 0s", 7, "duration", "above 0"},
+		{"latency on a clock-step", "    offset: -1.5s", "    offset: -1.5s\n    latency: 1s", 26, "faults[1].latency", "takes only offset"},
 		{"lock not a mapping", "lock:\n  ttl: 2s\n  renew_every: 500ms\n  clock: client", "lock: fast", 8, "lock", "want a mapping"},
 		{"missing name", "name: pause\n", "", 1, "name", "missing"},
 		{"missing target", "    target: holder\n", "", 18, "faults[0].target", "missing"},
@@ -132,6 +154,47 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("got %v; want line %d field %q msg %q", err, tc.line, tc.field, tc.msg)
 			}
 		})
+	}
+}
+
+// The list workload runs on memcache only: the error names the line of
+// the backend that cannot run it, not the top of the file.
+func TestListWorkloadBackendLine(t *testing.T) {
+	src := "name: l\nbackends:\n  - memcache\n  - etcd\nclients: 2\nduration: 5s\nworkload:\n  kind: list\n"
+	_, err := scenario.Parse("l.yaml", []byte(src))
+	var se *scenario.Error
+	if !errors.As(err, &se) || se.Line != 4 || se.Field != "backends[1]" || !strings.Contains(se.Msg, "memcache only") {
+		t.Fatalf("got %v; want l.yaml:4 field backends[1]", err)
+	}
+	src = "name: l\nbackends: etcd\nclients: 2\nduration: 5s\nworkload:\n  kind: list\n"
+	_, err = scenario.Parse("l.yaml", []byte(src))
+	if !errors.As(err, &se) || se.Line != 2 || se.Field != "backends[0]" {
+		t.Fatalf("got %v; want l.yaml:2 field backends[0]", err)
+	}
+}
+
+// FieldLine gives the line of a field as errors name it; hold_min alone
+// is a fixed hold; a drift above -1 and a duration at the bound are
+// accepted.
+func TestLineAndDefaults(t *testing.T) {
+	src := strings.Replace(good, "  hold_max: 20ms\n", "", 1)
+	src = strings.Replace(src, "duration: 12s", "duration: 24h", 1)
+	src = strings.Replace(src, "    fault: clock-step\n    target: c2\n    offset: -1.5s", "    fault: clock-drift\n    target: c2\n    drift: -0.99", 1)
+	path := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := scenario.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Workload.HoldMax != s.Workload.HoldMin || s.Duration != scenario.MaxDuration || s.Faults[1].Drift != -0.99 {
+		t.Fatalf("parsed %+v", s)
+	}
+	for field, line := range map[string]int{"duration": 7, "lock.ttl": 9, "backends[1]": 3, "faults[1].drift": 24, "faults[0].at": 17, "workload.hold_max": 1, "nope": 1} {
+		if got := scenario.FieldLine(path, field); got != line {
+			t.Errorf("FieldLine(%q) = %d, want %d", field, got, line)
+		}
 	}
 }
 

@@ -26,7 +26,11 @@ func TestMarshalRoundTrip(t *testing.T) {
 		all = append(all, s)
 	}
 	s = &scenario.Scenario{Name: "drift", Backends: []string{"memcache"}, Clients: 2, Duration: 3e9,
-		Faults: []scenario.Fault{{At: 1e9, Fault: "server-clock", Target: "servers", Drift: -0.25, Latency: 5e6, LatencyJitter: 1e6}}}
+		Faults: []scenario.Fault{
+			{At: 1e9, Fault: "clock-drift", Target: "clients", Drift: -0.25},
+			{At: 1e9, Fault: "slow", Target: "servers", Latency: 5e6, LatencyJitter: 1e6},
+			{At: 2e9, Fault: "server-clock", Target: "servers", Offset: -3e9, For: 5e8},
+		}}
 	s.Cluster.Size, s.Workload.Kind, s.Workload.Keys, s.Workload.HoldMax = 1, "counter", 2, 0
 	all = append(all, s)
 	for _, s := range all {

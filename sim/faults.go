@@ -185,7 +185,7 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 	for _, n := range r.w.nodes {
 		names = append(names, n.name)
 	}
-	return nil, fmt.Errorf("no node %q on backend %s (nodes: %s)", target, r.backend, strings.Join(names, ", "))
+	return nil, fmt.Errorf("no node %q (nodes: %s)", target, strings.Join(names, ", "))
 }
 
 // endName is the nemesis event that ends a fault, as harness/ names it.

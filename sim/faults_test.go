@@ -36,7 +36,10 @@ func TestEveryFaultOnEveryModel(t *testing.T) {
 		if !ok {
 			t.Fatalf("no target for fault %s in the test", kind)
 		}
-		line := fmt.Sprintf("  - {at: 1s, fault: %s, for: 1500ms, offset: 3s, drift: 0.5, latency: 20ms, latency_jitter: 5ms", kind)
+		// Each kind with the fields that shape it (scenario refuses others).
+		params := map[string]string{"slow": ", latency: 20ms, latency_jitter: 5ms", "clock-offset": ", offset: 3s",
+			"clock-step": ", offset: 3s", "clock-drift": ", drift: 0.5", "server-clock": ", offset: 3s"}[kind]
+		line := fmt.Sprintf("  - {at: 1s, fault: %s, for: 1500ms%s", kind, params)
 		if target != "" {
 			line += ", target: " + target
 		}

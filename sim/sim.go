@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -42,6 +43,15 @@ type Config struct {
 	// less. A sweep over seeds sets it and runs a violating seed again to
 	// get its history.
 	NoHistory bool
+	// Context, if set, ends a run early when it is done: Run then returns
+	// the context's error and no result. A run never looks at the wall
+	// clock otherwise, so a run that is not stopped is as deterministic
+	// with it as without.
+	Context context.Context
+	// Progress, if set, is called now and then (every few thousand
+	// events) with the virtual time the run has reached, from Run's
+	// goroutine: for a progress bar over one long run.
+	Progress func(virtual time.Duration)
 }
 
 // Net is the shape of every link of a run.
@@ -103,7 +113,31 @@ func Run(cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Context != nil || cfg.Progress != nil {
+		var done <-chan struct{}
+		if cfg.Context != nil {
+			done = cfg.Context.Done()
+		}
+		progress := cfg.Progress
+		r.w.poll = func(now int64) bool {
+			if progress != nil {
+				progress(time.Duration(now))
+			}
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
+	}
 	r.w.run()
+	if r.w.stopped {
+		for _, f := range r.atEnd {
+			f()
+		}
+		return nil, cfg.Context.Err()
+	}
 	r.finish()
 	res := &Result{
 		Scenario: cfg.Scenario.Name,
@@ -123,6 +157,20 @@ func Run(cfg Config) (*Result, error) {
 	// Yielding between runs lets the worker finish the cycle (1-3 ms).
 	runtime.Gosched()
 	return res, nil
+}
+
+// Validate checks cfg as Run does before it starts, without running it:
+// the backend and workload are modelled, and every fault's kind and target
+// exist on the backend (a *FaultError if not).
+func Validate(cfg Config) error {
+	r, err := newRun(cfg)
+	if err != nil {
+		return err
+	}
+	for _, f := range r.atEnd {
+		f()
+	}
+	return nil
 }
 
 // options are the lock options after the backend's defaults (those of its

@@ -2,8 +2,11 @@ package sim
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -61,6 +64,55 @@ func TestDeterministic(t *testing.T) {
 				t.Errorf("%s on %s: seeds 7 and 8 gave the same history", name, b)
 			}
 		}
+	}
+}
+
+// A run given a context stops soon after the context ends, even a run of
+// the longest scenario allowed; a context that does not end changes
+// nothing (the same history byte for byte).
+func TestContextStopsRun(t *testing.T) {
+	long := parse(t, "name: long\nbackends: [etcd]\nclients: 3\nduration: 24h\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(Config{Scenario: long, Seed: 1, Context: ctx, NoHistory: true})
+	if elapsed := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || res != nil || elapsed > 5*time.Second {
+		t.Fatalf("24h run with a 200ms context: %v, result %v, after %v", err, res != nil, elapsed)
+	}
+	sc := load(t, "holder-paused-past-lease")
+	res, err = Run(Config{Scenario: sc, Backend: "consul", Seed: 3, Context: context.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, "consul", 3))) {
+		t.Errorf("a run with a context differs from one without")
+	}
+	live, cancelLive := context.WithCancel(context.Background())
+	defer cancelLive()
+	res, err = Run(Config{Scenario: sc, Backend: "etcd", Seed: 3, Context: live, Progress: func(time.Duration) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(historyBytes(t, res), historyBytes(t, simulate(t, sc, "etcd", 3))) {
+		t.Errorf("a run with a live context and a progress callback differs from one without")
+	}
+}
+
+// Progress reports the virtual time a long run has reached, rising; a
+// run stopped from it (through its context) ends there.
+func TestProgress(t *testing.T) {
+	long := parse(t, "name: long\nbackends: [etcd]\nclients: 3\nduration: 24h\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var seen []time.Duration
+	_, err := Run(Config{Scenario: long, Seed: 1, Context: ctx, NoHistory: true, Progress: func(d time.Duration) {
+		seen = append(seen, d)
+		if d > 10*time.Minute {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || len(seen) < 10 || !slices.IsSorted(seen) || seen[len(seen)-1] > 11*time.Minute {
+		t.Fatalf("%v; progress seen %d times: %v", err, len(seen), seen[:min(len(seen), 20)])
 	}
 }
 
@@ -249,4 +301,24 @@ func asFaultError(err error, fe **FaultError) bool {
 	e, ok := err.(*FaultError)
 	*fe = e
 	return ok
+}
+
+// Validate finds what Run would refuse, without running.
+func TestValidate(t *testing.T) {
+	bad := parse(t, "name: v\nbackends: [etcd]\nclients: 2\nduration: 24h\nfaults:\n  - {at: 1s, fault: pause, target: memcached2}\n")
+	start := time.Now()
+	err := Validate(Config{Scenario: bad, Seed: 1})
+	var fe *FaultError
+	if !errors.As(err, &fe) || fe.Index != 0 || fe.Field != "target" || time.Since(start) > time.Second {
+		t.Fatalf("Validate: %v after %v", err, time.Since(start))
+	}
+	if _, err := Run(Config{Scenario: bad, Seed: 1}); !errors.As(err, &fe) {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := Validate(Config{Scenario: load(t, "control"), Backend: "consul", Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(Config{Scenario: load(t, "memcache-list"), Seed: 1}); err == nil {
+		t.Fatal("the list workload validated")
+	}
 }

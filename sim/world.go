@@ -23,7 +23,18 @@ type world struct {
 	// base + uniform [0, jitter).
 	delays            *dist
 	baseDelay, jitter int64
+
+	// poll, if set, is called once every pollEvery events with the virtual
+	// time reached (Config.Context, Config.Progress); when it returns true
+	// the run stops early, and stopped says so.
+	poll    func(now int64) (stop bool)
+	stopped bool
 }
+
+// pollEvery is how many events run between two calls of world.poll: a
+// call costs next to nothing that often, and a run of a long scenario
+// stops within a millisecond or so.
+const pollEvery = 1 << 12
 
 // event is one entry of the queue. An event bound to a node (n != 0) runs
 // only while that node is the incarnation it was scheduled for, and waits
@@ -312,7 +323,11 @@ func (w *world) onNode(n *node, t int64, fn func()) {
 
 // run executes events until the queue is empty or the end of the run.
 func (w *world) run() {
-	for w.q.len() > 0 {
+	for steps := 1; w.q.len() > 0; steps++ {
+		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
+			w.stopped = true
+			return
+		}
 		idx := w.q.pop()
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.

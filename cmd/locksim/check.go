@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/locksim/locksim/checker"
@@ -30,6 +31,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: locksim check [--json] [--html DIR] [--linearizability=false] [--lin-timeout D] [--junit FILE] FILE|RUNDIR...")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "exit status: 0 no violation, 1 violations (or linearizability unknown), 2 bad input or usage,")
+		fmt.Fprintln(stderr, "3 no violation but a history holds no event (nothing was recorded: listed in --json's \"empty\")")
 	}
 	asJSON := fs.Bool("json", false, "print exactly one JSON object on stdout")
 	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR`")
@@ -45,6 +48,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
+	if *linTimeout <= 0 {
+		fmt.Fprintf(stderr, "locksim check: --lin-timeout must be positive, got %v (to skip linearizability: --linearizability=false)\n", *linTimeout)
+		return exitUsage
+	}
 	opts := checker.Options{Linearizability: *lin, LinTimeout: *linTimeout, HTMLDir: *htmlDir}
 	results := make([]checker.Result, 0, len(files))
 	var cases []report.JUnitCase
@@ -52,7 +59,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		start := time.Now()
 		res, err := checkFile(f, opts)
 		if err != nil {
-			fmt.Fprintf(stderr, "locksim check: %v\n", err)
+			hint := ""
+			if ext := filepath.Ext(f); ext == ".yaml" || ext == ".yml" {
+				hint = " (a scenario file? check reads histories; locksim sim or locksim run runs a scenario)"
+			}
+			fmt.Fprintf(stderr, "locksim check: %v%s\n", err, hint)
 			return exitUsage
 		}
 		results = append(results, res)
@@ -75,10 +86,20 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "locksim check: %v\n", err)
 		return exitUsage
 	}
-	if sum.OK {
-		return exitOK
+	if !sum.OK {
+		return exitViolations
 	}
-	return exitViolations
+	if len(sum.Empty) > 0 {
+		warnEmpty(stderr, "check", strings.Join(sum.Empty, ", ")+map[bool]string{true: " holds", false: " hold"}[len(sum.Empty) == 1])
+		return exitEmpty
+	}
+	return exitOK
+}
+
+// warnEmpty is the one warning line for runs or histories that recorded
+// no event; what names them ("h.jsonl holds", "3 of 100 seeds hold").
+func warnEmpty(stderr io.Writer, cmd, what string) {
+	fmt.Fprintf(stderr, "locksim %s: warning: %s no event: nothing was recorded, so nothing was checked (exit %d)\n", cmd, what, exitEmpty)
 }
 
 func checkFile(path string, opts checker.Options) (checker.Result, error) {

@@ -473,12 +473,12 @@ func planCompare(mode, scens, backends string) ([]compareCell, *report.Summary, 
 	return cells, sum, nil
 }
 
-// simValidate runs seed 1 once: a fault target the backend has no node
-// for is bad input, found before the comparison starts. Any other refusal
-// (a workload the simulator does not model) is returned as the reason to
-// skip the cell.
+// simValidate sets seed 1 up without running it (sim.Validate): a fault
+// target the backend has no node for is bad input, found before the
+// comparison starts. Any other refusal (a workload the simulator does not
+// model) is returned as the reason to skip the cell.
 func simValidate(path string, sc *scenario.Scenario, backend string) (skip string, err error) {
-	_, err = sim.Run(sim.Config{Scenario: sc, Backend: backend, Seed: 1, NoHistory: true})
+	err = sim.Validate(sim.Config{Scenario: sc, Backend: backend, Seed: 1})
 	var fe *sim.FaultError
 	if errors.As(err, &fe) {
 		return "", fmt.Errorf("%s:%d: field \"faults[%d].%s\": backend %s: %s", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, backend, fe.Msg)

@@ -4,7 +4,9 @@
 //
 //	locksim check [--json] [--html DIR] FILE...
 //
-// Exit status: 0 no violation, 1 violations found, 2 bad input or usage.
+// Exit status: 0 no violation, 1 violations found, 2 bad input or usage,
+// 3 no violation but a history (or a run, or a simulated seed) recorded no
+// event at all, 130 interrupted.
 package main
 
 import (
@@ -19,6 +21,10 @@ const (
 	exitOK         = 0
 	exitViolations = 1
 	exitUsage      = 2
+	// exitEmpty: no violation, but a history recorded nothing, so nothing
+	// was shown safe (a run that never got going, a scenario too short for
+	// its clients to start). Violations elsewhere take precedence (1).
+	exitEmpty = 3
 )
 
 // command is one subcommand. run gets the arguments after the subcommand's
@@ -38,6 +44,15 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "help" {
+		cmd, ok := commands[args[1]]
+		if !ok {
+			fmt.Fprintf(stderr, "locksim help: unknown command %q\n", args[1])
+			usage(stderr)
+			return exitUsage
+		}
+		return cmd.run([]string{"-h"}, stdout, stderr) // its usage
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: locksim run [--backend B] [--seed S] [--out DIR] [--linearizability] [--junit FILE] SCENARIO...")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "exit status: 0 no violation, 1 violations, 2 bad input or a run that failed,")
+		fmt.Fprintln(stderr, "3 no violation but a run recorded no event, 130 interrupted")
 	}
 	backend := fs.String("backend", "", "run only on backend `B` (default: every backend the scenario lists)")
 	seed := fs.Uint64("seed", 1, "random seed for the workload and the nemesis")
@@ -66,14 +69,14 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		if *backend != "" && !slices.Contains(s.Backends, *backend) {
-			fmt.Fprintf(stderr, "locksim run: %s: field \"backends\": scenario %s does not list backend %q\n", f, s.Name, *backend)
+			fmt.Fprintf(stderr, "locksim run: %s:%d: field \"backends\": scenario %s does not list backend %q (it lists %s)\n", f, scenario.FieldLine(f, "backends"), s.Name, *backend, strings.Join(s.Backends, ", "))
 			return exitUsage
 		}
 		scens = append(scens, s)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	status := exitOK
+	status, empty := exitOK, false
 	var cases []report.JUnitCase
 	// The JUnit file covers the runs that finished, whatever ends the loop.
 	writeJUnit := func() {
@@ -103,6 +106,10 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 				if !v.OK && status == exitOK {
 					status = exitViolations
 				}
+				if len(v.Empty) > 0 {
+					empty = true
+					warnEmpty(stderr, "run", fmt.Sprintf("the run of %s on %s holds", s.Name, b))
+				}
 			}
 			if ctx.Err() != nil {
 				fmt.Fprintln(stderr, "locksim run: interrupted; the history so far is in", dir)
@@ -118,5 +125,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	writeJUnit()
+	if status == exitOK && empty {
+		return exitEmpty
+	}
 	return status
 }

@@ -41,6 +41,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: locksim sim SCENARIO [--backend B] [--seeds N | --seed S] [--parallel P] [--out DIR] [--keep-going] [--shrink] [--shard I/N] [--junit FILE] [--sweep FROM:TO:STEP [--max-jump PP]]")
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "exit status: 0 no violation, 1 violations, 2 bad input, 3 no violation but a seed's history holds no event")
+		fmt.Fprintln(stderr, "(the scenario ends before the clients do anything), 130 interrupted")
 	}
 	backend := fs.String("backend", "", "simulate only backend `B` (default: every backend the scenario lists)")
 	seeds := fs.Uint64("seeds", 1000, "run seeds 1..`N`")
@@ -121,10 +123,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := checker.Options{Linearizability: *lin}
-	// Bad input (a fault target the backend has no node for) is found by
-	// one run before the sweep starts.
+	// Bad input (a fault target the backend has no node for) is found
+	// before the sweep starts.
 	for _, b := range backends {
-		if _, err := sim.Run(sim.Config{Scenario: sc, Backend: b, Seed: first, Checker: opts}); err != nil {
+		if err := sim.Validate(sim.Config{Scenario: sc, Backend: b, Seed: first, Checker: opts}); err != nil {
 			var fe *sim.FaultError
 			if errors.As(err, &fe) {
 				fmt.Fprintf(stderr, "locksim sim: %s:%d: field \"faults[%d].%s\": backend %s: %s\n", path, faultLine(path, fe.Index, fe.Field), fe.Index, fe.Field, b, fe.Msg)
@@ -149,12 +151,24 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 		return runShiftSweep(ctx, sc, backends, shifts, n, *parallel, *maxJump, stdout, stderr)
 	}
-	status := exitOK
+	status, empty := exitOK, false
 	res := simResult{name: sc.Name, path: path}
 	for _, b := range backends {
 		sw := &sweep{
 			sc: sc, path: path, backend: b, first: first, n: n, parallel: *parallel,
 			keepGoing: *keepGoing || seedSet, opts: opts, ctx: ctx,
+		}
+		if !*quiet && n == 1 && sc.Duration >= longSeed && isTerminal(stderr) {
+			// One long seed: a bar over its virtual time.
+			bar := progressbar.NewOptions64(int64(sc.Duration/time.Second),
+				progressbar.OptionSetWriter(stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("seed %d of %s on %s, virtual seconds", first, sc.Name, b)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish(),
+			)
+			sw.progress = func(d time.Duration) { _ = bar.Set64(int64(d / time.Second)) }
+			defer func() { _ = bar.Finish() }()
 		}
 		if !*quiet && n > 1 && isTerminal(stderr) {
 			sw.bar = progressbar.NewOptions64(int64(n),
@@ -181,6 +195,14 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		res.print(stdout, part, fmt.Sprintf(", %.1f s (%.0f seeds/s)", elapsed.Seconds(), float64(ran)/max(elapsed.Seconds(), 1e-9)))
 		if len(bad) > 0 {
 			status = exitViolations
+		}
+		if e := sw.empty.Load(); e > 0 {
+			empty = true
+			what := fmt.Sprintf("%d of %d seeds of %s on %s (the first: seed %d) hold", e, ran, sc.Name, b, sw.firstEmpty)
+			if ran == 1 {
+				what = fmt.Sprintf("seed %d of %s on %s holds", sw.firstEmpty, sc.Name, b)
+			}
+			warnEmpty(stderr, "sim", what)
 		}
 		if *out != "" {
 			write := bad
@@ -227,8 +249,16 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			shard.index, shard.count, seedsText(first, n), filepath.Join(*out, report.ShardFile))
 		return exitOK
 	}
+	if status == exitOK && empty {
+		return exitEmpty
+	}
 	return status
 }
+
+// longSeed is the scenario duration from which locksim sim --seed shows a
+// bar over the seed's virtual time (a simulated hour takes from about a
+// second to a minute and a half).
+const longSeed = 10 * time.Minute
 
 // sweep runs the seeds of one backend on a pool of workers.
 type sweep struct {
@@ -240,14 +270,18 @@ type sweep struct {
 	keepGoing bool
 	opts      checker.Options
 	bar       *progressbar.ProgressBar
-	ctx       context.Context // no seed is handed out once it ends
+	ctx       context.Context     // no seed is handed out once it ends, and a seed running stops
+	progress  func(time.Duration) // with one seed: its virtual time, now and then
 
-	next atomic.Uint64
-	done atomic.Uint64
-	stop atomic.Bool
-	mu   sync.Mutex
-	bad  []*sim.Result
-	all  []*sim.Result // with one seed only
+	next  atomic.Uint64
+	done  atomic.Uint64
+	empty atomic.Uint64 // seeds whose history holds no event
+	stop  atomic.Bool
+	mu    sync.Mutex
+	bad   []*sim.Result
+	all   []*sim.Result // with one seed only
+
+	firstEmpty uint64 // the lowest of the empty seeds (under mu)
 }
 
 // run returns the violating runs in seed order. Without keepGoing it stops
@@ -268,11 +302,18 @@ func (s *sweep) run() []*sim.Result {
 					return
 				}
 				// The sweep keeps no history; writeRun replays a seed to get it.
-				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true})
+				res, err := sim.Run(sim.Config{Scenario: s.sc, Backend: s.backend, Seed: s.first + i, Checker: s.opts, NoHistory: true, Context: s.ctx, Progress: s.progress})
 				if err != nil {
-					continue // checked before the sweep
+					continue // checked before the sweep, or interrupted
 				}
 				s.done.Add(1)
+				if res.Verdict.Events == 0 {
+					s.mu.Lock()
+					if s.empty.Add(1) == 1 || res.Seed < s.firstEmpty {
+						s.firstEmpty = res.Seed
+					}
+					s.mu.Unlock()
+				}
 				if s.bar != nil {
 					_ = s.bar.Add(1)
 				}
