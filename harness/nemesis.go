@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/faults"
@@ -403,25 +402,7 @@ func (n *nemesis) evict(targets []string) {
 	if len(addrs) == 0 {
 		addrs = n.r.dep.upstreams
 	}
-	// Items the size of a lock item land in its slab class, where the LRU
-	// evicts; eight writers fill a 2 MB server in well under a second.
-	junk := []byte("evict-junk")
-	prefix := n.rng.Uint32()
-	var wg sync.WaitGroup
-	for _, a := range addrs {
-		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				mc := memcache.New(a)
-				defer mc.Close()
-				for i := w; i < 60_000; i += 8 {
-					_ = mc.Set(&memcache.Item{Key: fmt.Sprintf("e%x-%x", prefix, i), Value: junk})
-				}
-			}()
-		}
-	}
-	wg.Wait()
+	faults.FloodMemcached(addrs, n.rng.Uint32())
 }
 
 // destroySessions destroys the Consul sessions holding the run's keys.

@@ -44,6 +44,17 @@ import (
 // Acquire. Renew and Release go to the server the add succeeded on. Loss is
 // found only by a Renew (or a Release) that finds the item gone or taken.
 //
+// Held to the real server by sim/behaviour's MemcachedCases (run against
+// memcached 1.6 from package cluster and against this model): add as a
+// test-and-set; delete; gets and cas with CAS ids; incr that creates
+// nothing, and the token as add "0" then incr; touch; a negative expiry;
+// expiry in whole seconds (an item of e s lives between e-1 and e s); a
+// server clock step seen at the next tick; a restart empties the server;
+// memory pressure evicts the lock and its counter. The cases found two
+// defects, since fixed: the model applied a clock step at once, and its
+// first second of current_time lasted up to two, so items lived up to a
+// second too long.
+//
 // Simplified: gets + cas is one round trip that compares the value and
 // sets the item (the real one is two, and retries on a cas conflict); the
 // token's incr-or-create is one round trip (the real one is up to three);
@@ -63,13 +74,15 @@ type mcServer struct {
 	items      map[string]*mcItem
 	head, tail *mcItem // LRU: head most recent
 	startLocal int64
-	ct         int64 // current_time, as of the last tick
+	ct         int64  // current_time, as of the last tick
+	casSeq     uint64 // the last CAS id handed out
 	fill       int
 }
 
 type mcItem struct {
 	key, value string
-	exp        int64 // current_time at which it expires; 0: never
+	exp        int64  // current_time at which it expires; 0: never
+	cas        uint64 // the CAS id: new at every store and incr
 	prev, next *mcItem
 }
 
@@ -94,7 +107,11 @@ func newMemcache(r *run, size int) *memcache {
 func (s *mcServer) reset(firstTick int64) {
 	s.items = make(map[string]*mcItem)
 	s.head, s.tail = nil, nil
-	s.startLocal = s.n.now()
+	// current_time counts whole seconds of the server's clock, and each
+	// tick reads one more than the last (memcached reads the monotonic
+	// clock's seconds at ticks a second apart): the count is taken from
+	// half a second before the tick's phase, so that tick k reads k.
+	s.startLocal = s.n.now() + firstTick - int64(time.Second) - int64(time.Second)/2
 	s.ct = 0
 	s.n.afterTrue(firstTick, s.tick)
 }
@@ -164,7 +181,8 @@ func (s *mcServer) set(key, value string, exp int64) {
 	if exp < 0 {
 		return
 	}
-	it := &mcItem{key: key, value: value}
+	s.casSeq++
+	it := &mcItem{key: key, value: value, cas: s.casSeq}
 	if exp > 0 {
 		it.exp = s.currentTime() + exp
 	}
@@ -185,16 +203,73 @@ func (s *mcServer) add(key, value string, exp int64) bool {
 	return true
 }
 
-func (s *mcServer) incr(key string) int64 {
+// incrExisting is memcached's incr: one more on a live number, or
+// NOT_FOUND (false); it creates nothing.
+func (s *mcServer) incrExisting(key string) (int64, bool) {
 	it := s.get(key)
 	if it == nil {
-		s.set(key, "0", 0)
-		it = s.items[key]
+		return 0, false
 	}
 	v, _ := strconv.ParseInt(it.value, 10, 64)
 	v++
 	it.value = strconv.FormatInt(v, 10)
+	s.casSeq++
+	it.cas = s.casSeq
+	return v, true
+}
+
+// incr is locks/memcache's token step: incr, and on NOT_FOUND add "0" and
+// incr again (three round trips in the real client, one here).
+func (s *mcServer) incr(key string) int64 {
+	if v, ok := s.incrExisting(key); ok {
+		return v
+	}
+	s.add(key, "0", 0)
+	v, _ := s.incrExisting(key)
 	return v
+}
+
+// touch sets a live item's relative expiry; false is NOT_FOUND.
+func (s *mcServer) touch(key string, exp int64) bool {
+	it := s.get(key)
+	if it == nil {
+		return false
+	}
+	if exp < 0 {
+		s.unlink(it)
+		delete(s.items, key)
+		return true
+	}
+	it.exp = 0
+	if exp > 0 {
+		it.exp = s.currentTime() + exp
+	}
+	return true
+}
+
+// remove is memcached's delete; false is NOT_FOUND.
+func (s *mcServer) remove(key string) bool {
+	it := s.get(key)
+	if it == nil {
+		return false
+	}
+	s.unlink(it)
+	delete(s.items, key)
+	return true
+}
+
+// cas stores key if its CAS id is still id: 0 stored, 1 NOT_FOUND, 2
+// EXISTS.
+func (s *mcServer) cas(key, value string, exp int64, id uint64) int {
+	it := s.get(key)
+	switch {
+	case it == nil:
+		return 1
+	case it.cas != id:
+		return 2
+	}
+	s.set(key, value, exp)
+	return 0
 }
 
 // casValue sets key's expiry if it still holds value: 0 done, 1 missing,

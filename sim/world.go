@@ -282,6 +282,14 @@ func (h *evHeap) pop() int32 {
 	return top.idx
 }
 
+// peekAt is when the first event is due; the queue must not be empty.
+func (h *evHeap) peekAt() int64 {
+	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
+		return h.near[h.nh].at
+	}
+	return h.keys[0].at
+}
+
 // release frees the slot of an event that has run.
 func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
 
@@ -323,18 +331,33 @@ func (w *world) onNode(n *node, t int64, fn func()) {
 
 // run executes events until the queue is empty or the end of the run.
 func (w *world) run() {
+	w.runTo(w.end)
+	w.now = max(w.now, min(w.end, w.now))
+}
+
+// runUntil runs the events due up to virtual time t, leaving the later
+// ones queued, and sets the time to t: for tests that drive a model step
+// by step (the behaviour cases).
+func (w *world) runUntil(t int64) {
+	w.runTo(t)
+	w.now = max(w.now, t)
+}
+
+// runTo executes the events due up to limit (the end of the run, or a
+// test's step), until the queue is empty or the poll says stop.
+func (w *world) runTo(limit int64) {
 	for steps := 1; w.q.len() > 0; steps++ {
 		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
 			w.stopped = true
 			return
 		}
+		if w.q.peekAt() > limit {
+			return // left queued: runUntil may go on from here
+		}
 		idx := w.q.pop()
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.
 		e := &w.q.slab[idx]
-		if e.at > w.end {
-			break
-		}
 		w.now = e.at
 		if e.n != 0 {
 			n := w.nodes[e.n-1]
@@ -354,7 +377,6 @@ func (w *world) run() {
 		w.dispatch(e)
 		w.q.release(idx)
 	}
-	w.now = max(w.now, min(w.end, w.now))
 }
 
 // int64n is a uniform draw in [0, n); 0 when n <= 0.

@@ -1,0 +1,60 @@
+// Package behaviour holds the simulator's models to the real servers.
+//
+// Every behaviour of a simulated service that a verdict can depend on is a
+// case here: a sequence of operations and faults with the observable
+// outcome, and when it shows. Each table runs twice, against the real
+// server that package cluster starts (this package's tests) and against
+// the simulator's model in virtual time (package sim's tests), through one
+// small interface per service. A case the model gets wrong is fixed in the
+// model, never deleted; each model's doc comment names the cases that hold
+// it.
+//
+// A case states what must be true of both, with the margins a real server
+// needs (a real clock tick lands anywhere within its second; a real round
+// trip takes a little time), and returns an error naming what it saw
+// otherwise. Cases that measure a time (when an item expires, when a clock
+// step shows) measure it the same way on both: by polling at a fixed
+// period on the case's clock.
+package behaviour
+
+import (
+	"fmt"
+	"time"
+)
+
+// Clock is the time a case runs on: the wall clock against a real server,
+// virtual time against a model.
+type Clock interface {
+	// Sleep lets d pass.
+	Sleep(d time.Duration)
+	// Elapsed is the time since the case began.
+	Elapsed() time.Duration
+}
+
+// pollUntil calls done every period until it reports true or limit has
+// passed, and returns the time it took (from the call) and whether done
+// became true.
+func pollUntil(c Clock, period, limit time.Duration, done func() (bool, error)) (time.Duration, bool, error) {
+	start := c.Elapsed()
+	for {
+		ok, err := done()
+		if err != nil {
+			return 0, false, err
+		}
+		took := c.Elapsed() - start
+		if ok {
+			return took, true, nil
+		}
+		if took > limit {
+			return took, false, nil
+		}
+		c.Sleep(period)
+	}
+}
+
+func within(what string, got, lo, hi time.Duration) error {
+	if got < lo || got > hi {
+		return fmt.Errorf("%s after %v, want between %v and %v", what, got.Round(time.Millisecond), lo, hi)
+	}
+	return nil
+}
