@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 
@@ -12,48 +13,70 @@ import (
 // Agreement is one cell compared between the simulator and real servers.
 type Agreement struct {
 	Scenario, Backend string
-	// Sim and Real are the violation kinds each saw.
-	Sim, Real []checker.Kind
-	// SimSeeds is, per kind, how many of the simulator's seeds showed it;
-	// Seeds how many ran.
-	SimSeeds map[checker.Kind]int
-	Seeds    uint64
+	// Kinds compares, for every kind either side saw, the share of the
+	// simulator's seeds that showed it with the share of the real runs.
+	Kinds []KindAgreement
+	// Seeds and Runs are how many seeds and real runs the cell had.
+	Seeds, Runs uint64
 }
 
-// Almost is the share of seeds above which the simulator says a kind
-// (almost) always occurs, so one real run must show it too.
-const Almost = 0.95
+// KindAgreement is one violation kind of a cell on both sides.
+type KindAgreement struct {
+	Kind checker.Kind
+	// SimSeeds of the simulator's seeds showed it, RealRuns of the real
+	// runs.
+	SimSeeds int
+	RealRuns int
+	// Lo and Hi bound the real share: its 95% Wilson score interval.
+	Lo, Hi float64
+}
 
-// Agrees reports whether the two verdicts agree. A real run is one sample
-// and the simulator many: they agree when every kind the real run saw is
-// one the simulator saw in some seed, and every kind the simulator saw in
-// at least Almost of its seeds the real run saw too. A kind the simulator
-// sees only sometimes may or may not show in one real run.
-func (a *Agreement) Agrees() bool {
-	for _, k := range a.Real {
-		if !slices.Contains(a.Sim, k) {
-			return false
-		}
+// Z is the normal quantile of the intervals: 95% two-sided.
+const Z = 1.959964
+
+// Wilson is the Wilson score interval of k successes in n trials at Z.
+func Wilson(k, n uint64) (lo, hi float64) {
+	if n == 0 {
+		return 0, 1
 	}
-	for _, k := range a.Sim {
-		if a.always(k) && !slices.Contains(a.Real, k) {
+	p := float64(k) / float64(n)
+	nf := float64(n)
+	z2 := Z * Z
+	den := 1 + z2/nf
+	center := (p + z2/(2*nf)) / den
+	half := Z * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf)) / den
+	return max(0, center-half), min(1, center+half)
+}
+
+// SimShare is the share of the simulator's seeds that showed the kind.
+func (k *KindAgreement) SimShare(seeds uint64) float64 {
+	if seeds == 0 {
+		return 0
+	}
+	return float64(k.SimSeeds) / float64(seeds)
+}
+
+// Agrees reports whether the simulator's share lies within the real
+// share's 95% interval. The simulator's share is taken as exact (its
+// seeds are many; the real runs few).
+func (a *Agreement) Agrees() bool {
+	for i := range a.Kinds {
+		if !a.kindAgrees(&a.Kinds[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// always reports whether the simulator saw k in at least Almost of its
-// seeds (all of them, when it does not say how many).
-func (a *Agreement) always(k checker.Kind) bool {
-	if a.Seeds == 0 || a.SimSeeds == nil {
-		return true
-	}
-	return float64(a.SimSeeds[k]) >= Almost*float64(a.Seeds)
+func (a *Agreement) kindAgrees(k *KindAgreement) bool {
+	const eps = 1e-9
+	s := k.SimShare(a.Seeds)
+	return s >= k.Lo-eps && s <= k.Hi+eps
 }
 
 // Agree pairs the cells that both comparisons ran, in the order of the
-// real one. Cells that either could not run are left out.
+// real one. Cells that either could not run are left out. A real cell of
+// one run counts each of its kinds once.
 func Agree(sim, real *Summary) []Agreement {
 	var out []Agreement
 	for _, rc := range real.Cells {
@@ -61,47 +84,54 @@ func Agree(sim, real *Summary) []Agreement {
 		if sc == nil || sc.Error != "" || rc.Error != "" {
 			continue
 		}
-		a := Agreement{Scenario: rc.Scenario, Backend: rc.Backend,
-			Sim: sorted(sc.Kinds), Real: sorted(rc.Kinds), SimSeeds: sc.SeedsWithKind, Seeds: sc.Seeds}
+		runs := max(rc.Seeds, 1)
+		a := Agreement{Scenario: rc.Scenario, Backend: rc.Backend, Seeds: sc.Seeds, Runs: runs}
+		for _, k := range checker.Kinds {
+			if !slices.Contains(sc.Kinds, k) && !slices.Contains(rc.Kinds, k) {
+				continue
+			}
+			ka := KindAgreement{Kind: k, SimSeeds: sc.SeedsWithKind[k], RealRuns: rc.SeedsWithKind[k]}
+			if sc.SeedsWithKind == nil && slices.Contains(sc.Kinds, k) {
+				ka.SimSeeds = int(sc.Seeds) // no counts kept: every seed
+			}
+			if rc.SeedsWithKind == nil && slices.Contains(rc.Kinds, k) {
+				ka.RealRuns = int(runs)
+			}
+			ka.Lo, ka.Hi = Wilson(uint64(ka.RealRuns), runs)
+			a.Kinds = append(a.Kinds, ka)
+		}
 		out = append(out, a)
 	}
 	return out
 }
 
-func sorted(k []checker.Kind) []checker.Kind {
-	k = slices.Clone(k)
-	slices.Sort(k)
-	return k
-}
-
-// WriteAgreement prints both verdicts side by side, one cell a line, and a
-// closing count; it returns how many cells disagree.
+// WriteAgreement prints, one cell a line, each kind's share on both sides
+// with the real share's 95% interval, and a closing count; it returns how
+// many cells disagree.
 func WriteAgreement(w io.Writer, rows []Agreement) (int, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-36s %-18s %-44s %-36s %s\n", "scenario", "backend", "simulator (seeds with kind / seeds)", "real", "")
+	fmt.Fprintf(&b, "%-36s %-18s %-70s %s\n", "scenario", "backend", "kind: simulator seeds, real runs [95% interval of the real share]", "")
 	bad := 0
 	for _, a := range rows {
-		var sim []string
-		for _, k := range a.Sim {
-			sim = append(sim, fmt.Sprintf("%s %d/%d", k, a.SimSeeds[k], a.Seeds))
+		var parts []string
+		for i := range a.Kinds {
+			k := &a.Kinds[i]
+			mark := ""
+			if !a.kindAgrees(k) {
+				mark = " (outside)"
+			}
+			parts = append(parts, fmt.Sprintf("%s: sim %d/%d = %.0f%%, real %d/%d [%.0f%%, %.0f%%]%s",
+				k.Kind, k.SimSeeds, a.Seeds, 100*k.SimShare(a.Seeds), k.RealRuns, a.Runs, 100*k.Lo, 100*k.Hi, mark))
 		}
-		mark := "agree"
+		verdict := "agree"
 		if !a.Agrees() {
-			mark, bad = "DISAGREE", bad+1
+			verdict, bad = "DISAGREE", bad+1
 		}
-		fmt.Fprintf(&b, "%-36s %-18s %-44s %-36s %s\n", a.Scenario, a.Backend, orSafe(sim), orSafe(kindNames(a.Real)), mark)
+		fmt.Fprintf(&b, "%-36s %-18s %-70s %s\n", a.Scenario, a.Backend, orSafe(parts), verdict)
 	}
 	fmt.Fprintf(&b, "%d cells, %d disagree\n", len(rows), bad)
 	_, err := io.WriteString(w, b.String())
 	return bad, err
-}
-
-func kindNames(k []checker.Kind) []string {
-	out := make([]string, len(k))
-	for i, x := range k {
-		out[i] = string(x)
-	}
-	return out
 }
 
 func orSafe(s []string) string {

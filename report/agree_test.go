@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -9,41 +10,67 @@ import (
 )
 
 func TestAgree(t *testing.T) {
-	me := checker.MutualExclusion
+	me, dmg := checker.MutualExclusion, checker.Damage
 	sim := &Summary{Cells: []Cell{
-		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}, SeedsWithKind: map[checker.Kind]int{me: 9}, Seeds: 10},
-		{Scenario: "control", Backend: "etcd", Seeds: 10},
-		{Scenario: "cut", Backend: "etcd", Seeds: 10},
-		{Scenario: "race", Backend: "etcd", Kinds: []checker.Kind{me, checker.Damage},
-			SeedsWithKind: map[checker.Kind]int{me: 10, checker.Damage: 6}, Seeds: 10},
+		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}, SeedsWithKind: map[checker.Kind]int{me: 90}, Seeds: 100},
+		{Scenario: "control", Backend: "etcd", Seeds: 100},
+		{Scenario: "cut", Backend: "etcd", Seeds: 100},
+		{Scenario: "race", Backend: "etcd", Kinds: []checker.Kind{me, dmg},
+			SeedsWithKind: map[checker.Kind]int{me: 100, dmg: 46}, Seeds: 100},
+		{Scenario: "rare", Backend: "etcd", Kinds: []checker.Kind{me}, SeedsWithKind: map[checker.Kind]int{me: 2}, Seeds: 100},
 	}}
 	real := &Summary{Cells: []Cell{
-		{Scenario: "control", Backend: "etcd"},
-		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}},
-		{Scenario: "cut", Backend: "etcd", Kinds: []checker.Kind{checker.Damage}},
-		{Scenario: "list", Backend: "memcache", Kinds: []checker.Kind{checker.Damage}}, // not simulated
-		// Damage in 6 of 10 seeds: one real run may miss it; mutual
-		// exclusion in every seed: it may not.
-		{Scenario: "race", Backend: "etcd", Kinds: []checker.Kind{me}},
+		// One run: a kind counts once.
+		{Scenario: "control", Backend: "etcd", Seeds: 1},
+		{Scenario: "pause", Backend: "etcd", Kinds: []checker.Kind{me}, Seeds: 1},
+		// The real run saw a kind the simulator never does.
+		{Scenario: "cut", Backend: "etcd", Kinds: []checker.Kind{dmg}, Seeds: 1},
+		{Scenario: "list", Backend: "memcache", Kinds: []checker.Kind{dmg}}, // not simulated
+		// Five runs: damage in 3 (46% is inside [23%, 88%]), mutual
+		// exclusion in all.
+		{Scenario: "race", Backend: "etcd", Kinds: []checker.Kind{me, dmg}, Seeds: 5,
+			SeedsWithKind: map[checker.Kind]int{me: 5, dmg: 3}},
+		// 5 of 5 runs where the simulator says 2%: outside.
+		{Scenario: "rare", Backend: "etcd", Kinds: []checker.Kind{me}, Seeds: 5, SeedsWithKind: map[checker.Kind]int{me: 5}},
 	}}
 	rows := Agree(sim, real)
-	if len(rows) != 4 || rows[0].Scenario != "control" || !rows[0].Agrees() || !rows[1].Agrees() || rows[2].Agrees() || !rows[3].Agrees() {
+	want := []bool{true, true, false, true, false}
+	if len(rows) != len(want) || rows[0].Scenario != "control" {
 		t.Fatalf("rows %+v", rows)
 	}
-	rows[3].Real = nil
-	if rows[3].Agrees() {
-		t.Fatal("a kind in every seed, missing from the real run, agrees")
+	for i, w := range want {
+		if rows[i].Agrees() != w {
+			t.Errorf("%s: agrees %v, want %v (%+v)", rows[i].Scenario, !w, w, rows[i])
+		}
 	}
-	rows[3].Real = []checker.Kind{me}
 	var b strings.Builder
 	bad, err := WriteAgreement(&b, rows)
-	if err != nil || bad != 1 {
+	if err != nil || bad != 2 {
 		t.Fatalf("bad %d, err %v", bad, err)
 	}
 	out := b.String()
-	for _, want := range []string{"mutual-exclusion 9/10", "DISAGREE", "4 cells, 1 disagree"} {
+	for _, want := range []string{"damage: sim 46/100 = 46%, real 3/5 [23%, 88%]", "(outside)", "DISAGREE", "5 cells, 2 disagree"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The Wilson score interval, against figures computed by hand.
+func TestWilson(t *testing.T) {
+	for _, c := range []struct {
+		k, n   uint64
+		lo, hi float64
+	}{
+		{0, 1, 0, 0.7935},
+		{1, 1, 0.2065, 1},
+		{3, 5, 0.2307, 0.8824},
+		{0, 5, 0, 0.4345},
+		{50, 100, 0.4038, 0.5962},
+	} {
+		lo, hi := Wilson(c.k, c.n)
+		if math.Abs(lo-c.lo) > 1e-3 || math.Abs(hi-c.hi) > 1e-3 {
+			t.Errorf("Wilson(%d, %d) = [%.4f, %.4f], want [%.4f, %.4f]", c.k, c.n, lo, hi, c.lo, c.hi)
 		}
 	}
 }

@@ -238,7 +238,7 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 <section class="cell {{.Class}}" id="{{.C.Anchor}}">
 <h3>{{.C.Scenario}} on {{.C.Backend}}: {{.Verdict}}</h3>
 {{if .C.Error}}<p>Could not run: {{.C.Error}}</p>{{end}}
-{{if eq $.S.Mode "sim"}}<p>{{.C.Violating}} of {{.C.Seeds}} seeds violated.{{if .C.Shown}} Drawn: seed {{.C.Shown.Seed}}.{{end}}</p>{{end}}
+{{if eq $.S.Mode "sim"}}<p>{{.C.Violating}} of {{.C.Seeds}} seeds violated.{{if .C.Shown}} Drawn: seed {{.C.Shown.Seed}}.{{end}}</p>{{else if gt .C.Seeds 1}}<p>{{.C.Violating}} of {{.C.Seeds}} runs violated.{{if .C.Shown}} Drawn: the run of seed {{.C.Shown.Seed}}.{{end}}</p>{{end}}
 {{with .C.Shown}}<p>Replay: <code>{{.Replay}}</code></p>{{end}}
 {{range .C.Notes}}<p>Note: {{.}}</p>{{end}}
 {{if .Missing}}<p>No history at {{.Missing}}: nothing to draw.</p>{{end}}

@@ -118,9 +118,12 @@ func cellText(s *Summary, c *Cell) string {
 	}
 	parts := make([]string, len(c.Kinds))
 	for i, k := range c.Kinds {
-		if s.Mode == ModeSim {
+		switch {
+		case s.Mode == ModeSim:
 			parts[i] = fmt.Sprintf("%s %d/%d seeds ×%d", k, c.SeedsWithKind[k], c.Seeds, c.Counts[k])
-		} else {
+		case c.SeedsWithKind != nil: // real, several runs
+			parts[i] = fmt.Sprintf("%s %d/%d runs ×%d", k, c.SeedsWithKind[k], c.Seeds, c.Counts[k])
+		default:
 			parts[i] = fmt.Sprintf("%s ×%d", k, c.Counts[k])
 		}
 	}

@@ -25,7 +25,7 @@ import (
 // The modes of a comparison.
 const (
 	ModeSim  = "sim"  // the deterministic simulator, many seeds per cell
-	ModeReal = "real" // real servers, one run per cell
+	ModeReal = "real" // real servers, one or more runs per cell
 )
 
 // File names inside a comparison directory.
@@ -87,10 +87,11 @@ type Cell struct {
 	Kinds []checker.Kind `json:"kinds"`
 	// Counts is the number of violations of each kind, summed over seeds.
 	Counts map[checker.Kind]int `json:"counts,omitempty"`
-	// SeedsWithKind is, per kind, how many seeds showed it (sim).
+	// SeedsWithKind is, per kind, how many seeds showed it (sim), or how
+	// many runs (real, with more than one run per cell).
 	SeedsWithKind map[checker.Kind]int `json:"seeds_with_kind,omitempty"`
 	// Seeds is how many seeds ran, Violating how many of them violated
-	// (sim; a real cell is one run: Seeds 1).
+	// (real: the runs, each with its own seed).
 	Seeds     uint64 `json:"seeds"`
 	Violating uint64 `json:"violating"`
 	// Shown is the run the report draws.

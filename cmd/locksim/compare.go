@@ -49,15 +49,16 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim compare [--sim|--real] [--scenarios DIR|FILE,...] [--backends B,...] [--seeds N] [--seed S] [--out DIR] [--check-baseline] [--write-baseline] [--baseline FILE] [--shard I/N] [--junit FILE]")
+		fmt.Fprintln(stderr, "usage: locksim compare [--sim|--real] [--scenarios DIR|FILE,...] [--backends B,...] [--seeds N] [--seed S] [--out DIR] [--check-baseline] [--write-baseline] [--baseline FILE] [--shard I/N] [--junit FILE] [--runs R]")
 		fs.PrintDefaults()
 	}
 	useSim := fs.Bool("sim", false, "run the simulator, --seeds seeds per cell (the default)")
-	useReal := fs.Bool("real", false, "run on real servers, one run per cell, the scenario as written")
+	useReal := fs.Bool("real", false, "run on real servers, --runs runs per cell, the scenario as written")
 	scens := fs.String("scenarios", "scenarios", "the scenario files: a directory (its *.yaml), or files and directories separated by commas")
 	backends := fs.String("backends", "", "only these backends, separated by commas (default: every backend each scenario lists)")
 	seeds := fs.Uint64("seeds", 0, fmt.Sprintf("sim: seeds 1..`N` per cell (default: the baseline's with --check-baseline, else %d)", defaultCompareSeeds))
-	seed := fs.Uint64("seed", 1, "real: the seed of every run")
+	seed := fs.Uint64("seed", 1, "real: the seed of the first run of every cell (the next runs take the next seeds)")
+	runs := fs.Uint64("runs", 1, "real: runs per cell, seeds --seed.. (a verdict is the kinds of any run; locksim agree compares each kind's share of runs with the simulator's)")
 	out := fs.String("out", "", "write the report and each cell's run under `DIR` (default reports, or reports/real with --real)")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "sim: run `P` seeds at once")
 	lin := fs.Bool("linearizability", false, "also check linearizability with porcupine (sim: of the run drawn for each cell; real: of every run)")
@@ -81,6 +82,12 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case *parallel < 1:
 		fmt.Fprintln(stderr, "locksim compare: --parallel must be at least 1")
+		return exitUsage
+	case *runs < 1:
+		fmt.Fprintln(stderr, "locksim compare: --runs must be at least 1")
+		return exitUsage
+	case *runs > 1 && !*useReal:
+		fmt.Fprintln(stderr, "locksim compare: --runs is for --real (the simulator takes --seeds)")
 		return exitUsage
 	case shard.set && (*checkBase || *writeBase || *junit != ""):
 		fmt.Fprintln(stderr, "locksim compare: --shard excludes --check-baseline, --write-baseline and --junit (give them to locksim merge)")
@@ -189,7 +196,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		if mode == report.ModeSim {
 			c, err = compareSim(ctx, cc, first, n, *parallel, *lin, *out, bar)
 		} else {
-			c, err = compareReal(ctx, cc, *seed, *lin, *out)
+			c, err = compareReal(ctx, cc, *seed, *runs, *lin, *out)
 			if bar != nil {
 				_ = bar.Add(1)
 			}
@@ -223,7 +230,7 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		times[c.Name()] = time.Since(cellStart).Seconds()
 		part := report.ShardPart{Cell: c.Name(), First: first, Seeds: n, Time: times[c.Name()]}
 		if mode == report.ModeReal {
-			part.First, part.Seeds = *seed, 1
+			part.First, part.Seeds = *seed, *runs
 		}
 		parts = append(parts, part)
 	}
@@ -361,6 +368,8 @@ func cellLine(mode string, c *report.Cell) string {
 	for _, k := range c.Kinds {
 		if mode == report.ModeSim {
 			parts = append(parts, fmt.Sprintf("%s %d/%d seeds ×%d", k, c.SeedsWithKind[k], c.Seeds, c.Counts[k]))
+		} else if c.SeedsWithKind != nil {
+			parts = append(parts, fmt.Sprintf("%s %d/%d runs ×%d", k, c.SeedsWithKind[k], c.Seeds, c.Counts[k]))
 		} else {
 			parts = append(parts, fmt.Sprintf("%s ×%d", k, c.Counts[k]))
 		}
@@ -560,27 +569,57 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 	return c, nil
 }
 
-// compareReal runs one cell on real servers with harness.Run.
-func compareReal(ctx context.Context, cc compareCell, seed uint64, lin bool, out string) (report.Cell, error) {
-	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: 1, Counts: map[checker.Kind]int{}}
-	dir := filepath.Join(report.RunsDir, cc.sc.Name, cc.backend)
-	v, err := harness.Run(ctx, harness.Options{Scenario: cc.sc, Backend: cc.backend, Seed: seed, OutDir: filepath.Join(out, dir), Linearizability: lin})
-	if v == nil {
-		if err == nil {
-			err = errors.New("no verdict")
-		}
-		return c, err
+// compareReal runs one cell on real servers with harness.Run, runs times
+// with the seeds first, first+1, …: each run is one sample of the cell,
+// and the cell counts, per kind, the runs that showed it. The report
+// draws the first violating run (else the first). With one run its
+// directory is runs/SCENARIO/BACKEND, with more runs/SCENARIO/BACKEND/seed-S.
+func compareReal(ctx context.Context, cc compareCell, first, runs uint64, lin bool, out string) (report.Cell, error) {
+	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Counts: map[checker.Kind]int{}}
+	if runs > 1 {
+		c.SeedsWithKind = map[checker.Kind]int{}
 	}
-	for _, x := range v.Violations {
-		c.Counts[x.Kind]++
+	for seed := first; seed < first+runs; seed++ {
+		dir := filepath.Join(report.RunsDir, cc.sc.Name, cc.backend)
+		if runs > 1 {
+			dir = filepath.Join(dir, fmt.Sprintf("seed-%d", seed))
+		}
+		v, err := harness.Run(ctx, harness.Options{Scenario: cc.sc, Backend: cc.backend, Seed: seed, OutDir: filepath.Join(out, dir), Linearizability: lin})
+		if v == nil {
+			if err == nil {
+				err = errors.New("no verdict")
+			}
+			return c, err
+		}
+		c.Seeds++
+		seen := map[checker.Kind]bool{}
+		for _, x := range v.Violations {
+			c.Counts[x.Kind]++
+			seen[x.Kind] = true
+		}
+		for k := range seen {
+			if c.SeedsWithKind != nil {
+				c.SeedsWithKind[k]++
+			}
+		}
+		for _, n := range v.Notes {
+			if !slices.Contains(c.Notes, n) {
+				c.Notes = append(c.Notes, n)
+			}
+		}
+		if len(seen) > 0 {
+			c.Violating++
+		}
+		if c.Shown == nil || len(seen) > 0 && len(c.Shown.Violations) == 0 {
+			c.Shown = shownRun(out, dir, seed, fmt.Sprintf("locksim run --backend %s --seed %d %s", cc.backend, seed, shellQuote(filepath.ToSlash(cc.file))), cc.sc, v.Violations, v.Linearizability)
+		}
+		if err != nil || ctx.Err() != nil {
+			c.Kinds = kindsOf(c.Counts)
+			return c, err
+		}
 	}
 	c.Kinds = kindsOf(c.Counts)
-	if len(c.Kinds) > 0 {
-		c.Violating = 1
-	}
-	c.Notes = v.Notes
-	c.Shown = shownRun(out, dir, seed, fmt.Sprintf("locksim run --backend %s --seed %d %s", cc.backend, seed, shellQuote(filepath.ToSlash(cc.file))), cc.sc, v.Violations, v.Linearizability)
-	return c, err
+	return c, nil
 }
 
 // shownRun describes the run a cell's report draws; paths are made

@@ -140,6 +140,8 @@ func TestCompareBadInput(t *testing.T) {
 		{[]string{"compare", "--scenarios", scenarios + "memcache-restart.yaml", "--backends", "etcd"}, "runs on the backends"},
 		{[]string{"compare", "--check-baseline", "--baseline", filepath.Join(dir, "missing.json")}, "missing.json"},
 		{[]string{"compare", "extra"}, "unexpected argument"},
+		{[]string{"compare", "--real", "--runs", "0"}, "--runs must be at least 1"},
+		{[]string{"compare", "--sim", "--runs", "3"}, "--runs is for --real"},
 		{[]string{"report"}, "exactly one directory"},
 		{[]string{"report", dir}, "summary.json"},
 	}
@@ -148,5 +150,45 @@ func TestCompareBadInput(t *testing.T) {
 		if code != exitUsage || !strings.Contains(stderr, tc.err) {
 			t.Errorf("locksim %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.err)
 		}
+	}
+}
+
+// compare --real --runs: each cell runs several times with consecutive
+// seeds (real etcd); the cell counts the runs, keeps each run's history,
+// and locksim agree compares each kind's share with the simulator's.
+func TestCompareRealRuns(t *testing.T) {
+	dir := t.TempDir()
+	scen := filepath.Join(dir, "short.yaml")
+	body := "name: short\nbackends: [etcd]\ncluster:\n  size: 1\nclients: 2\nduration: 3s\nlock:\n  ttl: 1s\n  renew_every: 250ms\n  poll: 50ms\n" +
+		"workload:\n  kind: counter\n  hold_min: 100ms\n  hold_max: 200ms\n  fencing: true\n"
+	if err := os.WriteFile(scen, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(dir, "real")
+	// The real binary: its clients are its own child processes.
+	code, stdout, stderr := execLocksim(t, dir, "compare", "--real", "--runs", "2", "--seed", "7", "--scenarios", scen, "--out", real, "--no-progress")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	s, err := report.Load(real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Cell("short", "etcd")
+	if c == nil || c.Seeds != 2 || c.Violating != 0 || c.Shown == nil || c.Shown.Seed != 7 {
+		t.Fatalf("cell %+v", c)
+	}
+	for _, seed := range []string{"seed-7", "seed-8"} {
+		if _, err := os.Stat(filepath.Join(real, "runs", "short", "etcd", seed, "history.jsonl")); err != nil {
+			t.Errorf("run %s: %v", seed, err)
+		}
+	}
+	simDir := filepath.Join(dir, "sim")
+	if code, stdout, stderr := runCLI("compare", "--sim", "--seeds", "50", "--scenarios", scen, "--out", simDir, "--no-progress"); code != exitOK {
+		t.Fatalf("sim: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI("agree", simDir, real)
+	if code != exitOK || !strings.Contains(stdout, "1 cells, 0 disagree") {
+		t.Fatalf("agree: exit %d\n%s", code, stdout)
 	}
 }
