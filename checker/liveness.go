@@ -196,24 +196,28 @@ func (l *liveness) finish(end, span int64) []Liveness {
 func LivenessText(l Liveness) string {
 	s := fmt.Sprintf("held %s of %s, longest idle wait %s", Percent(l.HeldShare), Round(l.SpanNs), Round(l.LongestIdleWaitNs))
 	if l.LongestIdleWaitNs > 0 {
-		end := Round(l.To)
+		res := resolution(l.LongestIdleWaitNs)
+		end := roundTo(l.To, res)
 		if l.UntilEnd {
 			end += ", the end: still waiting"
 		}
-		s += fmt.Sprintf(" (t=%s..%s, %s)", Round(l.From), end, strings.Join(l.Procs, ","))
+		s += fmt.Sprintf(" (t=%s..%s, %s)", roundTo(l.From, res), end, strings.Join(l.Procs, ","))
 	}
 	return s
 }
 
 // Round formats ns as a duration to the millisecond (to the microsecond
 // below a millisecond), for figures read by people.
-func Round(ns int64) string {
-	d := time.Duration(ns)
-	if d < time.Millisecond && d > -time.Millisecond {
-		return d.Round(time.Microsecond).String()
+func Round(ns int64) string { return roundTo(ns, resolution(ns)) }
+
+func resolution(ns int64) time.Duration {
+	if d := time.Duration(ns); d < time.Millisecond && d > -time.Millisecond {
+		return time.Microsecond
 	}
-	return d.Round(time.Millisecond).String()
+	return time.Millisecond
 }
+
+func roundTo(ns int64, res time.Duration) string { return time.Duration(ns).Round(res).String() }
 
 // Percent formats a share from 0 to 1 as a percentage with one decimal,
 // never rounding a share below 1 up to 100% nor one above 0 down to 0%.
