@@ -207,11 +207,15 @@ func LivenessText(l Liveness) string {
 }
 
 // Round formats ns as a duration to the millisecond (to the microsecond
-// below a millisecond), for figures read by people.
+// below a millisecond, exact below a microsecond), for figures read by
+// people.
 func Round(ns int64) string { return roundTo(ns, resolution(ns)) }
 
 func resolution(ns int64) time.Duration {
-	if d := time.Duration(ns); d < time.Millisecond && d > -time.Millisecond {
+	switch d := time.Duration(ns).Abs(); {
+	case d < time.Microsecond:
+		return 1
+	case d < time.Millisecond:
 		return time.Microsecond
 	}
 	return time.Millisecond

@@ -504,6 +504,7 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 		return c, fmt.Errorf("%d of %d seeds failed to run", n-got, n)
 	}
 	c.Violating = uint64(len(bad))
+	c.Liveness = sw.live
 	shown := uint64(1)
 	for _, res := range bad {
 		for k, v := range res.Verdict.Counts() {
@@ -579,6 +580,7 @@ func compareReal(ctx context.Context, cc compareCell, seed uint64, lin bool, out
 		c.Violating = 1
 	}
 	c.Notes = v.Notes
+	c.Liveness = report.AddLiveness(nil, seed, v.Liveness)
 	c.Shown = shownRun(out, dir, seed, fmt.Sprintf("locksim run --backend %s --seed %d %s", cc.backend, seed, shellQuote(filepath.ToSlash(cc.file))), cc.sc, v.Violations, v.Linearizability)
 	return c, err
 }
