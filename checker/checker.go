@@ -66,6 +66,9 @@ type Result struct {
 	// Linearizability has one entry per key and model checked (none when
 	// Options.Linearizability is off).
 	Linearizability []LinResult
+	// Liveness has one entry per key acquired, by key: figures beside the
+	// verdict, never violations.
+	Liveness []Liveness
 }
 
 // OK reports whether the history broke no rule, and every linearizability
@@ -97,11 +100,13 @@ func (r *Result) Counts() map[Kind]int {
 type Checker struct {
 	opts   Options
 	events int
+	firstT int64
 	lastT  int64
 	keys   map[string]*keyState
 	procs  map[string]*procState
 	out    []Violation
 	lin    *linRecorder
+	live   *liveness
 }
 
 // procState is what the checker remembers of one proc: its open invoke.
@@ -148,6 +153,7 @@ func New(opts Options) *Checker {
 		opts:  opts,
 		keys:  make(map[string]*keyState),
 		procs: make(map[string]*procState),
+		live:  newLiveness(),
 	}
 	if opts.Linearizability {
 		c.lin = newLinRecorder()
@@ -177,6 +183,9 @@ func (c *Checker) proc(p string) *procState {
 // Add checks one event. Events must come in history order.
 func (c *Checker) Add(e *history.Event) {
 	c.events++
+	if c.events == 1 {
+		c.firstT = e.T
+	}
 	c.lastT = e.T
 	ps := c.proc(e.Proc)
 	switch e.Type {
@@ -199,6 +208,7 @@ func (c *Checker) invoke(ps *procState, e *history.Event) {
 	case history.FAcquire:
 		ks := c.key(e.Key)
 		ps.snap, ps.hasSnap = ks.maxGrant, ks.hasMax
+		c.live.waitStart(e.Proc, e.Key, e.T)
 	case history.FRelease:
 		c.endHold(ps, e.Key, e)
 	}
@@ -215,6 +225,7 @@ func (c *Checker) complete(ps *procState, inv, e *history.Event) {
 	}
 	switch e.F {
 	case history.FAcquire:
+		c.live.waitEnd(e.Proc, e.T)
 		if e.Type != history.OK {
 			return // fail: no grant; info: outcome unknown, no belief
 		}
@@ -301,7 +312,7 @@ func (c *Checker) Finish() Result {
 			c.report(v)
 		}
 	}
-	res := Result{Events: c.events, Violations: c.out}
+	res := Result{Events: c.events, Violations: c.out, Liveness: c.live.finish(c.lastT, c.lastT-c.firstT)}
 	if c.lin != nil {
 		res.Linearizability = c.lin.check(c.lastT, c.opts)
 	}

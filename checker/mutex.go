@@ -45,6 +45,7 @@ func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.
 	}
 	ks.holders = append(ks.holders, h)
 	ps.holds[key] = h
+	c.live.holdStart(key, e.T)
 }
 
 // endHold ends ps's belief in key at release invoke e.
@@ -69,6 +70,7 @@ func (c *Checker) endLost(ps *procState, key string, e *history.Event) {
 func (c *Checker) closeHold(ps *procState, key string, t int64, line int) {
 	h := ps.holds[key]
 	delete(ps.holds, key)
+	c.live.holdEnd(key, t)
 	ks := c.keys[key]
 	if i := slices.Index(ks.holders, h); i >= 0 {
 		ks.holders = slices.Delete(ks.holders, i, i+1)

@@ -13,6 +13,9 @@ type Summary struct {
 	Events          int         `json:"events"`
 	Violations      []Violation `json:"violations"`
 	Linearizability []LinResult `json:"linearizability,omitempty"`
+	// Liveness is per history and key acquired: figures beside the
+	// verdict, never violations (OK and the exit status ignore them).
+	Liveness []Liveness `json:"liveness,omitempty"`
 	// Empty lists the histories that hold no event at all: nothing was
 	// checked there, so no violation says nothing about them. A history
 	// read from no file is named "-".
@@ -45,12 +48,19 @@ func Summarize(files []string, results []Result) Summary {
 			}
 			s.Linearizability = append(s.Linearizability, l)
 		}
+		for _, l := range r.Liveness {
+			if len(files) > 1 {
+				l.File = files[i]
+			}
+			s.Liveness = append(s.Liveness, l)
+		}
 	}
 	return s
 }
 
 // WriteText writes the human summary: one line per violation, one per
-// linearizability check that is not ok, then a verdict line.
+// linearizability check that is not ok, one per key's liveness figures
+// (labelled as such: they are no violation), then a verdict line.
 func (s *Summary) WriteText(w io.Writer) error {
 	var b strings.Builder
 	counts := make(map[Kind]int)
@@ -82,6 +92,13 @@ func (s *Summary) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, ", see %s", l.HTML)
 		}
 		b.WriteString("\n")
+	}
+	for _, l := range s.Liveness {
+		where := ""
+		if l.File != "" {
+			where = l.File + ": "
+		}
+		fmt.Fprintf(&b, "%sliveness (not a violation) key=%q: %s\n", where, l.Key, LivenessText(l))
 	}
 	switch {
 	case len(s.Violations) > 0 || illegal > 0:

@@ -206,7 +206,8 @@ f.src = location.search.slice("?page=".length) + "/index.html";
 
 // wideSummary is a simulator comparison of backends × scenarios in which
 // every cell shows every kind, with the largest figures of a 500-seed
-// sweep: the widest matrix a comparison can make.
+// sweep, and the longest liveness line: the widest matrix a comparison
+// can make.
 func wideSummary(backends []string, scenarios int) *Summary {
 	s := &Summary{Mode: ModeSim, Seeds: 500, Backends: backends}
 	all := checker.Kinds
@@ -219,6 +220,8 @@ func wideSummary(backends []string, scenarios int) *Summary {
 			for _, k := range all {
 				c.Counts[k], c.SeedsWithKind[k] = 12345, 500
 			}
+			c.Liveness = []KeyLiveness{{Key: "locksim-0", Runs: 500, HeldNs: 999, SpanNs: 1000, LowestHeldShare: 0.5, LowestSeed: 499,
+				LongestIdleWaitNs: 3_599_999_000_000, IdleSeed: 500, From: 1, To: 3_600_000_000_000, Procs: []string{"c1", "c2", "c3"}, UntilEnd: true}}
 			s.Cells = append(s.Cells, c)
 		}
 	}

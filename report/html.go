@@ -45,7 +45,10 @@ func WriteHTML(w io.Writer, dir string, s *Summary) error {
 			} else if len(c.Kinds) > 0 {
 				class = "bad"
 			}
-			row.Cells = append(row.Cells, htmlMatrixCell{Ran: true, Lines: strings.Split(cellText(s, c), ", "), Anchor: c.Anchor(), Class: class})
+			row.Cells = append(row.Cells, htmlMatrixCell{Ran: true, Lines: strings.Split(cellText(s, c), ", "), Live: livenessText(s, c), Anchor: c.Anchor(), Class: class})
+			if len(c.Liveness) > 0 {
+				page.LivenessIntro = strings.ReplaceAll(livenessIntro, "`", "")
+			}
 		}
 		page.Rows = append(page.Rows, row)
 	}
@@ -68,6 +71,7 @@ type htmlPage struct {
 	Rows            []htmlRow
 	Protections     []Protection
 	ProtectionIntro string
+	LivenessIntro   string // "" if no cell has liveness figures
 	Cells           []htmlCell
 }
 
@@ -79,6 +83,7 @@ type htmlRow struct {
 type htmlMatrixCell struct {
 	Ran           bool
 	Lines         []string // the verdict, one kind a line
+	Live          string   // the liveness figures, "" if none
 	Anchor, Class string
 }
 
@@ -89,6 +94,7 @@ type htmlCell struct {
 	Porcupine       []htmlPorcupine
 	Latency         template.HTML
 	Missing         string
+	Liveness        []string // one line per key
 }
 
 type htmlCounterexample struct {
@@ -104,6 +110,9 @@ type htmlPorcupine struct {
 
 func htmlCellOf(dir string, s *Summary, c *Cell) (htmlCell, error) {
 	hc := htmlCell{C: c, Verdict: cellText(s, c), Class: "safe"}
+	for i := range c.Liveness {
+		hc.Liveness = append(hc.Liveness, keyLivenessText(s, &c.Liveness[i]))
+	}
 	if c.Error != "" {
 		hc.Class = "error"
 	} else if len(c.Kinds) > 0 {
@@ -177,6 +186,8 @@ table.matrix td.safe, section.safe h3 { background: #e3f4e1; }
 table.matrix td.bad, section.bad h3 { background: #fbe0dc; }
 table.matrix td.error, section.error h3 { background: #eee; }
 table.matrix a { color: inherit; }
+table.matrix span.live { display: inline-block; color: #666; font-size: 12px; }
+p.live, ul.live, p.live-intro { color: #555; font-size: 13px; }
 section.cell { margin: 2em 0; border-top: 1px solid #ccc; }
 section.cell h3 { padding: 4px 8px; }
 code { background: #f3f3f3; padding: 1px 3px; }
@@ -211,11 +222,12 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 <table class="matrix">
 <thead><tr><th>scenario</th>{{range .S.Backends}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
-{{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{range $i, $l := .Lines}}{{if $i}},<br>{{end}}{{$l}}{{end}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
+{{range .Rows}}<tr><th title="{{.Scenario.Description}}">{{.Scenario.Name}}</th>{{range .Cells}}{{if .Ran}}<td class="{{.Class}}"><a href="#{{.Anchor}}">{{range $i, $l := .Lines}}{{if $i}},<br>{{end}}{{$l}}{{end}}{{if .Live}}<br><span class="live">{{.Live}}</span>{{end}}</a></td>{{else}}<td></td>{{end}}{{end}}</tr>
 {{end}}</tbody>
 </table>
 </div>
-{{if .Protections}}<h2 id="protection">What protected the resource</h2>
+{{if .LivenessIntro}}<p class="live-intro">The grey line of a cell is its liveness. {{.LivenessIntro}}</p>
+{{end}}{{if .Protections}}<h2 id="protection">What protected the resource</h2>
 <p>{{.ProtectionIntro}}</p>
 {{range .Protections}}<h3>{{.Family}}</h3>
 <div class="matrix-box">
@@ -241,7 +253,9 @@ iframe { width: 100%; height: 480px; border: 1px solid #ccc; }
 {{if eq $.S.Mode "sim"}}<p>{{.C.Violating}} of {{.C.Seeds}} seeds violated.{{if .C.Shown}} Drawn: seed {{.C.Shown.Seed}}.{{end}}</p>{{else if gt .C.Seeds 1}}<p>{{.C.Violating}} of {{.C.Seeds}} runs violated.{{if .C.Shown}} Drawn: the run of seed {{.C.Shown.Seed}}.{{end}}</p>{{end}}
 {{with .C.Shown}}<p>Replay: <code>{{.Replay}}</code></p>{{end}}
 {{range .C.Notes}}<p>Note: {{.}}</p>{{end}}
-{{if .Missing}}<p>No history at {{.Missing}}: nothing to draw.</p>{{end}}
+{{if .Liveness}}<p class="live">Liveness (not part of the verdict):</p>
+<ul class="live">{{range .Liveness}}<li>{{.}}</li>{{end}}</ul>
+{{end}}{{if .Missing}}<p>No history at {{.Missing}}: nothing to draw.</p>{{end}}
 {{range .Counterexamples}}<div class="counterexample">
 <h4><code>{{.V.Kind}}</code> on key {{.V.Key}}: procs {{ints .V.Procs}}, tokens {{ints .V.Tokens}}, {{ns .V.From}}..{{ns .V.To}}</h4>
 <p>{{.V.Detail}}</p>

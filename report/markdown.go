@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/locksim/locksim/checker"
@@ -48,6 +49,7 @@ func WriteMarkdown(w io.Writer, s *Summary) {
 		b.WriteString("\n")
 	}
 
+	writeLivenessMarkdown(&b, s)
 	writeProtectionMarkdown(&b, s)
 
 	var bad []*Cell
@@ -128,6 +130,35 @@ func cellText(s *Summary, c *Cell) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeLivenessMarkdown writes the liveness matrix, the same scenarios
+// and backends as the verdicts', if any cell has liveness figures.
+func writeLivenessMarkdown(b *strings.Builder, s *Summary) {
+	if !slices.ContainsFunc(s.Cells, func(c Cell) bool { return len(c.Liveness) > 0 }) {
+		return
+	}
+	b.WriteString("\n## Liveness\n\n" + livenessIntro + "\n\n| scenario |")
+	for _, be := range s.Backends {
+		fmt.Fprintf(b, " %s |", be)
+	}
+	b.WriteString("\n|---|")
+	for range s.Backends {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, sc := range s.Scenarios {
+		fmt.Fprintf(b, "| %s |", sc.Name)
+		for _, be := range s.Backends {
+			c := s.Cell(sc.Name, be)
+			if c == nil || len(c.Liveness) == 0 {
+				b.WriteString(" |")
+				continue
+			}
+			fmt.Fprintf(b, " [%s](index.html#%s) |", livenessText(s, c), c.Anchor())
+		}
+		b.WriteString("\n")
+	}
 }
 
 func oneLine(s string) string {

@@ -285,6 +285,7 @@ func MergeShards(names []string, shards []*Shard) (*Merged, error) {
 				c.SeedsWithKind[k] += v
 			}
 			c.Notes = append(c.Notes, pc.Notes...)
+			c.Liveness = MergeLiveness(c.Liveness, pc.Liveness)
 			if c.Error == "" && pc.Error != "" {
 				c.Error = pc.Error
 			}

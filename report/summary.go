@@ -96,6 +96,9 @@ type Cell struct {
 	Violating uint64 `json:"violating"`
 	// Shown is the run the report draws.
 	Shown *Run `json:"shown,omitempty"`
+	// Liveness is per key acquired, by key: figures beside the verdict
+	// over every run of the cell, never part of it.
+	Liveness []KeyLiveness `json:"liveness,omitempty"`
 	// Notes are what the run could not apply (real runs).
 	Notes []string `json:"notes,omitempty"`
 	// Error is set when the cell could not run; it then has no verdict.

@@ -117,3 +117,39 @@ func TestCheckHTML(t *testing.T) {
 		t.Fatalf("no visualization: %v", err)
 	}
 }
+
+// Liveness figures come beside the verdict: a line per key in the text,
+// labelled as liveness, before the verdict line; the field "liveness" in
+// --json; the exit status is the verdict's alone.
+func TestCheckLiveness(t *testing.T) {
+	code, stdout, _ := runCLI("check", histories+"clean.jsonl")
+	want := `liveness (not a violation) key="widgets": held 99.9% of 600ms, longest idle wait 400µs (t=1.9s..1.9004s, c2)` + "\n"
+	if code != exitOK || !strings.HasPrefix(stdout, want) || !strings.HasSuffix(stdout, "\nOK: no violation in 14 events, 2 linearizability checks ok\n") {
+		t.Errorf("clean: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCLI("check", "--json", histories+"clean.jsonl", histories+"example-overlap.jsonl")
+	var got struct {
+		Liveness []struct {
+			File      string  `json:"file"`
+			Key       string  `json:"key"`
+			HeldShare float64 `json:"held_share"`
+			Idle      int64   `json:"longest_idle_wait_ns"`
+			From, To  int64
+			Procs     []string `json:"procs"`
+		} `json:"liveness"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+	}
+	if code != exitViolations || len(got.Liveness) != 2 {
+		t.Fatalf("exit %d, liveness %+v", code, got.Liveness)
+	}
+	l := got.Liveness[0]
+	if !strings.HasSuffix(l.File, "clean.jsonl") || l.Key != "widgets" || l.Idle != 400_000 || l.From != 1_900_000_000 || l.To != 1_900_400_000 ||
+		strings.Join(l.Procs, ",") != "c2" || l.HeldShare < 0.998 || l.HeldShare > 0.999 {
+		t.Errorf("clean.jsonl's liveness %+v", l)
+	}
+	if !strings.HasSuffix(got.Liveness[1].File, "example-overlap.jsonl") {
+		t.Errorf("second liveness %+v, want example-overlap.jsonl's", got.Liveness[1])
+	}
+}

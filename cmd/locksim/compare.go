@@ -513,6 +513,7 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 		return c, fmt.Errorf("%d of %d seeds failed to run", n-got, n)
 	}
 	c.Violating = uint64(len(bad))
+	c.Liveness = sw.live
 	shown := uint64(1)
 	for _, res := range bad {
 		for k, v := range res.Verdict.Counts() {
@@ -592,6 +593,7 @@ func compareReal(ctx context.Context, cc compareCell, first, runs uint64, lin bo
 			return c, err
 		}
 		c.Seeds++
+		c.Liveness = report.AddLiveness(c.Liveness, seed, v.Liveness)
 		seen := map[checker.Kind]bool{}
 		for _, x := range v.Violations {
 			c.Counts[x.Kind]++

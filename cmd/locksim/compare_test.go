@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,21 @@ func TestCompareSimBaseline(t *testing.T) {
 	}
 	if c := s.Cell("holder-paused-past-lease", "etcd"); c == nil || c.Violating != 4 || c.Shown == nil || len(c.Shown.Violations) == 0 || c.Shown.Violations[0].Lines[0] == 0 {
 		t.Errorf("cell holder-paused-past-lease/etcd: %+v", c)
+	}
+	// Liveness: over the 4 seeds of each cell, and in the drawn run's verdict.
+	for _, c := range s.Cells {
+		if len(c.Liveness) != 1 || c.Liveness[0].Runs != 4 || c.Liveness[0].SpanNs <= 0 || c.Liveness[0].HeldNs <= 0 {
+			t.Errorf("cell %s: liveness %+v, want one key over 4 seeds", c.Name(), c.Liveness)
+		}
+	}
+	var v struct {
+		Liveness []checker.Liveness `json:"liveness"`
+	}
+	if data, err := os.ReadFile(filepath.Join(out, "runs/control/etcd/verdict.json")); err != nil || json.Unmarshal(data, &v) != nil || len(v.Liveness) != 1 {
+		t.Errorf("runs/control/etcd/verdict.json: liveness %+v (%v)", v.Liveness, err)
+	}
+	if md, _ := os.ReadFile(filepath.Join(out, report.MarkdownFile)); !strings.Contains(string(md), "## Liveness") {
+		t.Errorf("README.md has no liveness section:\n%s", md)
 	}
 	for _, f := range []string{report.MarkdownFile, report.HTMLFile, report.SummaryFile, "runs/holder-paused-past-lease/etcd/history.jsonl"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {

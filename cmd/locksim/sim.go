@@ -279,7 +279,8 @@ type sweep struct {
 	stop  atomic.Bool
 	mu    sync.Mutex
 	bad   []*sim.Result
-	all   []*sim.Result // with one seed only
+	all   []*sim.Result        // with one seed only
+	live  []report.KeyLiveness // every seed's liveness, folded (under mu)
 
 	firstEmpty uint64 // the lowest of the empty seeds (under mu)
 }
@@ -307,6 +308,9 @@ func (s *sweep) run() []*sim.Result {
 					continue // checked before the sweep, or interrupted
 				}
 				s.done.Add(1)
+				s.mu.Lock()
+				s.live = report.AddLiveness(s.live, res.Seed, res.Verdict.Liveness)
+				s.mu.Unlock()
 				if res.Verdict.Events == 0 {
 					s.mu.Lock()
 					if s.empty.Add(1) == 1 || res.Seed < s.firstEmpty {

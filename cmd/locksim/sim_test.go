@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,6 +86,10 @@ func TestSimReplayAndOut(t *testing.T) {
 	var again checker.Summary
 	if err := json.Unmarshal([]byte(stdout3), &again); err != nil || code3 != exitViolations || len(again.Violations) != len(sum.Violations) {
 		t.Fatalf("check on the written history: exit %d, %d violations, want %d (%v)", code3, len(again.Violations), len(sum.Violations), err)
+	}
+	// The seed's verdict has the liveness figures check finds again.
+	if len(sum.Liveness) != 1 || !reflect.DeepEqual(sum.Liveness, again.Liveness) || sum.Liveness[0].SpanNs <= 0 {
+		t.Errorf("liveness in %s.json %+v, check --json %+v", base, sum.Liveness, again.Liveness)
 	}
 }
 
