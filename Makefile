@@ -84,7 +84,7 @@ AGREE_RUNS ?= 5
 agree: build
 	$(BIN)/locksim compare --sim --seeds 500 --out reports/agree/sim --no-progress; test $$? -le 1
 	$(BIN)/locksim compare --real --runs $(AGREE_RUNS) --out reports/agree/real --no-progress; test $$? -le 1
-	$(BIN)/locksim agree reports/agree/sim reports/agree/real
+	$(BIN)/locksim agree reports/agree/sim reports/agree/real > reports/agree/agreement.txt; s=$$?; cat reports/agree/agreement.txt; exit $$s
 
 ## agree-short: the same on a few cells whose verdict the timing work
 ## changed or that decide a race (about 4 minutes), run by CI.
@@ -93,7 +93,7 @@ AGREE_SHORT_RUNS ?= 3
 agree-short: build
 	$(BIN)/locksim compare --sim --seeds 500 $(AGREE_SHORT) --out reports/agree-short/sim --no-progress; test $$? -le 1
 	$(BIN)/locksim compare --real --runs $(AGREE_SHORT_RUNS) $(AGREE_SHORT) --out reports/agree-short/real --no-progress; test $$? -le 1
-	$(BIN)/locksim agree reports/agree-short/sim reports/agree-short/real
+	$(BIN)/locksim agree reports/agree-short/sim reports/agree-short/real > reports/agree-short/agreement.txt; s=$$?; cat reports/agree-short/agreement.txt; exit $$s
 
 ## report: render reports/ again from its saved comparison.
 report: build
