@@ -150,7 +150,7 @@ func New(opts Options) *Checker {
 		procs: make(map[string]*procState),
 	}
 	if opts.Linearizability {
-		c.lin = newLinRecorder()
+		c.lin = newLinRecorder(opts)
 	}
 	return c
 }
@@ -182,6 +182,9 @@ func (c *Checker) Add(e *history.Event) {
 	switch e.Type {
 	case history.Invoke:
 		ps.open, ps.inv = true, *e
+		if c.lin != nil {
+			c.lin.invoke(e)
+		}
 		c.invoke(ps, e)
 	case history.OK, history.Fail, history.Info:
 		if ps.open && ps.inv.F == e.F {
@@ -303,7 +306,7 @@ func (c *Checker) Finish() Result {
 	}
 	res := Result{Events: c.events, Violations: c.out}
 	if c.lin != nil {
-		res.Linearizability = c.lin.check(c.lastT, c.opts)
+		res.Linearizability = c.lin.check(c.lastT)
 	}
 	return res
 }
