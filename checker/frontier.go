@@ -35,10 +35,11 @@ const linSlots = 256
 // the verdict is unknown.
 const linMaxConfigs = 1 << 16
 
-// linUntimed is how many configurations a return's search may visit before
-// its time starts to count against the budget: the search of a return is
-// then cheap and its cost linear in the history.
-const linUntimed = 256
+// linUntimed is how much work (operations tried, configurations compared) a
+// return's search may do before its time starts to count against the
+// budget, and then between two looks at the clock: most returns cost far
+// less, untimed, and their cost is linear in the history.
+const linUntimed = 1 << 14
 
 // linPending marks an operation whose return is not known yet.
 const linPending = math.MaxInt64 - 1
@@ -304,10 +305,12 @@ func (st *linStream[S]) take(o int, r int64) {
 	st.cand = cand
 	var clock time.Time
 	nf := len(st.frontier)
+	work, check := 0, linUntimed
 	for k := 0; k < len(q); k++ {
-		if k >= linUntimed && k%linUntimed == 0 {
+		if work >= check {
+			check += linUntimed
 			now := time.Now()
-			if k > linUntimed {
+			if !clock.IsZero() {
 				st.spent += now.Sub(clock)
 			}
 			clock = now
@@ -318,6 +321,7 @@ func (st *linStream[S]) take(o int, r int64) {
 			}
 		}
 		c := q[k]
+		work += len(cand)
 		if c.l.has(o) {
 			c.l.clear(o)
 			add(c)
@@ -346,6 +350,7 @@ func (st *linStream[S]) take(o int, r int64) {
 			}
 			nc := linConfig[S]{s: n, l: c.l}
 			nc.l.set(p)
+			work += len(q)
 			seen := false
 			for j := range q {
 				if q[j].s == n && st.dominates(&q[j], &nc) {
