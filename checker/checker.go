@@ -45,14 +45,18 @@ type Violation struct {
 
 // Options control a check.
 type Options struct {
-	// Linearizability runs porcupine on every key (lock and register
-	// models). It keeps each key's operations in memory.
+	// Linearizability checks every key for linearizability (lock and
+	// register models), as the events come: in memory for the operations
+	// open at once, not for the history.
 	Linearizability bool
-	// LinTimeout bounds porcupine per key and model; a check that runs out
-	// of time is reported as Unknown, never as safe. Zero means 10 s.
+	// LinTimeout bounds the time the linearizability search may spend, per
+	// key and model, on returns that need more than a quick look; a check
+	// that runs out of it is reported as Unknown, never as safe. Zero means
+	// 10 s.
 	LinTimeout time.Duration
 	// HTMLDir, if set, receives porcupine's visualization of every key and
-	// model that is not linearizable.
+	// model that is not linearizable. Drawing needs every operation: with
+	// HTMLDir set, each key's operations are kept in memory.
 	HTMLDir string
 }
 
