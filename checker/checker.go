@@ -45,14 +45,18 @@ type Violation struct {
 
 // Options control a check.
 type Options struct {
-	// Linearizability runs porcupine on every key (lock and register
-	// models). It keeps each key's operations in memory.
+	// Linearizability checks every key for linearizability (lock and
+	// register models), as the events come: in memory for the operations
+	// open at once, not for the history.
 	Linearizability bool
-	// LinTimeout bounds porcupine per key and model; a check that runs out
-	// of time is reported as Unknown, never as safe. Zero means 10 s.
+	// LinTimeout bounds the time the linearizability search may spend, per
+	// key and model, on returns that need more than a quick look; a check
+	// that runs out of it is reported as Unknown, never as safe. Zero means
+	// 10 s.
 	LinTimeout time.Duration
 	// HTMLDir, if set, receives porcupine's visualization of every key and
-	// model that is not linearizable.
+	// model that is not linearizable. Drawing needs every operation: with
+	// HTMLDir set, each key's operations are kept in memory.
 	HTMLDir string
 }
 
@@ -156,7 +160,7 @@ func New(opts Options) *Checker {
 		live:  newLiveness(),
 	}
 	if opts.Linearizability {
-		c.lin = newLinRecorder()
+		c.lin = newLinRecorder(opts)
 	}
 	return c
 }
@@ -191,6 +195,9 @@ func (c *Checker) Add(e *history.Event) {
 	switch e.Type {
 	case history.Invoke:
 		ps.open, ps.inv = true, *e
+		if c.lin != nil {
+			c.lin.invoke(e)
+		}
 		c.invoke(ps, e)
 	case history.OK, history.Fail, history.Info:
 		if ps.open && ps.inv.F == e.F {
@@ -314,7 +321,7 @@ func (c *Checker) Finish() Result {
 	}
 	res := Result{Events: c.events, Violations: c.out, Liveness: c.live.finish(c.lastT, c.lastT-c.firstT)}
 	if c.lin != nil {
-		res.Linearizability = c.lin.check(c.lastT, c.opts)
+		res.Linearizability = c.lin.check(c.lastT)
 	}
 	return res
 }

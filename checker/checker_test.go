@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -428,33 +429,71 @@ func TestLinearizabilityHTML(t *testing.T) {
 	}
 }
 
-// A timeout too short to decide is reported as unknown, never as ok.
+// A budget too short to decide is reported as unknown, never as ok.
 func TestLinearizabilityUnknownIsNotOK(t *testing.T) {
 	var b strings.Builder
-	// Many concurrent unknown writes and reads: a hard instance.
-	for i := 0; i < 200; i++ {
+	// 40 writes of distinct values, all at once: which of them came before
+	// each one's return matters to what may follow, 2^39 configurations at
+	// the first return. Then reads that see only the last.
+	for i := 0; i < 40; i++ {
 		b.WriteString(`{"t":` + strconv.Itoa(i) + `,"proc":"c` + strconv.Itoa(i) + `","type":"invoke","f":"write","key":"k","value":` + strconv.Itoa(i) + "}\n")
 	}
-	for i := 0; i < 200; i++ {
-		b.WriteString(`{"t":` + strconv.Itoa(1000+i) + `,"proc":"c` + strconv.Itoa(i) + `","type":"info","f":"write","key":"k","value":` + strconv.Itoa(i) + "}\n")
+	for i := 0; i < 40; i++ {
+		b.WriteString(`{"t":` + strconv.Itoa(1000+i) + `,"proc":"c` + strconv.Itoa(i) + `","type":"ok","f":"write","key":"k"}` + "\n")
 	}
-	for i := 0; i < 200; i++ {
-		b.WriteString(`{"t":` + strconv.Itoa(2000+2*i) + `,"proc":"r` + strconv.Itoa(i) + `","type":"invoke","f":"read","key":"k"}` + "\n")
-		b.WriteString(`{"t":` + strconv.Itoa(2001+2*i) + `,"proc":"r` + strconv.Itoa(i) + `","type":"ok","f":"read","key":"k","value":` + strconv.Itoa((i*7919)%200) + "}\n")
+	for i := 0; i < 5; i++ {
+		b.WriteString(`{"t":` + strconv.Itoa(2000+2*i) + `,"proc":"r","type":"invoke","f":"read","key":"k"}` + "\n")
+		b.WriteString(`{"t":` + strconv.Itoa(2001+2*i) + `,"proc":"r","type":"ok","f":"read","key":"k","value":39}` + "\n")
 	}
-	r := history.NewReader(strings.NewReader(b.String()), "h")
-	res, err := checker.Check(r, checker.Options{Linearizability: true, LinTimeout: 1})
-	if err != nil {
-		t.Fatal(err)
+	for _, timeout := range []time.Duration{1, 50 * time.Millisecond} {
+		r := history.NewReader(strings.NewReader(b.String()), "h")
+		res, err := checker.Check(r, checker.Options{Linearizability: true, LinTimeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Linearizability) != 1 {
+			t.Fatalf("want one result, got %+v", res.Linearizability)
+		}
+		if got := res.Linearizability[0].Result; got != checker.LinUnknown {
+			t.Fatalf("budget %v: %q; want unknown", timeout, got)
+		}
+		if res.OK() {
+			t.Fatal("OK() true with an undecided linearizability check")
+		}
 	}
-	if len(res.Linearizability) != 1 {
-		t.Fatalf("want one result, got %+v", res.Linearizability)
+}
+
+// Many unknown writes at once, then reads that each need one of them to
+// have taken effect just before: decided, and linearizable.
+func TestLinearizabilityManyUnknownWrites(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 100; i++ {
+		b.WriteString(`{"t":` + strconv.Itoa(i) + `,"proc":"c` + strconv.Itoa(i) + `","type":"invoke","f":"write","key":"k","value":` + strconv.Itoa(i) + "}\n")
 	}
-	if got := res.Linearizability[0].Result; got == checker.LinOK {
-		t.Fatalf("1ns timeout gave %q; must be unknown or illegal", got)
+	for i := 0; i < 100; i++ {
+		b.WriteString(`{"t":` + strconv.Itoa(500+i) + `,"proc":"c` + strconv.Itoa(i) + `","type":"info","f":"write","key":"k","value":` + strconv.Itoa(i) + "}\n")
 	}
-	if res.OK() {
-		t.Fatal("OK() true with an undecided linearizability check")
+	for i := 0; i < 100; i++ {
+		b.WriteString(`{"t":` + strconv.Itoa(1000+2*i) + `,"proc":"r` + strconv.Itoa(i) + `","type":"invoke","f":"read","key":"k"}` + "\n")
+		b.WriteString(`{"t":` + strconv.Itoa(1001+2*i) + `,"proc":"r` + strconv.Itoa(i) + `","type":"ok","f":"read","key":"k","value":` + strconv.Itoa((i*7919)%100) + "}\n")
+	}
+	for _, tail := range []struct {
+		value string
+		want  checker.LinVerdict
+	}{{"", checker.LinOK}, {"7", checker.LinIllegal}} {
+		h := b.String()
+		if tail.value != "" {
+			// One more read of a value whose write was used already.
+			h += `{"t":5000,"proc":"z","type":"invoke","f":"read","key":"k"}` + "\n" +
+				`{"t":5001,"proc":"z","type":"ok","f":"read","key":"k","value":` + tail.value + "}\n"
+		}
+		res, err := checker.Check(history.NewReader(strings.NewReader(h), "h"), checker.Options{Linearizability: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Linearizability) != 1 || res.Linearizability[0].Result != tail.want {
+			t.Fatalf("want %s, got %+v", tail.want, res.Linearizability)
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ type Options struct {
 	Executable string
 	// Progress, if set, gets a progress line about once a second.
 	Progress io.Writer
-	// Linearizability also runs porcupine on the history.
+	// Linearizability also checks the history for linearizability.
 	Linearizability bool
 }
 

@@ -35,9 +35,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "3 no violation but a history holds no event (nothing was recorded: listed in --json's \"empty\")")
 	}
 	asJSON := fs.Bool("json", false, "print exactly one JSON object on stdout")
-	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR`")
-	lin := fs.Bool("linearizability", true, "also check linearizability with porcupine (keeps operations in memory)")
-	linTimeout := fs.Duration("lin-timeout", 10*time.Second, "porcupine's time limit per key and model; beyond it the result is unknown")
+	htmlDir := fs.String("html", "", "write porcupine's visualization of each non-linearizable key to `DIR` (keeps every operation in memory)")
+	lin := fs.Bool("linearizability", true, "also check linearizability (lock and register models, key by key)")
+	linTimeout := fs.Duration("lin-timeout", 10*time.Second, "linearizability's time limit per key and model; beyond it the result is unknown")
 	junit := fs.String("junit", "", "write a JUnit XML report to `FILE`: one test case per history")
 	files, code, ok := parseFlags(fs, args)
 	if !ok {
