@@ -261,8 +261,8 @@ func (m *consul) acquireKV(ck *consulKey, sid int) bool {
 	if ck.session == sid {
 		return true
 	}
-	if ck.session != 0 || ck.delayUntil > m.q.leaderNode().now() {
-		return false
+	if ck.session != 0 {
+		return false // the lock-delay was checked before the commit (preApply)
 	}
 	ck.session = sid
 	ck.lockIndex++
@@ -330,6 +330,10 @@ type consulReq struct {
 
 	got bool // the client has had the answer
 
+	// crTry: the leader found the key under lock-delay when the request
+	// reached it, before the commit (Consul's kvsPreApply).
+	delayed bool
+
 	// The answer.
 	ok  bool
 	id  int    // crCreate
@@ -365,7 +369,7 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 		// pointers of qr (l, from) are set before they are read.
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
-		q.ok, q.id, q.s, q.idx = false, 0, 0, 0
+		q.ok, q.id, q.s, q.idx, q.delayed = false, 0, 0, 0, false
 		if q.done != nil {
 			q.done = nil
 		}
@@ -417,6 +421,18 @@ func (q *consulReq) serve(*call) {
 	m.q.start(&q.qr)
 }
 
+// preApply runs on the leader when the request reaches it, before the
+// commit: Consul checks a lock's lock-delay there (kvs_endpoint.go
+// kvsPreApply, "enforced before commit", on the leader's wall clock), not
+// when the entry is applied. So an acquire that passed the check just
+// before a session's invalidation was committed is applied after it, on
+// the key the invalidation freed: the lock-delay does not stop it.
+func (q *consulReq) preApply() {
+	if q.kind == crTry {
+		q.delayed = q.ck.delayUntil > q.c.m.q.leaderNode().now()
+	}
+}
+
 // apply runs on the leader and keeps the answer.
 func (q *consulReq) apply() {
 	m := q.c.m
@@ -424,7 +440,7 @@ func (q *consulReq) apply() {
 	case crCreate:
 		q.id = m.create()
 	case crTry:
-		q.ok = m.acquireKV(q.ck, q.sid)
+		q.ok = !q.delayed && m.acquireKV(q.ck, q.sid)
 	case crToken:
 		q.s, q.idx = q.ck.session, q.ck.modifyIndex
 	case crRenewWait, crRenew:

@@ -208,6 +208,12 @@ type qop interface {
 	apply()
 }
 
+// preApplier is a qop with a check the leader makes when the request
+// reaches it, before the commit delay (Consul's kvsPreApply).
+type preApplier interface {
+	preApply()
+}
+
 // qreq is one request on its way through the quorum. It moves as an
 // event handler: stage says what handle does when it is delivered.
 type qreq struct {
@@ -309,6 +315,9 @@ func (r *qreq) arrive() {
 		return
 	}
 	if r.write {
+		if p, ok := r.o.(preApplier); ok {
+			p.preApply()
+		}
 		r.after(l, q.commitDelay+q.r.w.int64n(q.commitDelay), qCommit)
 	} else {
 		r.finish()
