@@ -76,6 +76,7 @@ type consulSession struct {
 	id     int
 	alive  bool
 	delay  int64
+	ttl    int64
 	timer  int   // generation of the TTL timer: bumped by a new leader
 	expiry int64 // on the leader's clock
 	armed  bool  // a timer event is pending for this generation
@@ -95,7 +96,7 @@ type consulKey struct {
 const consulTTLMin = int64(time.Second)
 
 func newConsul(r *run, size int) *consul {
-	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: max(r.opts.ttl, consulTTLMin)}
+	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl}
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
 	m.reqs = consulReqs.get(r)
@@ -146,7 +147,7 @@ func (m *consul) arm(s *consulSession) {
 	if l == nil {
 		return
 	}
-	s.expiry = l.now() + 2*m.ttl
+	s.expiry = l.now() + 2*s.ttl
 	if !s.armed {
 		s.armed = true
 		m.wait(s, l, s.timer, m.q.term)
@@ -192,9 +193,14 @@ func (t *sessionTimer) handle() {
 	l.afterH(m.q.commitDelay, t)
 }
 
+// create is a session create: its ID, or 0 if the TTL is refused (under
+// session_ttl_min).
 func (m *consul) create() int {
+	if m.ttl < consulTTLMin {
+		return 0
+	}
 	s := m.sess.alloc()
-	s.id, s.alive, s.delay = len(m.sessions)+1, true, m.r.opts.lockDelay
+	s.id, s.alive, s.delay, s.ttl = len(m.sessions)+1, true, m.r.opts.lockDelay, m.ttl
 	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
@@ -253,16 +259,19 @@ func (m *consul) fire(ck *consulKey) {
 	ck.watchers = ws[:0]
 }
 
-func (m *consul) acquireKV(ck *consulKey, sid int) bool {
+// acquireKV is a KV acquire: ok, or invalid if the session does not exist
+// (an error, not false). The holder's acquire again changes nothing (the
+// same value: Consul skips a write that changes nothing).
+func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	s := m.session(sid)
 	if s == nil {
-		return false
+		return false, true
 	}
 	if ck.session == sid {
-		return true
+		return true, false
 	}
 	if ck.session != 0 || ck.delayUntil > m.q.leaderNode().now() {
-		return false
+		return false, false
 	}
 	ck.session = sid
 	ck.lockIndex++
@@ -270,7 +279,7 @@ func (m *consul) acquireKV(ck *consulKey, sid int) bool {
 	ck.modifyIndex = m.index
 	s.keys = append(s.keys, ck)
 	m.fire(ck)
-	return true
+	return true, false
 }
 
 func (m *consul) releaseKV(ck *consulKey, sid int) bool {
@@ -331,10 +340,11 @@ type consulReq struct {
 	got bool // the client has had the answer
 
 	// The answer.
-	ok  bool
-	id  int    // crCreate
-	s   int    // crToken, GETs: the key's session
-	idx uint64 // crToken, GETs: the key's ModifyIndex
+	ok      bool
+	invalid bool   // crTry: the session does not exist (an error)
+	id      int    // crCreate: 0 if the TTL is refused (an error)
+	s       int    // crToken, GETs: the key's session
+	idx     uint64 // crToken, GETs: the key's ModifyIndex
 }
 
 // Kinds of consulReq.
@@ -365,7 +375,7 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 		// pointers of qr (l, from) are set before they are read.
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
-		q.ok, q.id, q.s, q.idx = false, 0, 0, 0
+		q.ok, q.invalid, q.id, q.s, q.idx = false, false, 0, 0, 0
 		if q.done != nil {
 			q.done = nil
 		}
@@ -424,7 +434,7 @@ func (q *consulReq) apply() {
 	case crCreate:
 		q.id = m.create()
 	case crTry:
-		q.ok = m.acquireKV(q.ck, q.sid)
+		q.ok, q.invalid = m.acquireKV(q.ck, q.sid)
 	case crToken:
 		q.s, q.idx = q.ck.session, q.ck.modifyIndex
 	case crRenewWait, crRenew:
@@ -530,11 +540,19 @@ func (q *consulReq) answered() {
 	}
 	switch q.kind {
 	case crCreate:
+		if q.id == 0 { // refused: locks/consul's Acquire returns the error
+			c.give(false, 0)
+			return
+		}
 		c.sid = q.id
 		c.try(gen)
 	case crTry:
 		if q.ok {
 			c.readToken(gen)
+			return
+		}
+		if q.invalid { // an error: Acquire returns it (and destroys the session)
+			c.give(false, 0)
 			return
 		}
 		c.wait(gen)
