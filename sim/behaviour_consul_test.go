@@ -174,10 +174,22 @@ func (m *consulModel) Watch(key string, index uint64, wait time.Duration) func()
 	p.q.send()
 	return func() (behaviour.ConsulKey, time.Duration, error) {
 		if err := m.wait(p); err != nil {
-			return behaviour.ConsulKey{}, 0, err
+			return behaviour.ConsulKey{}, time.Duration(p.at), err
 		}
 		return probeKey(p), time.Duration(p.at), nil
 	}
+}
+
+func (m *consulModel) UseLeader(leader bool) error {
+	q := m.m.q
+	if len(q.servers) < 2 || q.leader < 0 {
+		return errors.New("no leader among several servers")
+	}
+	m.c.ep = q.leader
+	if !leader {
+		m.c.ep = (q.leader + 1) % len(q.servers)
+	}
+	return nil
 }
 
 func (m *consulModel) KillLeader() error {

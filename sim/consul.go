@@ -27,18 +27,24 @@ func sessionID(id int) string {
 //     a timer of twice the TTL (Consul's SessionTTLMultiplier) at create
 //     and at every renew, on its own clock; when it fires the session is
 //     invalidated through a commit. A new leader re-arms every session's
-//     timer at the full 2×TTL. A TTL under session_ttl_min is raised to it.
+//     timer at the full 2×TTL. A TTL under session_ttl_min is refused
+//     (the create is an error, as locks/consul's Acquire returns it).
 //   - Behavior release: an invalidated (expired or destroyed) session's
 //     locks are released (the key's Session cleared) and each key gets the
 //     session's lock-delay: no acquire succeeds on it until the delay has
 //     passed on the leader's clock. A plain ?release has no lock-delay.
 //   - KV acquire fails while another session holds the key or a lock-delay
-//     runs; it needs a live session; it bumps LockIndex and ModifyIndex.
+//     runs; with a session that does not exist it is an error (Acquire
+//     returns it); it bumps LockIndex and ModifyIndex, but the holder's
+//     acquire again changes nothing (the same value: no write).
 //     The token is the ModifyIndex read back with a consistent GET, as
 //     locks/consul does.
 //   - Blocking queries: a GET with an index waits until the key's
 //     ModifyIndex passes it or the wait time (plus Consul's jitter of up to
-//     1/16) is over.
+//     1/16) is over. A blocking query runs on the leader: when the leader
+//     is killed every pending one fails (lost connection on the leader,
+//     an error from the follower that forwarded it), and one pending on a
+//     killed follower fails too.
 //   - The client: create a session, acquire, else a blocking GET of at
 //     most PollInterval and a session renew, and again (a session found
 //     expired is made anew); once held, a watcher follows the key with
@@ -48,7 +54,27 @@ func sessionID(id int) string {
 //     RenewEvery and a renew answered "no session" loses the lease. The
 //     lost session is destroyed. Release is ?release then session destroy.
 //
-// Simplified: the leader and its elections (see quorum); blocking queries
+// Held to the real servers by the behaviour cases (sim/behaviour's
+// ConsulCases, sim.TestConsulModel and behaviour.TestConsulReal): a TTL
+// under session_ttl_min refused; a TTL session invalidated at 2×TTL after
+// its last renew; acquire while another holds the key, and the holder's
+// acquire again; release by a non-holder, and the holder's release without
+// lock-delay; acquire with a destroyed session; destroy releasing the key
+// with lock-delay; a TTL invalidation releasing it with lock-delay; a
+// blocking query returning on its key's change and not on another's; one
+// on an unchanged key returning after its wait plus up to 1/16; a new
+// leader restarting every TTL timer at 2×TTL (3 servers); blocking
+// queries failing when the leader is killed (3 servers). Defects they
+// found, fixed: a TTL under session_ttl_min was raised to it (Consul
+// refuses the create, so every acquire fails); an acquire with a session
+// gone was answered false and the client waited, where Consul answers an
+// error and Acquire returns it; blocking queries outlived the killed
+// leader (and a killed entry server), where they fail at once and the
+// lease's watcher loses the lease.
+//
+// Simplified: the leader and its elections (see quorum; a leader change
+// takes the one election timeout, 1 s, where three real servers took
+// 2.0-2.4 s from the kill to a leader taking writes); blocking queries
 // are answered from the one logical state (no stale follower reads); the
 // HTTP client has no timeout, as the api client has none, so only the
 // server's RPC hold timeout (7 s) turns a stuck request into an error.
@@ -58,6 +84,7 @@ type consul struct {
 	index    uint64
 	sessions []*consulSession
 	kv       map[string]*consulKey
+	keys     []*consulKey // kv's, in the order they were made
 	ttl      int64
 	reqs     *arena[consulReq]
 	sess     *arena[consulSession]
@@ -99,6 +126,9 @@ func newConsul(r *run, size int) *consul {
 	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl}
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
+	for _, n := range m.q.servers {
+		n.onCrash = func() { m.crashed(n) }
+	}
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
 	m.timers = sessionTimers.get(r)
@@ -124,8 +154,35 @@ func (m *consul) key(k string) *consulKey {
 	if ck == nil {
 		ck = &consulKey{}
 		m.kv[k] = ck
+		m.keys = append(m.keys, ck)
 	}
 	return ck
+}
+
+// crashed is a server killed: the blocking GETs that were on it lose
+// their connection, and if it was the leader, every other one fails too:
+// a blocking query runs on the leader (the default consistency), and the
+// server that forwarded it answers the lost connection with an error.
+func (m *consul) crashed(n *node) {
+	leader := m.q.leaderNode() == n
+	for _, ck := range m.keys {
+		ws := ck.watchers[:0]
+		for _, q := range ck.watchers {
+			switch {
+			case q.call.s == n:
+				q.wdone = true
+				w := m.r.w
+				w.schedule(w.now+w.linkDelay(), q.call.c, nil, evRefused, &q.call, nil)
+			case leader:
+				q.wdone = true
+				q.call.failFrom(q.call.s)
+			default:
+				ws = append(ws, q)
+			}
+		}
+		clear(ck.watchers[len(ws):])
+		ck.watchers = ws
+	}
 }
 
 // promote is a new leader: every session's timer starts again at 2×TTL.

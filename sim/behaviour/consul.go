@@ -32,6 +32,9 @@ type Consul interface {
 	// (on the case's clock) it came.
 	Watch(key string, index uint64, wait time.Duration) func() (ConsulKey, time.Duration, error)
 
+	// UseLeader makes the client talk to the leader (true) or to a
+	// follower (false), on a cluster of several servers.
+	UseLeader(leader bool) error
 	// KillLeader kills the leader (on a cluster of several servers); the
 	// client then talks to a surviving server.
 	KillLeader() error
@@ -354,6 +357,47 @@ var ConsulCases = []ConsulCase{
 		}
 		if _, err := wantHolder(c, "lock", ""); err != nil {
 			return fmt.Errorf("after the invalidation: %v", err)
+		}
+		return nil
+	}},
+	{"a blocking query fails when the leader is killed, through the leader and through a follower", 3, func(c Consul) error {
+		// Blocking queries run on the leader (default consistency): the
+		// one sent to the leader loses its connection, the one a follower
+		// forwarded loses the follower's. locks/consul's watcher then
+		// loses the lease ("watch failed").
+		id, err := c.CreateSession(30*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id, Acquired); err != nil {
+			return err
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		var results []func() (ConsulKey, time.Duration, error)
+		for _, leader := range []bool{true, false} {
+			if err := c.UseLeader(leader); err != nil {
+				return err
+			}
+			results = append(results, c.Watch("lock", k.ModifyIndex, 30*time.Second))
+		}
+		c.Sleep(200 * time.Millisecond)
+		killed := c.Elapsed()
+		if err := c.KillLeader(); err != nil {
+			return err
+		}
+		for i, via := range []string{"the leader", "a follower"} {
+			got, at, err := results[i]()
+			if err == nil {
+				return fmt.Errorf("the blocking query through %s answered %+v %v after the leader was killed, want an error",
+					via, got, (at - killed).Round(time.Millisecond))
+			}
+			logf(c, "the blocking query through %s failed %v after the kill: %v", via, (at - killed).Round(time.Millisecond), err)
+			if err := within("the blocking query through "+via+" failed", at-killed, 0, time.Second); err != nil {
+				return err
+			}
 		}
 		return nil
 	}},

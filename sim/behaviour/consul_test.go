@@ -108,27 +108,47 @@ func (c *realConsul) Watch(key string, index uint64, wait time.Duration) func() 
 	}
 }
 
-func (c *realConsul) KillLeader() error {
+func (c *realConsul) leader() (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	nodes := c.srv.Nodes()
 	addr, err := nodes[c.cur].Leader(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for i, n := range nodes {
-		if n.ServerAddr() != addr {
-			continue
+		if n.ServerAddr() == addr {
+			return i, nil
 		}
-		if err := n.Kill(); err != nil {
-			return err
-		}
-		if i == c.cur {
-			c.cur = (i + 1) % len(nodes)
-		}
-		return nil
 	}
-	return fmt.Errorf("leader %q is none of the servers", addr)
+	return 0, fmt.Errorf("leader %q is none of the servers", addr)
+}
+
+func (c *realConsul) UseLeader(leader bool) error {
+	l, err := c.leader()
+	if err != nil {
+		return err
+	}
+	if leader {
+		c.cur = l
+	} else {
+		c.cur = (l + 1) % len(c.clients)
+	}
+	return nil
+}
+
+func (c *realConsul) KillLeader() error {
+	l, err := c.leader()
+	if err != nil {
+		return err
+	}
+	if err := c.srv.Nodes()[l].Kill(); err != nil {
+		return err
+	}
+	if l == c.cur {
+		c.cur = (l + 1) % len(c.clients)
+	}
+	return nil
 }
 
 func (c *realConsul) WaitLeader() error { return c.srv.WaitLeader(30 * time.Second) }
