@@ -43,8 +43,9 @@ func sessionID(id int) string {
 //     ModifyIndex passes it or the wait time (plus Consul's jitter of up to
 //     1/16) is over. A blocking query runs on the leader: when the leader
 //     is killed every pending one fails (lost connection on the leader,
-//     an error from the follower that forwarded it), and one pending on a
-//     killed follower fails too.
+//     an error from the follower that forwarded it), one pending on a
+//     killed follower fails too, and until an election replaces the dead
+//     leader a new one fails at once.
 //   - The client: create a session, acquire, else a blocking GET of at
 //     most PollInterval and a session renew, and again (a session found
 //     expired is made anew); once held, a watcher follows the key with
@@ -69,8 +70,9 @@ func sessionID(id int) string {
 // refuses the create, so every acquire fails); an acquire with a session
 // gone was answered false and the client waited, where Consul answers an
 // error and Acquire returns it; blocking queries outlived the killed
-// leader (and a killed entry server), where they fail at once and the
-// lease's watcher loses the lease.
+// leader (and a killed entry server), and new ones waited while the
+// leader was dead, where they fail at once and the lease's watcher loses
+// the lease.
 //
 // Simplified: the leader and its elections (see quorum; a leader change
 // takes the one election timeout, 1 s, where three real servers took
@@ -85,6 +87,7 @@ type consul struct {
 	sessions []*consulSession
 	kv       map[string]*consulKey
 	keys     []*consulKey // kv's, in the order they were made
+	keys0    [1]*consulKey
 	ttl      int64
 	reqs     *arena[consulReq]
 	sess     *arena[consulSession]
@@ -126,8 +129,10 @@ func newConsul(r *run, size int) *consul {
 	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl}
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
+	m.keys = m.keys0[:0]
+	crashed := m.crashed
 	for _, n := range m.q.servers {
-		n.onCrash = func() { m.crashed(n) }
+		n.onCrash = crashed
 	}
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
@@ -163,13 +168,16 @@ func (m *consul) key(k string) *consulKey {
 // their connection, and if it was the leader, every other one fails too:
 // a blocking query runs on the leader (the default consistency), and the
 // server that forwarded it answers the lost connection with an error.
-func (m *consul) crashed(n *node) {
-	leader := m.q.leaderNode() == n
+// (No GET waits on a server that was down before, nor, while the leader
+// is down, at all: see serveGet.)
+func (m *consul) crashed() {
+	l := m.q.leaderNode()
+	leader := l != nil && l.down
 	for _, ck := range m.keys {
 		ws := ck.watchers[:0]
 		for _, q := range ck.watchers {
 			switch {
-			case q.call.s == n:
+			case q.call.s.down:
 				q.wdone = true
 				w := m.r.w
 				w.schedule(w.now+w.linkDelay(), q.call.c, nil, evRefused, &q.call, nil)
@@ -510,6 +518,13 @@ func (q *consulReq) serveGet() {
 	m := q.c.m
 	w := m.r.w
 	ck := q.ck
+	if l := m.q.leaderNode(); l != nil && l.down {
+		// Forwarded to the leader, which is dead: refused (until an
+		// election replaces it).
+		q.wdone = true
+		q.call.failFrom(q.call.s)
+		return
+	}
 	if q.index == 0 || ck.modifyIndex > q.index || m.q.leader < 0 {
 		q.answerGet()
 		return

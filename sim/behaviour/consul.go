@@ -399,6 +399,14 @@ var ConsulCases = []ConsulCase{
 				return err
 			}
 		}
+		// Until a new leader is elected, a new one fails too (the client
+		// talks to a follower).
+		got, at, err := c.Watch("lock", k.ModifyIndex, 2*time.Second)()
+		if err == nil {
+			return fmt.Errorf("a blocking query sent %v after the kill answered %+v, want an error",
+				(at - killed).Round(time.Millisecond), got)
+		}
+		logf(c, "a blocking query sent after the kill failed %v after the kill: %v", (at - killed).Round(time.Millisecond), err)
 		return nil
 	}},
 }
