@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/sim/behaviour"
 )
 
@@ -246,5 +247,29 @@ func TestConsulModel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// What the blocking queries' failure on a killed leader means for a
+// holder: its lease's watcher fails at once and the lease is lost ("watch
+// failed"), as locks/consul's TestThreeServers shows for a lost quorum.
+func TestConsulLeaderKillLosesLease(t *testing.T) {
+	sc := parse(t, `name: consul-leader-kill
+backends: [consul]
+cluster: {size: 3}
+clients: 2
+duration: 6s
+lock: {ttl: 10s, renew_every: 2s, poll: 100ms}
+workload: {hold_min: 4s, hold_max: 4s}
+faults:
+  - {at: 1500ms, fault: kill, target: leader, jitter: 0s}
+`)
+	for seed := uint64(1); seed <= 5; seed++ {
+		res := simulate(t, sc, "consul", seed)
+		k, _ := nemesisStart(t, res, "kill")
+		lost := firstEvent(res, k, func(e *history.Event) bool { return e.F == history.FLost })
+		if lost == nil || lost.T-k > int64(100*time.Millisecond) || !strings.Contains(string(lost.Value), "watch failed") {
+			t.Errorf("seed %d: the first loss after the leader's kill: %+v, want \"watch failed\" within 100 ms", seed, lost)
+		}
 	}
 }

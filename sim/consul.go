@@ -130,10 +130,6 @@ func newConsul(r *run, size int) *consul {
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
 	m.keys = m.keys0[:0]
-	crashed := m.crashed
-	for _, n := range m.q.servers {
-		n.onCrash = crashed
-	}
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
 	m.timers = sessionTimers.get(r)
@@ -141,7 +137,7 @@ func newConsul(r *run, size int) *consul {
 }
 
 func (m *consul) leader() *node { return m.q.leaderNode() }
-func (m *consul) faultChanged() { m.q.faultChanged() }
+func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed() }
 func (m *consul) evict(n *node) {}
 func (m *consul) client(p *proc) lockClient {
 	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
@@ -164,8 +160,9 @@ func (m *consul) key(k string) *consulKey {
 	return ck
 }
 
-// crashed is a server killed: the blocking GETs that were on it lose
-// their connection, and if it was the leader, every other one fails too:
+// crashed runs after every fault (faultChanged): if a server was killed,
+// the blocking GETs that were on it lose their connection, and if it was
+// the leader, every other one fails too:
 // a blocking query runs on the leader (the default consistency), and the
 // server that forwarded it answers the lost connection with an error.
 // (No GET waits on a server that was down before, nor, while the leader
