@@ -27,18 +27,30 @@ func sessionID(id int) string {
 //     a timer of twice the TTL (Consul's SessionTTLMultiplier) at create
 //     and at every renew, on its own clock; when it fires the session is
 //     invalidated through a commit. A new leader re-arms every session's
-//     timer at the full 2×TTL. A TTL under session_ttl_min is raised to it.
+//     timer at the full 2×TTL. A TTL under session_ttl_min is refused
+//     (the create is an error, as locks/consul's Acquire returns it).
 //   - Behavior release: an invalidated (expired or destroyed) session's
 //     locks are released (the key's Session cleared) and each key gets the
 //     session's lock-delay: no acquire succeeds on it until the delay has
 //     passed on the leader's clock. A plain ?release has no lock-delay.
+//     The delay is checked when an acquire reaches the leader, before its
+//     commit (kvs_endpoint.go kvsPreApply), not when it is applied: an
+//     acquire that passed the check just before an invalidation committed
+//     takes the key the invalidation freed, lock-delay or not (seen on
+//     real servers in holder-cut-off; see consulReq.preApply).
 //   - KV acquire fails while another session holds the key or a lock-delay
-//     runs; it needs a live session; it bumps LockIndex and ModifyIndex.
+//     runs; with a session that does not exist it is an error (Acquire
+//     returns it); it bumps LockIndex and ModifyIndex, but the holder's
+//     acquire again changes nothing (the same value: no write).
 //     The token is the ModifyIndex read back with a consistent GET, as
 //     locks/consul does.
 //   - Blocking queries: a GET with an index waits until the key's
 //     ModifyIndex passes it or the wait time (plus Consul's jitter of up to
-//     1/16) is over.
+//     1/16) is over. A blocking query runs on the leader: when the leader
+//     is killed every pending one fails (lost connection on the leader,
+//     an error from the follower that forwarded it), one pending on a
+//     killed follower fails too, and until an election replaces the dead
+//     leader a new one fails at once.
 //   - The client: create a session, acquire, else a blocking GET of at
 //     most PollInterval and a session renew, and again (a session found
 //     expired is made anew); once held, a watcher follows the key with
@@ -48,7 +60,28 @@ func sessionID(id int) string {
 //     RenewEvery and a renew answered "no session" loses the lease. The
 //     lost session is destroyed. Release is ?release then session destroy.
 //
-// Simplified: the leader and its elections (see quorum); blocking queries
+// Held to the real servers by the behaviour cases (sim/behaviour's
+// ConsulCases, sim.TestConsulModel and behaviour.TestConsulReal): a TTL
+// under session_ttl_min refused; a TTL session invalidated at 2×TTL after
+// its last renew; acquire while another holds the key, and the holder's
+// acquire again; release by a non-holder, and the holder's release without
+// lock-delay; acquire with a destroyed session; destroy releasing the key
+// with lock-delay; a TTL invalidation releasing it with lock-delay; a
+// blocking query returning on its key's change and not on another's; one
+// on an unchanged key returning after its wait plus up to 1/16; a new
+// leader restarting every TTL timer at 2×TTL (3 servers); blocking
+// queries failing when the leader is killed (3 servers). Defects they
+// found, fixed: a TTL under session_ttl_min was raised to it (Consul
+// refuses the create, so every acquire fails); an acquire with a session
+// gone was answered false and the client waited, where Consul answers an
+// error and Acquire returns it; blocking queries outlived the killed
+// leader (and a killed entry server), and new ones waited while the
+// leader was dead, where they fail at once and the lease's watcher loses
+// the lease.
+//
+// Simplified: the leader and its elections (see quorum; a leader change
+// takes the one election timeout, 1 s, where three real servers took
+// 2.0-2.4 s from the kill to a leader taking writes); blocking queries
 // are answered from the one logical state (no stale follower reads); the
 // HTTP client has no timeout, as the api client has none, so only the
 // server's RPC hold timeout (7 s) turns a stuck request into an error.
@@ -58,6 +91,8 @@ type consul struct {
 	index    uint64
 	sessions []*consulSession
 	kv       map[string]*consulKey
+	keys     []*consulKey // kv's, in the order they were made
+	keys0    [1]*consulKey
 	ttl      int64
 	reqs     *arena[consulReq]
 	sess     *arena[consulSession]
@@ -76,6 +111,7 @@ type consulSession struct {
 	id     int
 	alive  bool
 	delay  int64
+	ttl    int64
 	timer  int   // generation of the TTL timer: bumped by a new leader
 	expiry int64 // on the leader's clock
 	armed  bool  // a timer event is pending for this generation
@@ -95,9 +131,10 @@ type consulKey struct {
 const consulTTLMin = int64(time.Second)
 
 func newConsul(r *run, size int) *consul {
-	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: max(r.opts.ttl, consulTTLMin)}
+	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl}
 	m.q = newQuorum(r, "consul", size, time.Second, time.Millisecond, 7*time.Second)
 	m.q.onLeader = m.promote
+	m.keys = m.keys0[:0]
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
 	m.timers = sessionTimers.get(r)
@@ -105,7 +142,7 @@ func newConsul(r *run, size int) *consul {
 }
 
 func (m *consul) leader() *node { return m.q.leaderNode() }
-func (m *consul) faultChanged() { m.q.faultChanged() }
+func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed() }
 func (m *consul) evict(n *node) {}
 func (m *consul) client(p *proc) lockClient {
 	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
@@ -123,8 +160,39 @@ func (m *consul) key(k string) *consulKey {
 	if ck == nil {
 		ck = &consulKey{}
 		m.kv[k] = ck
+		m.keys = append(m.keys, ck)
 	}
 	return ck
+}
+
+// crashed runs after every fault (faultChanged): if a server was killed,
+// the blocking GETs that were on it lose their connection, and if it was
+// the leader, every other one fails too:
+// a blocking query runs on the leader (the default consistency), and the
+// server that forwarded it answers the lost connection with an error.
+// (No GET waits on a server that was down before, nor, while the leader
+// is down, at all: see serveGet.)
+func (m *consul) crashed() {
+	l := m.q.leaderNode()
+	leader := l != nil && l.down
+	for _, ck := range m.keys {
+		ws := ck.watchers[:0]
+		for _, q := range ck.watchers {
+			switch {
+			case q.call.s.down:
+				q.wdone = true
+				w := m.r.w
+				w.schedule(w.now+w.linkDelay(), q.call.c, nil, evRefused, &q.call, nil)
+			case leader:
+				q.wdone = true
+				q.call.failFrom(q.call.s)
+			default:
+				ws = append(ws, q)
+			}
+		}
+		clear(ck.watchers[len(ws):])
+		ck.watchers = ws
+	}
 }
 
 // promote is a new leader: every session's timer starts again at 2×TTL.
@@ -146,7 +214,7 @@ func (m *consul) arm(s *consulSession) {
 	if l == nil {
 		return
 	}
-	s.expiry = l.now() + 2*m.ttl
+	s.expiry = l.now() + 2*s.ttl
 	if !s.armed {
 		s.armed = true
 		m.wait(s, l, s.timer, m.q.term)
@@ -192,9 +260,14 @@ func (t *sessionTimer) handle() {
 	l.afterH(m.q.commitDelay, t)
 }
 
+// create is a session create: its ID, or 0 if the TTL is refused (under
+// session_ttl_min).
 func (m *consul) create() int {
+	if m.ttl < consulTTLMin {
+		return 0
+	}
 	s := m.sess.alloc()
-	s.id, s.alive, s.delay = len(m.sessions)+1, true, m.r.opts.lockDelay
+	s.id, s.alive, s.delay, s.ttl = len(m.sessions)+1, true, m.r.opts.lockDelay, m.ttl
 	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
@@ -253,16 +326,19 @@ func (m *consul) fire(ck *consulKey) {
 	ck.watchers = ws[:0]
 }
 
-func (m *consul) acquireKV(ck *consulKey, sid int) bool {
+// acquireKV is a KV acquire: ok, or invalid if the session does not exist
+// (an error, not false). The holder's acquire again changes nothing (the
+// same value: Consul skips a write that changes nothing).
+func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	s := m.session(sid)
 	if s == nil {
-		return false
+		return false, true
 	}
 	if ck.session == sid {
-		return true
+		return true, false
 	}
 	if ck.session != 0 {
-		return false // the lock-delay was checked before the commit (preApply)
+		return false, false // the lock-delay was checked before the commit (preApply)
 	}
 	ck.session = sid
 	ck.lockIndex++
@@ -270,7 +346,7 @@ func (m *consul) acquireKV(ck *consulKey, sid int) bool {
 	ck.modifyIndex = m.index
 	s.keys = append(s.keys, ck)
 	m.fire(ck)
-	return true
+	return true, false
 }
 
 func (m *consul) releaseKV(ck *consulKey, sid int) bool {
@@ -335,10 +411,11 @@ type consulReq struct {
 	delayed bool
 
 	// The answer.
-	ok  bool
-	id  int    // crCreate
-	s   int    // crToken, GETs: the key's session
-	idx uint64 // crToken, GETs: the key's ModifyIndex
+	ok      bool
+	invalid bool   // crTry: the session does not exist (an error)
+	id      int    // crCreate: 0 if the TTL is refused (an error)
+	s       int    // crToken, GETs: the key's session
+	idx     uint64 // crToken, GETs: the key's ModifyIndex
 }
 
 // Kinds of consulReq.
@@ -369,7 +446,7 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 		// pointers of qr (l, from) are set before they are read.
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
-		q.ok, q.id, q.s, q.idx, q.delayed = false, 0, 0, 0, false
+		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed = false, false, 0, 0, 0, false
 		if q.done != nil {
 			q.done = nil
 		}
@@ -440,7 +517,9 @@ func (q *consulReq) apply() {
 	case crCreate:
 		q.id = m.create()
 	case crTry:
-		q.ok = !q.delayed && m.acquireKV(q.ck, q.sid)
+		if !q.delayed { // refused before the commit: no session check
+			q.ok, q.invalid = m.acquireKV(q.ck, q.sid)
+		}
 	case crToken:
 		q.s, q.idx = q.ck.session, q.ck.modifyIndex
 	case crRenewWait, crRenew:
@@ -459,6 +538,13 @@ func (q *consulReq) serveGet() {
 	m := q.c.m
 	w := m.r.w
 	ck := q.ck
+	if l := m.q.leaderNode(); l != nil && l.down {
+		// Forwarded to the leader, which is dead: refused (until an
+		// election replaces it).
+		q.wdone = true
+		q.call.failFrom(q.call.s)
+		return
+	}
 	if q.index == 0 || ck.modifyIndex > q.index || m.q.leader < 0 {
 		q.answerGet()
 		return
@@ -546,11 +632,19 @@ func (q *consulReq) answered() {
 	}
 	switch q.kind {
 	case crCreate:
+		if q.id == 0 { // refused: locks/consul's Acquire returns the error
+			c.give(false, 0)
+			return
+		}
 		c.sid = q.id
 		c.try(gen)
 	case crTry:
 		if q.ok {
 			c.readToken(gen)
+			return
+		}
+		if q.invalid { // an error: Acquire returns it (and destroys the session)
+			c.give(false, 0)
 			return
 		}
 		c.wait(gen)

@@ -58,3 +58,11 @@ func within(what string, got, lo, hi time.Duration) error {
 	}
 	return nil
 }
+
+// logf shows a measurement if the case's adapter can (a Logf method, as
+// testing.T's).
+func logf(c Clock, format string, args ...any) {
+	if l, ok := c.(interface{ Logf(string, ...any) }); ok {
+		l.Logf(format, args...)
+	}
+}

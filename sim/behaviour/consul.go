@@ -1,0 +1,474 @@
+package behaviour
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Consul is a Consul cluster as locks/consul uses it: sessions (behavior
+// release), KV acquire and release, consistent and blocking reads, and the
+// leader fault the catalogue applies. Session IDs are the server's.
+type Consul interface {
+	Clock
+	// CreateSession makes a session with behavior release, a TTL and a
+	// lock-delay (0: none). A TTL the server refuses is ErrSessionTTL.
+	CreateSession(ttl, lockDelay time.Duration) (string, error)
+	// RenewSession renews a session; false: the session is gone.
+	RenewSession(id string) (bool, error)
+	// SessionAlive is session info: whether the session exists.
+	SessionAlive(id string) (bool, error)
+	// DestroySession destroys a session.
+	DestroySession(id string) error
+	// Acquire is PUT /v1/kv/<key>?acquire=<session>.
+	Acquire(key, session string) (AcquireResult, error)
+	// Release is PUT /v1/kv/<key>?release=<session>: false if session
+	// does not hold the key.
+	Release(key, session string) (bool, error)
+	// Get is a consistent GET of the key.
+	Get(key string) (ConsulKey, error)
+	// Watch starts a blocking GET of the key (?index=&wait=) and returns
+	// at once; the function it returns waits for the answer and says when
+	// (on the case's clock) it came.
+	Watch(key string, index uint64, wait time.Duration) func() (ConsulKey, time.Duration, error)
+
+	// UseLeader makes the client talk to the leader (true) or to a
+	// follower (false), on a cluster of several servers.
+	UseLeader(leader bool) error
+	// KillLeader kills the leader (on a cluster of several servers); the
+	// client then talks to a surviving server.
+	KillLeader() error
+	// WaitLeader waits until the servers agree on a leader that takes
+	// writes (as cluster.Consul.WaitLeader: a session create works).
+	WaitLeader() error
+}
+
+// ErrSessionTTL is a session create the server refused for its TTL.
+var ErrSessionTTL = errors.New("session TTL refused")
+
+// AcquireResult is the answer to a KV acquire.
+type AcquireResult int
+
+// The answers to an acquire.
+const (
+	Acquired       AcquireResult = iota // true
+	NotAcquired                         // false: held by another session, or a lock-delay runs
+	InvalidSession                      // an error: the session does not exist
+)
+
+func (r AcquireResult) String() string {
+	return [...]string{"true", "false", "invalid session"}[r]
+}
+
+// ConsulKey is what a GET returns of a key.
+type ConsulKey struct {
+	Exists      bool
+	Session     string
+	LockIndex   uint64
+	ModifyIndex uint64
+}
+
+// ConsulCase is one behaviour of Consul that a verdict can depend on.
+type ConsulCase struct {
+	Name string
+	// Servers is how many servers the case needs: 1, or 3 for a leader
+	// change.
+	Servers int
+	// Run drives a fresh cluster (no sessions, no keys) and returns what
+	// differs from the expected outcome.
+	Run func(c Consul) error
+}
+
+// ConsulCases is the table both the real servers and the model run.
+var ConsulCases = []ConsulCase{
+	{"a session TTL under session_ttl_min (1 s) is refused", 1, func(c Consul) error {
+		if _, err := c.CreateSession(500*time.Millisecond, 0); !errors.Is(err, ErrSessionTTL) {
+			return fmt.Errorf("create with a 500 ms TTL: %v, want %v", err, ErrSessionTTL)
+		}
+		if _, err := c.CreateSession(time.Second, 0); err != nil {
+			return fmt.Errorf("create with a 1 s TTL: %v", err)
+		}
+		return nil
+	}},
+	{"a TTL session is invalidated at twice its TTL after its last renew", 1, func(c Consul) error {
+		// Consul's contract is "not before the TTL"; the leader arms a
+		// timer of 2×TTL at every renew. Three sessions, polled.
+		const ttl = time.Second
+		for i := 0; i < 3; i++ {
+			id, err := c.CreateSession(ttl, 0)
+			if err != nil {
+				return err
+			}
+			c.Sleep(time.Duration(300+123*i) * time.Millisecond)
+			if ok, err := c.RenewSession(id); err != nil || !ok {
+				return fmt.Errorf("renew: %v, %v", ok, err)
+			}
+			took, gone, err := pollUntil(c, 20*time.Millisecond, 3*ttl, sessionGone(c, id))
+			if err != nil {
+				return err
+			}
+			if !gone {
+				return fmt.Errorf("session still there %v after its last renew", took)
+			}
+			logf(c, "a %v session invalidated %v after its last renew", ttl, took.Round(time.Millisecond))
+			if err := within("the session was invalidated", took, 2*ttl-100*time.Millisecond, 2*ttl+250*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
+	{"acquire fails while another session holds the key; the holder's acquire again succeeds and changes nothing", 1, func(c Consul) error {
+		s1, s2, err := twoSessions(c, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		k1, err := wantHolder(c, "lock", s1)
+		if err != nil {
+			return err
+		}
+		if k1.LockIndex != 1 {
+			return fmt.Errorf("LockIndex after the first acquire = %d, want 1", k1.LockIndex)
+		}
+		if err := wantAcquire(c, "lock", s2, NotAcquired); err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return fmt.Errorf("the holder's second acquire: %v", err)
+		}
+		k2, err := wantHolder(c, "lock", s1)
+		if err != nil {
+			return err
+		}
+		// The holder's acquire is no new lock (LockIndex), and with the
+		// same value no write either (Consul skips a write that changes
+		// nothing): the ModifyIndex, locks/consul's token, stays.
+		if k2.LockIndex != k1.LockIndex || k2.ModifyIndex != k1.ModifyIndex {
+			return fmt.Errorf("the holder's second acquire: LockIndex %d→%d, ModifyIndex %d→%d; want both unchanged",
+				k1.LockIndex, k2.LockIndex, k1.ModifyIndex, k2.ModifyIndex)
+		}
+		return nil
+	}},
+	{"release by a non-holder fails; the holder's release frees the key at once (no lock-delay)", 1, func(c Consul) error {
+		s1, s2, err := twoSessions(c, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		if ok, err := c.Release("lock", s2); err != nil || ok {
+			return fmt.Errorf("release by the other session: %v, %v; want false", ok, err)
+		}
+		if _, err := wantHolder(c, "lock", s1); err != nil {
+			return fmt.Errorf("after a non-holder's release: %v", err)
+		}
+		if ok, err := c.Release("lock", s1); err != nil || !ok {
+			return fmt.Errorf("the holder's release: %v, %v", ok, err)
+		}
+		if _, err := wantHolder(c, "lock", ""); err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s2, Acquired); err != nil {
+			return fmt.Errorf("right after a release (sessions of 10 s lock-delay): %v", err)
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		if k.LockIndex != 2 {
+			return fmt.Errorf("LockIndex after the second holder = %d, want 2", k.LockIndex)
+		}
+		return nil
+	}},
+	{"acquire with a destroyed session is an error, not false", 1, func(c Consul) error {
+		id, err := c.CreateSession(10*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := c.DestroySession(id); err != nil {
+			return err
+		}
+		return wantAcquire(c, "lock", id, InvalidSession)
+	}},
+	{"destroy releases the key, with the session's lock-delay", 1, func(c Consul) error {
+		const delay = 1500 * time.Millisecond
+		s1, s2, err := twoSessions(c, delay)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		k1, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		if err := c.DestroySession(s1); err != nil {
+			return err
+		}
+		start := c.Elapsed()
+		if ok, err := c.RenewSession(s1); err != nil || ok {
+			return fmt.Errorf("renew of the destroyed session: %v, %v; want false", ok, err)
+		}
+		k2, err := wantHolder(c, "lock", "")
+		if err != nil {
+			return fmt.Errorf("after the destroy: %v", err)
+		}
+		if k2.ModifyIndex <= k1.ModifyIndex || k2.LockIndex != k1.LockIndex {
+			return fmt.Errorf("the destroy's release: LockIndex %d→%d, ModifyIndex %d→%d; want LockIndex unchanged, ModifyIndex grown",
+				k1.LockIndex, k2.LockIndex, k1.ModifyIndex, k2.ModifyIndex)
+		}
+		return waitLockDelay(c, "lock", s2, start, delay)
+	}},
+	{"a TTL invalidation releases the key, with the session's lock-delay", 1, func(c Consul) error {
+		const delay = 1500 * time.Millisecond
+		s1, err := c.CreateSession(time.Second, delay)
+		if err != nil {
+			return err
+		}
+		s2, err := c.CreateSession(30*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		took, gone, err := pollUntil(c, 20*time.Millisecond, 4*time.Second, sessionGone(c, s1))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("a 1 s session still there after %v", took)
+		}
+		start := c.Elapsed()
+		if _, err := wantHolder(c, "lock", ""); err != nil {
+			return fmt.Errorf("after the invalidation: %v", err)
+		}
+		// The invalidation came up to a poll period (and a round trip)
+		// before it was seen.
+		return waitLockDelay(c, "lock", s2, start-40*time.Millisecond, delay)
+	}},
+	{"a blocking query returns when its key changes, not on another key's change", 1, func(c Consul) error {
+		s1, s2, err := twoSessions(c, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "other", s2, Acquired); err != nil {
+			return err
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		result := c.Watch("lock", k.ModifyIndex, 10*time.Second)
+		c.Sleep(300 * time.Millisecond)
+		if ok, err := c.Release("other", s2); err != nil || !ok {
+			return fmt.Errorf("release of the other key: %v, %v", ok, err)
+		}
+		c.Sleep(300 * time.Millisecond)
+		changed := c.Elapsed()
+		if err := c.DestroySession(s1); err != nil {
+			return err
+		}
+		got, at, err := result()
+		if err != nil {
+			return fmt.Errorf("the blocking query: %v", err)
+		}
+		logf(c, "the blocking query answered %v after the destroy", (at - changed).Round(time.Millisecond))
+		if err := within("the blocking query answered the destroy", at-changed, 0, 150*time.Millisecond); err != nil {
+			return err
+		}
+		if got.Session != "" || got.ModifyIndex <= k.ModifyIndex {
+			return fmt.Errorf("the blocking query answered %+v, want the key released and a ModifyIndex above %d", got, k.ModifyIndex)
+		}
+		return nil
+	}},
+	{"a blocking query on an unchanged key returns after its wait, plus up to 1/16 of it", 1, func(c Consul) error {
+		s1, err := c.CreateSession(30*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", s1, Acquired); err != nil {
+			return err
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		const wait = 1600 * time.Millisecond
+		for i := 0; i < 3; i++ {
+			start := c.Elapsed()
+			got, at, err := c.Watch("lock", k.ModifyIndex, wait)()
+			if err != nil {
+				return err
+			}
+			logf(c, "a blocking query of %v on an unchanged key answered after %v", wait, (at - start).Round(time.Millisecond))
+			if err := within("a blocking query on an unchanged key answered", at-start, wait, wait+wait/16+150*time.Millisecond); err != nil {
+				return err
+			}
+			if got.ModifyIndex != k.ModifyIndex || got.Session != s1 {
+				return fmt.Errorf("the blocking query answered %+v, want the key as it was (%+v)", got, k)
+			}
+		}
+		return nil
+	}},
+	{"a new leader restarts every session's TTL timer at twice the TTL", 3, func(c Consul) error {
+		const ttl = time.Second
+		id, err := c.CreateSession(ttl, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id, Acquired); err != nil {
+			return err
+		}
+		if ok, err := c.RenewSession(id); err != nil || !ok {
+			return fmt.Errorf("renew: %v, %v", ok, err)
+		}
+		renewed := c.Elapsed()
+		if err := c.KillLeader(); err != nil {
+			return err
+		}
+		if err := c.WaitLeader(); err != nil {
+			return err
+		}
+		elected := c.Elapsed()
+		took, gone, err := pollUntil(c, 20*time.Millisecond, 4*ttl, sessionGone(c, id))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("session still there %v after the new leader", took)
+		}
+		logf(c, "leader change %v after the renew; session invalidated %v after WaitLeader, %v after the renew",
+			(elected - renewed).Round(time.Millisecond), took.Round(time.Millisecond), (elected + took - renewed).Round(time.Millisecond))
+		// The new leader took over shortly before WaitLeader saw it.
+		if err := within("after the new leader the session was invalidated", took, 2*ttl-400*time.Millisecond, 2*ttl+250*time.Millisecond); err != nil {
+			return fmt.Errorf("%v (the leader change took %v)", err, (elected - renewed).Round(time.Millisecond))
+		}
+		if since := elected + took - renewed; since < 2*ttl+300*time.Millisecond {
+			return fmt.Errorf("invalidated %v after its last renew, which a timer restarted by the new leader cannot be (the leader change took %v)",
+				since.Round(time.Millisecond), (elected - renewed).Round(time.Millisecond))
+		}
+		if _, err := wantHolder(c, "lock", ""); err != nil {
+			return fmt.Errorf("after the invalidation: %v", err)
+		}
+		return nil
+	}},
+	{"a blocking query fails when the leader is killed, through the leader and through a follower", 3, func(c Consul) error {
+		// Blocking queries run on the leader (default consistency): the
+		// one sent to the leader loses its connection, the one a follower
+		// forwarded loses the follower's. locks/consul's watcher then
+		// loses the lease ("watch failed").
+		id, err := c.CreateSession(30*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id, Acquired); err != nil {
+			return err
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		var results []func() (ConsulKey, time.Duration, error)
+		for _, leader := range []bool{true, false} {
+			if err := c.UseLeader(leader); err != nil {
+				return err
+			}
+			results = append(results, c.Watch("lock", k.ModifyIndex, 30*time.Second))
+		}
+		c.Sleep(200 * time.Millisecond)
+		killed := c.Elapsed()
+		if err := c.KillLeader(); err != nil {
+			return err
+		}
+		for i, via := range []string{"the leader", "a follower"} {
+			got, at, err := results[i]()
+			if err == nil {
+				return fmt.Errorf("the blocking query through %s answered %+v %v after the leader was killed, want an error",
+					via, got, (at - killed).Round(time.Millisecond))
+			}
+			logf(c, "the blocking query through %s failed %v after the kill: %v", via, (at - killed).Round(time.Millisecond), err)
+			if err := within("the blocking query through "+via+" failed", at-killed, 0, time.Second); err != nil {
+				return err
+			}
+		}
+		// Until a new leader is elected, a new one fails too (the client
+		// talks to a follower).
+		got, at, err := c.Watch("lock", k.ModifyIndex, 2*time.Second)()
+		if err == nil {
+			return fmt.Errorf("a blocking query sent %v after the kill answered %+v, want an error",
+				(at - killed).Round(time.Millisecond), got)
+		}
+		logf(c, "a blocking query sent after the kill failed %v after the kill: %v", (at - killed).Round(time.Millisecond), err)
+		return nil
+	}},
+}
+
+func sessionGone(c Consul, id string) func() (bool, error) {
+	return func() (bool, error) {
+		ok, err := c.SessionAlive(id)
+		return !ok, err
+	}
+}
+
+func twoSessions(c Consul, lockDelay time.Duration) (string, string, error) {
+	s1, err := c.CreateSession(30*time.Second, lockDelay)
+	if err != nil {
+		return "", "", err
+	}
+	s2, err := c.CreateSession(30*time.Second, lockDelay)
+	return s1, s2, err
+}
+
+func wantAcquire(c Consul, key, session string, want AcquireResult) error {
+	got, err := c.Acquire(key, session)
+	if err != nil {
+		return fmt.Errorf("acquire of %s: %v", key, err)
+	}
+	if got != want {
+		return fmt.Errorf("acquire of %s: %v, want %v", key, got, want)
+	}
+	return nil
+}
+
+// wantHolder checks that session ("" none) holds key.
+func wantHolder(c Consul, key, session string) (ConsulKey, error) {
+	k, err := c.Get(key)
+	switch {
+	case err != nil:
+		return k, err
+	case !k.Exists:
+		return k, fmt.Errorf("%s: no such key", key)
+	case k.Session != session:
+		return k, fmt.Errorf("%s held by %q, want %q", key, k.Session, session)
+	}
+	return k, nil
+}
+
+// waitLockDelay checks that session cannot acquire the (free) key until
+// the lock-delay that began at start has passed, and then can.
+func waitLockDelay(c Consul, key, session string, start, delay time.Duration) error {
+	if err := wantAcquire(c, key, session, NotAcquired); err != nil {
+		return fmt.Errorf("during the lock-delay: %v", err)
+	}
+	_, ok, err := pollUntil(c, 20*time.Millisecond, 2*delay, func() (bool, error) {
+		r, err := c.Acquire(key, session)
+		return r == Acquired, err
+	})
+	if err != nil {
+		return err
+	}
+	took := c.Elapsed() - start
+	logf(c, "acquired %v after the invalidation (lock-delay %v)", took.Round(time.Millisecond), delay)
+	if !ok {
+		return fmt.Errorf("%s not acquired %v after the invalidation (lock-delay %v)", key, took, delay)
+	}
+	return within("acquired after the lock-delay", took, delay-50*time.Millisecond, delay+200*time.Millisecond)
+}

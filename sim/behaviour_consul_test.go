@@ -1,0 +1,275 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/sim/behaviour"
+)
+
+// consulModel is the simulator's Consul (consul, its quorum and its
+// servers) driven in virtual time, for the behaviour cases. Every
+// operation but session info is a consulReq of the model's own kinds,
+// sent from a client node through the server it talks to, the quorum and
+// the leader, as the model's lock client sends them; only the answer
+// goes to a probe of the test's instead of the client's logic.
+type consulModel struct {
+	w *world
+	m *consul
+	c *consulClient // the client node and the server it talks to (ep)
+}
+
+func newConsulModel(seed uint64, servers int) *consulModel {
+	r := &run{w: newWorld(seed, 24*time.Hour)}
+	m := newConsul(r, servers)
+	r.be = m
+	n := r.w.addNode("client")
+	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}, gen: 1}
+	cm := &consulModel{w: r.w, m: m, c: c}
+	// The cluster has been up a little while.
+	cm.Sleep(time.Duration(1 + r.w.int64n(int64(time.Second))))
+	return cm
+}
+
+func (m *consulModel) Sleep(d time.Duration)  { m.w.runUntil(m.w.now + int64(d)) }
+func (m *consulModel) Elapsed() time.Duration { return time.Duration(m.w.now) }
+
+// consulProbe takes a request's answer in place of the client's logic.
+type consulProbe struct {
+	q          *consulReq
+	w          *world
+	done, fail bool
+	at         int64
+	lockIndex  uint64 // the key's, when the answer came
+}
+
+func (p *consulProbe) serve(c *call) { p.q.serve(c) }
+func (p *consulProbe) failed(rpcErr) { p.done, p.fail, p.at = true, true, p.w.now }
+func (p *consulProbe) replied() {
+	p.done, p.at = true, p.w.now
+	if p.q.ck != nil {
+		p.lockIndex = p.q.ck.lockIndex
+	}
+}
+
+// req is a request of kind on key ("" none) for session sid, answered to
+// a probe; send starts it.
+func (m *consulModel) req(kind uint8, write bool, key string, sid int) *consulProbe {
+	q := m.m.reqs.alloc()
+	q.c = m.c
+	q.call.w, q.call.c = m.w, m.c.p.n
+	q.qr.q, q.qr.c, q.qr.o = m.m.q, &q.call, q
+	q.kind, q.write, q.sid = kind, write, sid
+	if key != "" {
+		q.ck = m.m.key(key)
+	}
+	p := &consulProbe{q: q, w: m.w}
+	q.call.h = p
+	return p
+}
+
+func (m *consulModel) send(kind uint8, write bool, key string, sid int) *consulProbe {
+	p := m.req(kind, write, key, sid)
+	p.q.send()
+	return p
+}
+
+// wait runs the world until the probe has its answer.
+func (m *consulModel) wait(p *consulProbe) error {
+	for !p.done {
+		if m.w.q.len() == 0 {
+			return errors.New("no answer and nothing left to happen")
+		}
+		m.Sleep(100 * time.Microsecond)
+	}
+	if p.fail {
+		return errors.New("the server answered with an error")
+	}
+	return nil
+}
+
+func (m *consulModel) do(kind uint8, write bool, key string, sid int) (*consulReq, error) {
+	p := m.send(kind, write, key, sid)
+	return p.q, m.wait(p)
+}
+
+func sid(id string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(id, "session-"))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func (m *consulModel) CreateSession(ttl, lockDelay time.Duration) (string, error) {
+	// What the request asks for: the model's sessions take the run's TTL
+	// and lock-delay.
+	m.m.ttl, m.m.r.opts.lockDelay = int64(ttl), int64(lockDelay)
+	q, err := m.do(crCreate, true, "", 0)
+	if err != nil {
+		return "", err
+	}
+	if q.id == 0 {
+		return "", fmt.Errorf("%w: %v", behaviour.ErrSessionTTL, ttl)
+	}
+	return sessionID(q.id), nil
+}
+
+func (m *consulModel) RenewSession(id string) (bool, error) {
+	q, err := m.do(crRenew, false, "", sid(id))
+	return q.ok, err
+}
+
+// SessionAlive reads the state after a round trip (session info is not
+// a request of the model's client).
+func (m *consulModel) SessionAlive(id string) (bool, error) {
+	m.Sleep(300 * time.Microsecond)
+	return m.m.session(sid(id)) != nil, nil
+}
+
+func (m *consulModel) DestroySession(id string) error {
+	_, err := m.do(crDestroy, true, "", sid(id))
+	return err
+}
+
+func (m *consulModel) Acquire(key, session string) (behaviour.AcquireResult, error) {
+	q, err := m.do(crTry, true, key, sid(session))
+	switch {
+	case err != nil:
+		return 0, err
+	case q.ok:
+		return behaviour.Acquired, nil
+	case q.invalid:
+		return behaviour.InvalidSession, nil
+	}
+	return behaviour.NotAcquired, nil
+}
+
+func (m *consulModel) Release(key, session string) (bool, error) {
+	q, err := m.do(crRelease, true, key, sid(session))
+	return q.ok, err
+}
+
+func (m *consulModel) Get(key string) (behaviour.ConsulKey, error) {
+	p := m.send(crToken, false, key, 0)
+	if err := m.wait(p); err != nil {
+		return behaviour.ConsulKey{}, err
+	}
+	return probeKey(p), nil
+}
+
+func probeKey(p *consulProbe) behaviour.ConsulKey {
+	q := p.q
+	return behaviour.ConsulKey{Exists: q.idx > 0, Session: sessionID(q.s), LockIndex: p.lockIndex, ModifyIndex: q.idx}
+}
+
+// Watch is the lease watcher's blocking GET.
+func (m *consulModel) Watch(key string, index uint64, wait time.Duration) func() (behaviour.ConsulKey, time.Duration, error) {
+	p := m.req(crWatch, false, key, 0)
+	p.q.index, p.q.wait = index, int64(wait)
+	p.q.send()
+	return func() (behaviour.ConsulKey, time.Duration, error) {
+		if err := m.wait(p); err != nil {
+			return behaviour.ConsulKey{}, time.Duration(p.at), err
+		}
+		return probeKey(p), time.Duration(p.at), nil
+	}
+}
+
+func (m *consulModel) UseLeader(leader bool) error {
+	q := m.m.q
+	if len(q.servers) < 2 || q.leader < 0 {
+		return errors.New("no leader among several servers")
+	}
+	m.c.ep = q.leader
+	if !leader {
+		m.c.ep = (q.leader + 1) % len(q.servers)
+	}
+	return nil
+}
+
+func (m *consulModel) KillLeader() error {
+	q := m.m.q
+	if len(q.servers) < 2 || q.leader < 0 {
+		return errors.New("no leader to kill among the others")
+	}
+	l := q.leader
+	q.servers[l].crash()
+	m.m.faultChanged()
+	if m.c.ep == l {
+		m.c.ep = (l + 1) % len(q.servers)
+	}
+	return nil
+}
+
+// WaitLeader polls, as cluster.Consul.WaitLeader does, for a leader that
+// can commit, then creates and destroys a session.
+func (m *consulModel) WaitLeader() error {
+	q := m.m.q
+	_, ok, _ := pollTrue(m, 100*time.Millisecond, 30*time.Second, func() bool {
+		return q.leader >= 0 && q.hasMajority(q.leader)
+	})
+	if !ok {
+		return errors.New("no leader after 30 s")
+	}
+	ttl, delay := m.m.ttl, m.m.r.opts.lockDelay
+	id, err := m.CreateSession(10*time.Second, 0)
+	m.m.ttl, m.m.r.opts.lockDelay = ttl, delay
+	if err != nil {
+		return err
+	}
+	return m.DestroySession(id)
+}
+
+func pollTrue(m *consulModel, period, limit time.Duration, done func() bool) (time.Duration, bool, error) {
+	start := m.Elapsed()
+	for !done() {
+		if m.Elapsed()-start > limit {
+			return m.Elapsed() - start, false, nil
+		}
+		m.Sleep(period)
+	}
+	return m.Elapsed() - start, true, nil
+}
+
+// The behaviour cases on the model, each from several seeds.
+func TestConsulModel(t *testing.T) {
+	for _, c := range behaviour.ConsulCases {
+		t.Run(c.Name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 5; seed++ {
+				if err := c.Run(newConsulModel(seed, c.Servers)); err != nil {
+					t.Errorf("seed %d: %v", seed, err)
+				}
+			}
+		})
+	}
+}
+
+// What the blocking queries' failure on a killed leader means for a
+// holder: its lease's watcher fails at once and the lease is lost ("watch
+// failed"), as locks/consul's TestThreeServers shows for a lost quorum.
+func TestConsulLeaderKillLosesLease(t *testing.T) {
+	sc := parse(t, `name: consul-leader-kill
+backends: [consul]
+cluster: {size: 3}
+clients: 2
+duration: 6s
+lock: {ttl: 10s, renew_every: 2s, poll: 100ms}
+workload: {hold_min: 4s, hold_max: 4s}
+faults:
+  - {at: 1500ms, fault: kill, target: leader, jitter: 0s}
+`)
+	for seed := uint64(1); seed <= 5; seed++ {
+		res := simulate(t, sc, "consul", seed)
+		k, _ := nemesisStart(t, res, "kill")
+		lost := firstEvent(res, k, func(e *history.Event) bool { return e.F == history.FLost })
+		if lost == nil || lost.T-k > int64(100*time.Millisecond) || !strings.Contains(string(lost.Value), "watch failed") {
+			t.Errorf("seed %d: the first loss after the leader's kill: %+v, want \"watch failed\" within 100 ms", seed, lost)
+		}
+	}
+}
