@@ -54,6 +54,7 @@ type etcd struct {
 type etcdLease struct {
 	id     int64
 	alive  bool
+	ttl    int64 // granted, in whole seconds (ns)
 	expiry int64 // on the leader's clock
 	keys   []*etcdKey
 }
@@ -106,7 +107,7 @@ func (m *etcd) promote() {
 	l := m.q.leaderNode()
 	for _, ls := range m.leases {
 		if ls.alive {
-			ls.expiry = l.now() + m.q.electionTimeout + m.ttl
+			ls.expiry = l.now() + m.q.electionTimeout + ls.ttl
 		}
 	}
 	m.startLessor(l, m.q.term)
@@ -142,8 +143,13 @@ func (m *etcd) lessorAfter(l *node, term int, first int64) {
 	})
 }
 
-func (m *etcd) grant() int64 {
-	ls := &etcdLease{id: int64(len(m.leases) + 1), alive: true, expiry: m.q.leaderNode().now() + m.ttl}
+// grant makes a lease of ttl (whole seconds) and returns its ID. The server
+// grants no less than its minimum TTL: 1.5 election timeouts, rounded up to
+// whole seconds (etcdserver's minTTL; 1 s with ElectionMs 100).
+func (m *etcd) grant(ttl int64) int64 {
+	minTTL := (3*m.q.electionTimeout/2 + int64(time.Second) - 1) / int64(time.Second) * int64(time.Second)
+	ttl = max(ttl, minTTL)
+	ls := &etcdLease{id: int64(len(m.leases) + 1), alive: true, ttl: ttl, expiry: m.q.leaderNode().now() + ttl}
 	m.leases = append(m.leases, ls)
 	return ls.id
 }
@@ -156,6 +162,17 @@ func (m *etcd) lease(id int64) *etcdLease {
 		return ls
 	}
 	return nil
+}
+
+// renew is a keepalive on the leader: the lease's expiry set to a TTL from
+// now, and the TTL answered (0: the lease is gone).
+func (m *etcd) renew(id int64) int64 {
+	ls := m.lease(id)
+	if ls == nil {
+		return 0
+	}
+	ls.expiry = m.q.leaderNode().now() + ls.ttl
+	return ls.ttl
 }
 
 // revoke deletes a lease and its keys.
@@ -232,6 +249,7 @@ type etcdClient struct {
 	deadline int64 // client clock
 	nextKA   int64
 	session  bool
+	doneAt   int64 // when the session ended (Session.Done), -1 while it runs
 	key      string
 	rev      int64
 	waiting  func(bool, int64)
@@ -278,7 +296,7 @@ func (c *etcdClient) acquire(key string, done func(bool, int64)) {
 	c.key = key
 	c.waiting = done
 	c.op(true, func() func() {
-		id := c.m.grant()
+		id := c.m.grant(c.m.ttl)
 		return func() { c.granted0(gen, id) }
 	})
 	if wt := c.m.r.opts.waitTimeout; wt > 0 {
@@ -306,8 +324,16 @@ func (c *etcdClient) granted0(gen uint32, id int64) {
 		c.revoke(id)
 		return
 	}
+	c.startSession(gen, id)
+	c.lock(gen, c.key)
+}
+
+// startSession is concurrency.NewSession on lease id: the client's
+// keepalive of it starts.
+func (c *etcdClient) startSession(gen uint32, id int64) {
 	c.leaseID = id
 	c.session = true
+	c.doneAt = -1
 	now := c.p.n.w.now // the etcd client's own timers: true time
 	c.deadline = now + c.m.ttl
 	c.nextKA = now
@@ -315,7 +341,12 @@ func (c *etcdClient) granted0(gen uint32, id int64) {
 	// loop looks at its own.
 	c.p.n.afterTrue((c.phase-now%etcdCheckInterval+etcdCheckInterval)%etcdCheckInterval, func() { c.keepalive(gen) })
 	c.p.n.afterTrue((c.dlPhase-now%etcdDeadlineInterval+etcdDeadlineInterval)%etcdDeadlineInterval, func() { c.deadlineCheck(gen) })
-	key := c.key
+}
+
+// lock is Mutex.Lock on key, under the session's lease: the answer goes
+// to c.waiting.
+func (c *etcdClient) lock(gen uint32, key string) {
+	id := c.leaseID
 	entry := c.server()
 	c.op(true, func() func() {
 		rev, owner := c.m.lock(c, key, id, entry)
@@ -368,21 +399,19 @@ func (c *etcdClient) keepalive(gen uint32) {
 		c.nextKA = now + c.m.ttl/3
 		id := c.leaseID
 		c.op(false, func() func() {
-			ls := c.m.lease(id)
-			if ls != nil {
-				ls.expiry = c.m.q.leaderNode().now() + c.m.ttl
-			}
+			ttl := c.m.renew(id)
 			return func() {
 				if c.gen != gen || !c.session {
 					return
 				}
-				if ls == nil {
+				if ttl == 0 {
 					c.sessionDone("etcd session ended: lease expired or revoked (keepalive TTL 0)")
 					return
 				}
+				// The client takes the TTL the server answered.
 				t := c.p.n.w.now
-				c.deadline = t + c.m.ttl
-				c.nextKA = t + c.m.ttl/3
+				c.deadline = t + ttl
+				c.nextKA = t + ttl/3
 			}
 		})
 	}
@@ -391,6 +420,7 @@ func (c *etcdClient) keepalive(gen uint32) {
 
 func (c *etcdClient) sessionDone(reason string) {
 	c.endSession()
+	c.doneAt = c.p.n.w.now
 	if c.waiting != nil {
 		c.give(false, 0)
 		return
@@ -416,12 +446,9 @@ func (c *etcdClient) revoke(id int64) {
 func (c *etcdClient) renew() {
 	gen, id := c.gen, c.leaseID
 	c.op(false, func() func() {
-		ls := c.m.lease(id)
-		if ls != nil {
-			ls.expiry = c.m.q.leaderNode().now() + c.m.ttl
-		}
+		ttl := c.m.renew(id)
 		return func() {
-			if c.gen == gen && ls == nil {
+			if c.gen == gen && ttl == 0 {
 				c.sessionDone("renew: etcd lease not found (expired or revoked)")
 			}
 		}
