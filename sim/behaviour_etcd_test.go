@@ -15,6 +15,7 @@ import (
 // operation goes through an etcdClient's op, as the simulated lock
 // clients' do, and runs the world until it is answered.
 type etcdModel struct {
+	logf    func(string, ...any)
 	w       *world
 	m       *etcd
 	clients []*etcdClient
@@ -24,6 +25,8 @@ func newEtcdModel(seed uint64) *etcdModel {
 	r := &run{w: newWorld(seed, 24*time.Hour), opts: options{ttl: int64(time.Second)}}
 	return &etcdModel{w: r.w, m: newEtcd(r, 3)}
 }
+
+func (e *etcdModel) Logf(format string, args ...any) { e.logf(format, args...) }
 
 func (e *etcdModel) Sleep(d time.Duration)  { e.w.runUntil(e.w.now + int64(d)) }
 func (e *etcdModel) Elapsed() time.Duration { return time.Duration(e.w.now) }
@@ -191,7 +194,9 @@ func TestEtcdModel(t *testing.T) {
 	for _, c := range behaviour.EtcdCases {
 		t.Run(c.Name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 8; seed++ {
-				if err := c.Run(newEtcdModel(seed)); err != nil {
+				e := newEtcdModel(seed)
+				e.logf = func(f string, a ...any) { t.Logf("seed %d: "+f, append([]any{seed}, a...)...) }
+				if err := c.Run(e); err != nil {
 					t.Errorf("seed %d: %v", seed, err)
 				}
 			}

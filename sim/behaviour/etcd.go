@@ -112,6 +112,7 @@ var EtcdCases = []EtcdCase{
 		if !gone {
 			return fmt.Errorf("the key of a 1 s lease still there after %v", took)
 		}
+		logf(e, "a 1 s lease's key went %v after the grant", took)
 		return within("the key of a 1 s lease went", took, time.Second-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond)
 	}},
 	{"keepalive cadence: every TTL/3, at the 500 ms send loop's next tick", func(e Etcd) error {
@@ -150,6 +151,7 @@ var EtcdCases = []EtcdCase{
 		if len(renewals) < 3 {
 			return fmt.Errorf("the remaining TTL went back up %d times in 6 s (at %v), want a keepalive every 1.5 s", len(renewals), renewals)
 		}
+		logf(e, "keepalives seen at %v", renewals)
 		for i := 1; i < len(renewals); i++ {
 			if err := within("a keepalive came", renewals[i]-renewals[i-1], 1420*time.Millisecond, 1580*time.Millisecond); err != nil {
 				return fmt.Errorf("%v after the one before (keepalives at %v)", err, renewals)
@@ -205,13 +207,14 @@ var EtcdCases = []EtcdCase{
 				return err
 			}
 			at, ok := s.Done()
+			logf(e, "the deadline loop looking %v after the cut (-1: phase not known yet): key deleted %v, session done %v after the cut", u, took, at-cut)
 			if !ok {
 				return fmt.Errorf("the cut-off client's session still on %v after the cut", e.Elapsed()-cut)
 			}
 			if u < 0 {
 				err = within("the cut-off client's session ended", at-cut, 500*time.Millisecond-50*time.Millisecond, 2*time.Second+150*time.Millisecond)
 			} else {
-				err = within(fmt.Sprintf("cut %v before the deadline loop's look, the session ended", u), at-cut, time.Second+u-100*time.Millisecond, time.Second+u+100*time.Millisecond)
+				err = within(fmt.Sprintf("with the deadline loop looking %v after the cut, the session ended", u), at-cut, time.Second+u-100*time.Millisecond, time.Second+u+100*time.Millisecond)
 			}
 			if err != nil {
 				return err
@@ -250,6 +253,7 @@ var EtcdCases = []EtcdCase{
 		if !ok {
 			return errors.New("the session still on 6 s after it started cut off")
 		}
+		logf(e, "a session cut off from its start ended %v after it started", at-start)
 		return within("a session that never had an answer ended", at-start, 3*time.Second-50*time.Millisecond, 4*time.Second+150*time.Millisecond)
 	}},
 	{"expiry on the leader: a lease goes at the lessor's 500 ms check after its TTL", func(e Etcd) error {
@@ -294,6 +298,7 @@ var EtcdCases = []EtcdCase{
 				return fmt.Errorf("keepalive of an expired lease: TTL %d, %v; want 0", ttl, err)
 			}
 		}
+		logf(e, "1 s leases renewed a third of 500 ms apart went %v after their renewal", took)
 		if slices.Max(took) < time.Second+250*time.Millisecond {
 			return fmt.Errorf("three 1 s leases renewed a third of 500 ms apart went %v after their renewal: no wait for a 500 ms check", took)
 		}
@@ -329,6 +334,7 @@ var EtcdCases = []EtcdCase{
 		if !gone {
 			return fmt.Errorf("the cut-off holder's key still there %v after the leader died", took)
 		}
+		logf(e, "the cut-off holder's key went %v after the leader died", took)
 		return within("after the leader died the cut-off holder's key went", took, 2*time.Second+100*time.Millisecond, 2*time.Second+100*time.Millisecond+1500*time.Millisecond)
 	}},
 	{"revision tokens: each grant's key has a higher create revision, as the queue shows it", func(e Etcd) error {
@@ -422,6 +428,14 @@ var EtcdCases = []EtcdCase{
 		}
 		return ss[3].Release()
 	}},
+}
+
+// logf reports a measurement if the adapter can (both do: their test's
+// log, shown with go test -v).
+func logf(e Etcd, format string, args ...any) {
+	if l, ok := e.(interface{ Logf(string, ...any) }); ok {
+		l.Logf(format, args...)
+	}
 }
 
 // held waits for l to be granted.

@@ -33,12 +33,15 @@ func TestMain(m *testing.M) {
 // made as the harness makes them (harness/backend_client.go), each through
 // its own toxiproxy link to every member.
 type realEtcd struct {
+	t       *testing.T
 	cl      *cluster.Etcd
 	net     *faults.Network
 	ctx     context.Context // ends with the case
 	start   time.Time
 	clients []*clientv3.Client
 }
+
+func (e *realEtcd) Logf(format string, args ...any) { e.t.Logf(format, args...) }
 
 func (e *realEtcd) Sleep(d time.Duration)  { time.Sleep(d) }
 func (e *realEtcd) Elapsed() time.Duration { return time.Since(e.start) }
@@ -296,7 +299,7 @@ func TestEtcdReal(t *testing.T) {
 			n := faults.NewNetwork()
 			defer n.Close()
 			ctx, cancel := context.WithCancel(context.Background())
-			e := &realEtcd{cl: cl, net: n, ctx: ctx, start: time.Now()}
+			e := &realEtcd{t: t, cl: cl, net: n, ctx: ctx, start: time.Now()}
 			defer func() {
 				cancel()
 				for _, cli := range e.clients {
