@@ -16,8 +16,11 @@ import (
 // message; the leader commits a write when a majority of servers (itself
 // included) is up, not paused and reachable both ways, after a commit delay
 // (the disk sync); otherwise the request waits and the entry server answers
-// with an error after requestTimeout. There is no log and no replication
-// lag: reads through the leader see every commit. Elections are not
+// with an error after requestTimeout. A read forwarded to a leader that is
+// down is refused at once and tried again an election timeout later (a
+// write's proposal is lost with the leader and waits for the timeout).
+// There is no log and no replication lag: reads through the leader see
+// every commit. Elections are not
 // simulated message by message: an election timeout after any fault starts
 // or ends, a leader that is down, paused or cut from a majority is replaced
 // by the next server (in index order after it) that has a majority, and the
@@ -301,6 +304,17 @@ func (r *qreq) forward(from *node) {
 		return
 	}
 	r.l = q.servers[q.leader]
+	if r.l.down && !r.write {
+		// A read's forward to a dead leader is refused at once; the
+		// server tries again once a new leader may be there (etcd's
+		// linearizable read fails with ErrLeaderChanged and the client
+		// retries; a lease renewal retries every 50 ms). A write's
+		// proposal is lost with the leader and waits for the request
+		// timeout, as in etcd.
+		r.from = from
+		r.after(from, q.electionTimeout, qRetry)
+		return
+	}
 	r.stage = qArrive
 	q.r.w.sendEv(from, r.l, evHandler, r, nil)
 }

@@ -1,0 +1,466 @@
+package behaviour
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	lockEtcd "github.com/locksim/locksim/locks/etcd"
+)
+
+// Etcd is a three-member etcd cluster (v3.7, TickMs 10, ElectionMs 100, as
+// package cluster starts it) with the clients locks/etcd runs on:
+// go.etcd.io/etcd/client/v3 and its concurrency package, made as the
+// harness makes them (DialTimeout 2 s, gRPC keepalive 10 s / 2 s). Clients
+// are numbered from 0; each has its own link to every member (faults.Network,
+// as a run's client processes have) and at most one session at a time.
+// TTLs are whole seconds, as the lease API has them. Lock keys live under
+// locks/etcd.Prefix+name+"/", as a concurrency.Mutex on Prefix+name puts
+// them.
+type Etcd interface {
+	Clock
+	// Grant asks client c's cluster for a lease of ttl seconds: its ID and
+	// the TTL the server granted.
+	Grant(c int, ttl int64) (id, granted int64, err error)
+	// KeepAliveOnce renews lease id once through client c (what locks.Run's
+	// renewer does): the TTL answered, 0 if the lease is gone.
+	KeepAliveOnce(c int, id int64) (int64, error)
+	// TimeToLive is lease id's remaining TTL in whole seconds (truncated)
+	// as the leader reports it, -1 if the lease is gone.
+	TimeToLive(c int, id int64) (int64, error)
+	// Put puts a key under the lock prefix of name attached to lease id,
+	// through client c, as a Mutex's own key but without waiting: its
+	// create revision.
+	Put(c int, name string, id int64) (int64, error)
+	// Queue is the create revisions of the keys under the lock prefix of
+	// name, lowest first, read by client c: the mutex's queue.
+	Queue(c int, name string) ([]int64, error)
+	// Session is concurrency.NewSession on lease id for client c (with
+	// WithLease, as locks/etcd makes it): the client's keepalive of the
+	// lease starts.
+	Session(c int, id int64) (EtcdSession, error)
+	// Cut cuts client c off from every member, both ways (the harness's
+	// cut-holder).
+	Cut(c int) error
+	// Heal ends every cut.
+	Heal() error
+	// KillLeader kills the member that leads now.
+	KillLeader() error
+}
+
+// EtcdSession is one client's concurrency.Session.
+type EtcdSession interface {
+	// Done reports whether Session.Done() is closed (the keepalive ended:
+	// no answer within the TTL, or a TTL 0 answer) and when, on the case's
+	// clock.
+	Done() (at time.Duration, ok bool)
+	// Lock starts concurrency.Mutex.Lock on locks/etcd.Prefix+name and
+	// returns at once; one lock per session.
+	Lock(name string) EtcdLock
+	// Release is locks/etcd's Release: Unlock (delete the key), stop the
+	// keepalive and revoke the lease. An error if the lease was gone.
+	Release() error
+}
+
+// EtcdLock is a Mutex.Lock under way.
+type EtcdLock interface {
+	// Held reports whether Lock returned: with err nil the lock is held and
+	// rev is its key's create revision (locks/etcd's Token).
+	Held() (rev int64, done bool, err error)
+}
+
+// EtcdCase is one behaviour of etcd that a verdict can depend on.
+type EtcdCase struct {
+	Name string
+	// Run drives a fresh cluster (no lease, no key, no fault) and returns
+	// what differs from the expected outcome.
+	Run func(e Etcd) error
+}
+
+// EtcdCases is the table both the real cluster and the model run.
+var EtcdCases = []EtcdCase{
+	{"minimum lease TTL: locks/etcd asks for whole seconds, at least 1, and the server grants it", func(e Etcd) error {
+		// locks/etcd.TTLSeconds rounds up to a second; the server's own
+		// minimum is 1.5 election timeouts rounded up to seconds: 1 s.
+		for _, d := range []time.Duration{300 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
+			ask := int64(lockEtcd.TTLSeconds(d))
+			_, got, err := e.Grant(0, ask)
+			if err != nil {
+				return err
+			}
+			if want := max(ask, 1); got != want {
+				return fmt.Errorf("a lease of TTLSeconds(%v) = %d s granted %d s, want %d", d, ask, got, want)
+			}
+		}
+		if _, got, err := e.Grant(0, 0); err != nil || got != 1 {
+			return fmt.Errorf("a lease of 0 s granted %d s (%v), want the server's minimum, 1 s", got, err)
+		}
+		// A 1 s lease with no keepalive: its key goes after 1 s, at the
+		// leader's next expiry check (every 500 ms).
+		id, _, err := e.Grant(0, 1)
+		if err != nil {
+			return err
+		}
+		if _, err := e.Put(0, "lock", id); err != nil {
+			return err
+		}
+		took, gone, err := pollUntil(e, 10*time.Millisecond, 3*time.Second, queueEmpty(e, 1, "lock"))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("the key of a 1 s lease still there after %v", took)
+		}
+		logf(e, "a 1 s lease's key went %v after the grant", took)
+		return within("the key of a 1 s lease went", took, time.Second-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond)
+	}},
+	{"keepalive cadence: every TTL/3, at the 500 ms send loop's next tick", func(e Etcd) error {
+		// TTL 4 s: the next keepalive is due 1.33 s after an answer and
+		// goes at the send loop's first tick after that, 1.5 s after the
+		// last (a timer of TTL/3 would send every 1.33 s). Seen from
+		// another client, the remaining TTL (whole seconds, truncated)
+		// falls to 2 once more than 1 s passed, and goes back to 3 at each
+		// keepalive. (Not TTL 3 s: its TTL/3 is two ticks exactly, and
+		// the real client then sends after 1 s or 1.5 s, as the timer's
+		// lateness and the round trip fall.)
+		id, _, err := e.Grant(0, 4)
+		if err != nil {
+			return err
+		}
+		if _, err := e.Session(0, id); err != nil {
+			return err
+		}
+		var renewals []time.Duration
+		last := int64(4)
+		end := e.Elapsed() + 6*time.Second
+		for e.Elapsed() < end {
+			ttl, err := e.TimeToLive(1, id)
+			if err != nil {
+				return err
+			}
+			if ttl < 2 {
+				return fmt.Errorf("remaining TTL %d s while the session keeps the lease alive", ttl)
+			}
+			if ttl > last {
+				renewals = append(renewals, e.Elapsed())
+			}
+			last = ttl
+			e.Sleep(10 * time.Millisecond)
+		}
+		if len(renewals) < 3 {
+			return fmt.Errorf("the remaining TTL went back up %d times in 6 s (at %v), want a keepalive every 1.5 s", len(renewals), renewals)
+		}
+		logf(e, "keepalives seen at %v", renewals)
+		for i := 1; i < len(renewals); i++ {
+			if err := within("a keepalive came", renewals[i]-renewals[i-1], 1420*time.Millisecond, 1580*time.Millisecond); err != nil {
+				return fmt.Errorf("%v after the one before (keepalives at %v)", err, renewals)
+			}
+		}
+		return nil
+	}},
+	{"a cut-off client's session ends at its 1 s deadline loop's tick, a TTL after the last answer; the leader deletes its key", func(e Etcd) error {
+		// TTL 1 s: a keepalive at every tick of the 500 ms send loop, so
+		// the last answer came less than 500 ms before the cut and the
+		// deadline is 500-1000 ms after it. The deadline loop looks every
+		// second, at a phase of its own, which the first session's end
+		// shows. Cut so that its next look comes u after the cut (u <
+		// 500 ms: before the deadline), the session ends at the look
+		// after, 1 s + u after the cut, whatever the send loop's phase.
+		phase := time.Duration(-1)
+		for _, u := range []time.Duration{-1, 150 * time.Millisecond, 350 * time.Millisecond} {
+			id, _, err := e.Grant(0, 1)
+			if err != nil {
+				return err
+			}
+			s, err := e.Session(0, id)
+			if err != nil {
+				return err
+			}
+			if _, err := held(e, s.Lock("lock")); err != nil {
+				return err
+			}
+			e.Sleep(1200 * time.Millisecond)
+			if u >= 0 {
+				now := e.Elapsed()
+				e.Sleep(((phase-u-now)%time.Second + time.Second) % time.Second)
+			}
+			cut := e.Elapsed()
+			if err := e.Cut(0); err != nil {
+				return err
+			}
+			took, gone, err := pollUntil(e, 10*time.Millisecond, 3*time.Second, queueEmpty(e, 1, "lock"))
+			if err != nil {
+				return err
+			}
+			if !gone {
+				return fmt.Errorf("the cut-off holder's key still there %v after the cut", took)
+			}
+			if err := within("the leader deleted the cut-off holder's key", took, 500*time.Millisecond-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond); err != nil {
+				return err
+			}
+			_, _, err = pollUntil(e, 10*time.Millisecond, 3*time.Second, func() (bool, error) {
+				_, ok := s.Done()
+				return ok, nil
+			})
+			if err != nil {
+				return err
+			}
+			at, ok := s.Done()
+			logf(e, "the deadline loop looking %v after the cut (-1: phase not known yet): key deleted %v, session done %v after the cut", u, took, at-cut)
+			if !ok {
+				return fmt.Errorf("the cut-off client's session still on %v after the cut", e.Elapsed()-cut)
+			}
+			if u < 0 {
+				err = within("the cut-off client's session ended", at-cut, 500*time.Millisecond-50*time.Millisecond, 2*time.Second+150*time.Millisecond)
+			} else {
+				err = within(fmt.Sprintf("with the deadline loop looking %v after the cut, the session ended", u), at-cut, time.Second+u-100*time.Millisecond, time.Second+u+100*time.Millisecond)
+			}
+			if err != nil {
+				return err
+			}
+			phase = at % time.Second
+			if err := e.Heal(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
+	{"a session cut off before its first keepalive answer ends after the client's first-keepalive timeout, not its TTL", func(e Etcd) error {
+		// Until the first answer the client's deadline is DialTimeout + 1 s
+		// (client/v3 lease.go firstKeepAliveTimeout): 3 s, and the 1 s
+		// deadline loop sees it up to a second later.
+		id, _, err := e.Grant(0, 1)
+		if err != nil {
+			return err
+		}
+		if err := e.Cut(0); err != nil {
+			return err
+		}
+		start := e.Elapsed()
+		s, err := e.Session(0, id)
+		if err != nil {
+			return err
+		}
+		_, _, err = pollUntil(e, 10*time.Millisecond, 6*time.Second, func() (bool, error) {
+			_, ok := s.Done()
+			return ok, nil
+		})
+		if err != nil {
+			return err
+		}
+		at, ok := s.Done()
+		if !ok {
+			return errors.New("the session still on 6 s after it started cut off")
+		}
+		logf(e, "a session cut off from its start ended %v after it started", at-start)
+		return within("a session that never had an answer ended", at-start, 3*time.Second-50*time.Millisecond, 4*time.Second+150*time.Millisecond)
+	}},
+	{"expiry on the leader: a lease goes at the lessor's 500 ms check after its TTL", func(e Etcd) error {
+		// Three leases of 1 s, each renewed once at a phase a third of the
+		// check interval from the one before: one of them waits for the
+		// check at least 333 ms past its expiry.
+		var took []time.Duration
+		base := time.Duration(-1)
+		for i := range 3 {
+			id, _, err := e.Grant(0, 1)
+			if err != nil {
+				return err
+			}
+			if _, err := e.Put(0, "lock", id); err != nil {
+				return err
+			}
+			now := e.Elapsed()
+			if base < 0 {
+				base = now
+			}
+			// The renewal at the next time a third of 500 ms on from the
+			// phase of the one before.
+			phase := base + time.Duration(i)*500*time.Millisecond/3
+			e.Sleep(((phase-now)%(500*time.Millisecond) + 500*time.Millisecond) % (500 * time.Millisecond))
+			renewed := e.Elapsed()
+			if ttl, err := e.KeepAliveOnce(0, id); err != nil || ttl != 1 {
+				return fmt.Errorf("keepalive of a live lease: TTL %d, %v", ttl, err)
+			}
+			_, gone, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, queueEmpty(e, 1, "lock"))
+			if err != nil {
+				return err
+			}
+			d := e.Elapsed() - renewed
+			if !gone {
+				return fmt.Errorf("a 1 s lease's key still there %v after its renewal", d)
+			}
+			if err := within("a 1 s lease's key went", d, time.Second-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond); err != nil {
+				return err
+			}
+			took = append(took, d)
+			if ttl, err := e.KeepAliveOnce(0, id); err != nil || ttl != 0 {
+				return fmt.Errorf("keepalive of an expired lease: TTL %d, %v; want 0", ttl, err)
+			}
+		}
+		logf(e, "1 s leases renewed a third of 500 ms apart went %v after their renewal", took)
+		if slices.Max(took) < time.Second+250*time.Millisecond {
+			return fmt.Errorf("three 1 s leases renewed a third of 500 ms apart went %v after their renewal: no wait for a 500 ms check", took)
+		}
+		return nil
+	}},
+	{"a new leader extends every lease: by its election timeout plus the TTL", func(e Etcd) error {
+		// The holder is cut off; half a TTL later the leader dies. Without
+		// the extension the lease would go within a TTL of the cut; the
+		// new leader gives it its whole TTL again (plus 100 ms).
+		id, _, err := e.Grant(0, 2)
+		if err != nil {
+			return err
+		}
+		s, err := e.Session(0, id)
+		if err != nil {
+			return err
+		}
+		if _, err := held(e, s.Lock("lock")); err != nil {
+			return err
+		}
+		e.Sleep(1200 * time.Millisecond)
+		if err := e.Cut(0); err != nil {
+			return err
+		}
+		e.Sleep(time.Second)
+		if err := e.KillLeader(); err != nil {
+			return err
+		}
+		took, gone, err := pollUntil(e, 20*time.Millisecond, 6*time.Second, queueEmpty(e, 1, "lock"))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("the cut-off holder's key still there %v after the leader died", took)
+		}
+		logf(e, "the cut-off holder's key went %v after the leader died", took)
+		return within("after the leader died the cut-off holder's key went", took, 2*time.Second+100*time.Millisecond, 2*time.Second+100*time.Millisecond+1500*time.Millisecond)
+	}},
+	{"revision tokens: each grant's key has a higher create revision, as the queue shows it", func(e Etcd) error {
+		var last int64
+		for i, c := range []int{0, 1, 0, 2} {
+			id, _, err := e.Grant(c, 2)
+			if err != nil {
+				return err
+			}
+			s, err := e.Session(c, id)
+			if err != nil {
+				return err
+			}
+			rev, err := held(e, s.Lock("lock"))
+			if err != nil {
+				return err
+			}
+			if rev <= last {
+				return fmt.Errorf("grant %d: token %d after %d", i, rev, last)
+			}
+			q, err := e.Queue(3, "lock")
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(q, []int64{rev}) {
+				return fmt.Errorf("grant %d holds with revision %d; the queue is %v", i, rev, q)
+			}
+			last = rev
+			if err := s.Release(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
+	{"concurrency.Mutex queue order: waiters are granted in create-revision order; one that leaves is skipped", func(e Etcd) error {
+		ss := make([]EtcdSession, 4)
+		ls := make([]EtcdLock, 4)
+		for c := range 4 {
+			id, _, err := e.Grant(c, 5)
+			if err != nil {
+				return err
+			}
+			if ss[c], err = e.Session(c, id); err != nil {
+				return err
+			}
+			ls[c] = ss[c].Lock("lock")
+			// The next waiter only once this one's key is in the queue.
+			_, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
+				q, err := e.Queue(c, "lock")
+				return len(q) == c+1, err
+			})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("client %d's key not in the queue", c)
+			}
+		}
+		q, err := e.Queue(0, "lock")
+		if err != nil {
+			return err
+		}
+		if _, err := held(e, ls[0]); err != nil {
+			return err
+		}
+		// Client 2 leaves the queue (its lease revoked) before its turn.
+		if err := ss[2].Release(); err != nil {
+			return err
+		}
+		for _, turn := range [][2]int{{0, 1}, {1, 3}} {
+			holder, next := turn[0], turn[1]
+			e.Sleep(200 * time.Millisecond)
+			for c := holder + 1; c < 4; c++ {
+				if rev, done, err := ls[c].Held(); done && err == nil {
+					return fmt.Errorf("client %d got the lock (revision %d) while client %d held it", c, rev, holder)
+				}
+			}
+			if err := ss[holder].Release(); err != nil {
+				return err
+			}
+			rev, err := held(e, ls[next])
+			if err != nil {
+				return fmt.Errorf("client %d after client %d released: %w", next, holder, err)
+			}
+			if rev != q[next] {
+				return fmt.Errorf("client %d holds with revision %d, its key's is %d", next, rev, q[next])
+			}
+		}
+		if rev, done, err := ls[2].Held(); done && err == nil {
+			return fmt.Errorf("client 2 got the lock (revision %d) after its lease was revoked", rev)
+		}
+		return ss[3].Release()
+	}},
+}
+
+// logf reports a measurement if the adapter can (both do: their test's
+// log, shown with go test -v).
+func logf(e Etcd, format string, args ...any) {
+	if l, ok := e.(interface{ Logf(string, ...any) }); ok {
+		l.Logf(format, args...)
+	}
+}
+
+// held waits for l to be granted.
+func held(e Etcd, l EtcdLock) (int64, error) {
+	var rev int64
+	var lerr error
+	_, ok, err := pollUntil(e, 5*time.Millisecond, 5*time.Second, func() (bool, error) {
+		r, done, err := l.Held()
+		rev, lerr = r, err
+		return done, nil
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, errors.New("Mutex.Lock did not return within 5 s")
+	case lerr != nil:
+		return 0, fmt.Errorf("Mutex.Lock: %w", lerr)
+	}
+	return rev, nil
+}
+
+func queueEmpty(e Etcd, c int, name string) func() (bool, error) {
+	return func() (bool, error) {
+		q, err := e.Queue(c, name)
+		return len(q) == 0, err
+	}
+}
