@@ -430,14 +430,6 @@ var EtcdCases = []EtcdCase{
 	}},
 }
 
-// logf reports a measurement if the adapter can (both do: their test's
-// log, shown with go test -v).
-func logf(e Etcd, format string, args ...any) {
-	if l, ok := e.(interface{ Logf(string, ...any) }); ok {
-		l.Logf(format, args...)
-	}
-}
-
 // held waits for l to be granted.
 func held(e Etcd, l EtcdLock) (int64, error) {
 	var rev int64
