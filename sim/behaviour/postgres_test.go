@@ -30,11 +30,12 @@ import (
 // advisory lock holder (runHolder) instead of running the tests.
 const holderEnv = "LOCKSIM_BEHAVIOUR_PG_HOLDER"
 
-func TestMain(m *testing.M) {
+// init turns the test binary into a holder when holderEnv is set (an init
+// rather than a TestMain, which the package's other services may need).
+func init() {
 	if dsn := os.Getenv(holderEnv); dsn != "" {
 		os.Exit(runHolder(dsn, os.Getenv(holderEnv+"_KEY")))
 	}
-	os.Exit(m.Run())
 }
 
 // runHolder is one client process holding an advisory lock with
