@@ -1,0 +1,191 @@
+package sim
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/sim/behaviour"
+)
+
+// pgModel is the simulator's PostgreSQL (postgres) driven in virtual time,
+// for the behaviour cases: the lease table's statements called on the
+// model's server-side state, advisory locks held by the model's own
+// client (pgClient) on client nodes of their own.
+type pgModel struct {
+	w       *world
+	r       *run
+	m       *postgres
+	client  *node // whose clock "client" reads
+	holders int
+}
+
+func newPgModel(seed uint64) *pgModel {
+	w := newWorld(seed, 24*time.Hour)
+	r := &run{w: w, backend: "postgres-advisory", opts: defaults("postgres-advisory")}
+	m := newPostgres(r, true)
+	r.be = m
+	return &pgModel{w: w, r: r, m: m, client: w.addNode("c1")}
+}
+
+func (p *pgModel) Sleep(d time.Duration)  { p.w.runUntil(p.w.now + int64(d)) }
+func (p *pgModel) Elapsed() time.Duration { return time.Duration(p.w.now) }
+
+// rt is a round trip: requests take a little time, as on loopback.
+func (p *pgModel) rt() { p.Sleep(100 * time.Microsecond) }
+
+func (p *pgModel) setTable(clock string, ttl time.Duration) {
+	p.m.r.opts.clock, p.m.r.opts.ttl = clock, int64(ttl)
+}
+
+func (p *pgModel) until(key string) time.Time { return time.Unix(0, p.m.rows[key].lockedUntil) }
+
+func (p *pgModel) Get(clock, key, id string, ttl time.Duration) (int64, time.Time, bool, error) {
+	p.rt()
+	p.setTable(clock, ttl)
+	seq, ok := p.m.get(key, id, p.client.now())
+	if !ok {
+		return 0, time.Time{}, false, nil
+	}
+	return seq, p.until(key), true, nil
+}
+
+func (p *pgModel) Renew(clock, key, id string, ttl time.Duration) (time.Time, bool, error) {
+	p.rt()
+	p.setTable(clock, ttl)
+	if !p.m.renewRow(key, id, p.client.now()) {
+		return time.Time{}, false, nil
+	}
+	return p.until(key), true, nil
+}
+
+func (p *pgModel) Release(key, id string) (bool, error) {
+	p.rt()
+	return p.m.releaseRow(key, id), nil
+}
+
+func (p *pgModel) ServerNow() (time.Time, error) {
+	p.rt()
+	return time.Unix(0, p.m.n.now()), nil
+}
+
+func (p *pgModel) StepServerClock(d time.Duration) error {
+	p.m.n.clk.step(p.w.now, int64(d))
+	return nil
+}
+
+func (p *pgModel) StepClientClock(d time.Duration) error {
+	p.client.clk.step(p.w.now, int64(d))
+	return nil
+}
+
+// Restart is a fast shutdown and a start, as long as a real one takes.
+func (p *pgModel) Restart() error {
+	p.m.n.crash()
+	p.Sleep(500 * time.Millisecond)
+	p.m.n.restart()
+	return nil
+}
+
+func (p *pgModel) Free(key string) (bool, error) {
+	p.rt()
+	return p.m.holders[advisoryKey(key)] == nil, nil
+}
+
+// wait runs virtual time until *done or limit.
+func (p *pgModel) wait(done *bool, limit time.Duration, what string) error {
+	end := p.w.now + int64(limit)
+	for !*done {
+		if p.w.now >= end {
+			return fmt.Errorf("%s: no answer within %v", what, limit)
+		}
+		p.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// Hold is a client process with the model's advisory client. direct
+// makes no difference to the model: every link is cut the same way.
+func (p *pgModel) Hold(key string, direct bool) (behaviour.Holder, error) {
+	p.holders++
+	pr := &proc{r: p.r, name: fmt.Sprintf("h%d", p.holders)}
+	pr.n = p.w.addNode(pr.name)
+	h := &pgModelHolder{p: p, c: p.m.client(pr).(*pgClient)}
+	pr.n.onCrash = h.c.crashed
+	var got, ok bool
+	h.c.acquire(key, func(granted bool, tok int64) {
+		got, ok, h.token = true, granted, tok
+	})
+	if err := p.wait(&got, 5*time.Second, "hold "+key); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("hold %s: not granted", key)
+	}
+	return h, nil
+}
+
+type pgModelHolder struct {
+	p     *pgModel
+	c     *pgClient
+	token int64
+}
+
+func (h *pgModelHolder) Token() int64 { return h.token }
+
+func (h *pgModelHolder) Renew(timeout time.Duration) (behaviour.RenewResult, error) {
+	var done bool
+	var res pgRenew
+	h.c.checkConn(int64(timeout), func(r pgRenew) { done, res = true, r })
+	if err := h.p.wait(&done, timeout+10*time.Second, "renew"); err != nil {
+		return 0, err
+	}
+	return [...]behaviour.RenewResult{pgAlive: behaviour.LeaseOK, pgLost: behaviour.LeaseLost, pgFailed: behaviour.LeaseFailed}[res], nil
+}
+
+func (h *pgModelHolder) Release() (behaviour.RenewResult, error) {
+	var done bool
+	var t history.Type
+	h.c.release(func(typ history.Type) { done, t = true, typ })
+	if err := h.p.wait(&done, 10*time.Second, "release"); err != nil {
+		return 0, err
+	}
+	if t == history.OK {
+		return behaviour.LeaseOK, nil
+	}
+	return behaviour.LeaseLost, nil
+}
+
+func (h *pgModelHolder) Cut() error {
+	w, n, s := h.p.w, h.c.p.n, h.p.m.n
+	w.block(n, s)
+	w.block(s, n)
+	h.p.m.faultChanged()
+	return nil
+}
+
+func (h *pgModelHolder) Heal() error {
+	w, n, s := h.p.w, h.c.p.n, h.p.m.n
+	w.unblock(n, s)
+	w.unblock(s, n)
+	h.p.m.faultChanged()
+	return nil
+}
+
+func (h *pgModelHolder) Pause() error  { h.c.p.n.pause(); return nil }
+func (h *pgModelHolder) Resume() error { h.c.p.n.resume(); return nil }
+func (h *pgModelHolder) Kill() error   { h.c.p.n.crash(); return nil }
+
+// The behaviour cases on the model, each from several seeds.
+func TestPostgresModel(t *testing.T) {
+	for _, c := range behaviour.PostgresCases {
+		t.Run(c.Name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 5; seed++ {
+				if err := c.Run(newPgModel(seed)); err != nil {
+					t.Errorf("seed %d: %v", seed, err)
+				}
+			}
+		})
+	}
+}
