@@ -29,8 +29,11 @@
 //     row stolen (line 58: "release if @locked").
 //   - Defaults (lines 16-17, 39-42): lock_for 30 s, renew_every 10 s, and
 //     a blocking run polls get every 0.5 s; TryAcquire is the non-blocking
-//     run, which skips the block. The renewer sleeps renew_every, then
-//     renews (lines 49-52), as locks.Run's does.
+//     run, which skips the block. renew_every must be below lock_for
+//     (lines 22-24; locks.Apply refuses it too). The renewer sleeps
+//     renew_every, then renews (lines 49-52), as locks.Run's does. A get
+//     that fails with a database error ends the wait with it (line 40
+//     raises), as Acquire returns the *locks.BackendError.
 //   - "now" is the database's clock_timestamp() (lines 69-70, 82), as with
 //     ClockDB (the default): a skewed client clock changes nothing and
 //     only the server's clock (libfaketime) matters.
@@ -50,9 +53,10 @@
 // fails with a database error (the server down, the connection gone)
 // ends the thread. Nothing reaches the block (at most a line on stderr:
 // Thread.report_on_exception, on by default since Ruby 2.5); the block
-// runs on unrenewed, another process takes the row once locked_until passes, and
-// the first holder learns nothing, not even at release: its release
-// updates nothing and returns false, and run returns true (lines 58, 61).
+// runs on unrenewed, another process takes the row once locked_until
+// passes, and the first holder learns nothing, not even at release: its
+// release updates nothing and returns false, and run returns true
+// (lines 58, 61).
 // Config.RenewErrors chooses:
 //
 //   - RenewRetry (locksim's default, a deviation from lines 48-53): the
