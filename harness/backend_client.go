@@ -23,10 +23,13 @@ type BackendClient struct {
 	Endpoints []string `json:"endpoints"` // host:port, one per server, through the client's proxies
 	// Home is the index in Endpoints of the server a client talks to when
 	// it talks to one (Consul's local agent, PostgreSQL's only server).
-	Home      int           `json:"home"`
-	DSN       string        `json:"dsn,omitempty"`
-	PGClock   string        `json:"pg_clock,omitempty"`   // postgres: db or client
-	LockDelay time.Duration `json:"lock_delay,omitempty"` // consul: 0 is Consul's default, < 0 none
+	Home    int    `json:"home"`
+	DSN     string `json:"dsn,omitempty"`
+	PGClock string `json:"pg_clock,omitempty"` // postgres: db or client
+	// PGRenewErrors is the lease table's Config.RenewErrors (postgres):
+	// retry or stop; "" is the backend's default, retry.
+	PGRenewErrors string        `json:"pg_renew_errors,omitempty"`
+	LockDelay     time.Duration `json:"lock_delay,omitempty"` // consul: 0 is Consul's default, < 0 none
 }
 
 type closerFunc func() error
@@ -64,7 +67,7 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 		if b.PGClock == "client" {
 			clock = pglock.ClockClient
 		}
-		l, err := pglock.New(ctx, pool, pglock.Config{Clock: clock}, opts...)
+		l, err := pglock.New(ctx, pool, pglock.Config{Clock: clock, RenewErrors: pglock.RenewErrors(b.PGRenewErrors)}, opts...)
 		if err != nil {
 			pool.Close()
 			return nil, nil, err

@@ -230,6 +230,9 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	}
 	defer r.nemesisLog.Close()
 
+	if s.Lock.RenewErrors != "" && opts.Backend != "postgres" {
+		r.note(fmt.Sprintf("lock.renew_errors (%s) not applied: it is the PostgreSQL lease table's (backend postgres); %s keeps its own renewal", s.Lock.RenewErrors, opts.Backend))
+	}
 	has := func(kind string) bool {
 		return slices.ContainsFunc(s.Faults, func(f scenario.Fault) bool { return f.Fault == kind })
 	}
@@ -348,7 +351,7 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		}
 		endpoints = append(endpoints, l.Addr())
 	}
-	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, LockDelay: consulLockDelay(s.Lock)}
+	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors, LockDelay: consulLockDelay(s.Lock)}
 	if r.dep.dsn != nil {
 		b.DSN = r.dep.dsn(endpoints[0])
 	}

@@ -80,6 +80,12 @@ type Lock struct {
 	LockDelaySet bool          `yaml:"-"`
 	// Clock is the PostgreSQL lease table's clock: db or client.
 	Clock string `yaml:"clock"`
+	// RenewErrors is what the PostgreSQL lease table's lease does after a
+	// renewal that fails with a database error (RenewErrorModes): retry
+	// (unset: locksim's default, the next renewal tries again) or stop
+	// (the gem's renewer thread dies: the lease renews no more and the
+	// holder runs on unrenewed). Other backends ignore it.
+	RenewErrors string `yaml:"renew_errors"`
 }
 
 // Workload is what each client does in its critical section.
@@ -130,6 +136,9 @@ var (
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
+	// RenewErrorModes are the values of lock.renew_errors: those of
+	// locks/postgres.RenewErrors.
+	RenewErrorModes = []string{"retry", "stop"}
 	// FencingModes are the values of workload.fencing, weakest first.
 	FencingModes = []Fencing{FenceNone, FenceWrites, FenceAll, FenceGuarded}
 	// GuardedBackends are the backends whose lock service can make a write
@@ -413,6 +422,8 @@ func (p *parser) lock(n *yaml.Node, l *Lock) error {
 			return true, p.duration(v, field, &l.LockDelay)
 		case "clock":
 			return true, p.oneOf(v, field, &l.Clock, Clocks)
+		case "renew_errors":
+			return true, p.oneOf(v, field, &l.RenewErrors, RenewErrorModes)
 		}
 		return false, nil
 	})

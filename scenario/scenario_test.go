@@ -107,6 +107,7 @@ func TestParseErrors(t *testing.T) {
 		{"clients out of range", "clients: 3", "clients: 0", 6, "clients", "out of range"},
 		{"unknown backend", "[etcd, postgres]", "[etcd, zookeeper]", 3, "backends[1]", "not one of"},
 		{"unknown clock", "clock: client", "clock: wall", 11, "lock.clock", "not one of"},
+		{"unknown renew_errors", "  clock: client", "  clock: client\n  renew_errors: ignore", 12, "lock.renew_errors", "not one of"},
 		{"unknown fault", "fault: pause", "fault: explode", 19, "faults[0].fault", "not one of"},
 		{"bad target", "target: holder", "target: 10.0.0.1", 20, "faults[0].target", "not a target"},
 		{"fault after the end", "at: 4s", "at: 40s", 22, "faults[1].at", "not before the end"},
@@ -234,4 +235,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error is not a *scenario.Error: %v", err)
 		}
 	})
+}
+
+// lock.renew_errors: unset is "" (the backend's default, retry); retry
+// and stop are read as given.
+func TestRenewErrors(t *testing.T) {
+	s, err := scenario.Parse("s.yaml", []byte(good))
+	if err != nil || s.Lock.RenewErrors != "" {
+		t.Fatalf("unset: %q, %v", s.Lock.RenewErrors, err)
+	}
+	for _, mode := range scenario.RenewErrorModes {
+		src := strings.Replace(good, "  clock: client", "  clock: client\n  renew_errors: "+mode, 1)
+		s, err := scenario.Parse("s.yaml", []byte(src))
+		if err != nil || s.Lock.RenewErrors != mode {
+			t.Fatalf("%s: %q, %v", mode, s.Lock.RenewErrors, err)
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
+	lockPostgres "github.com/locksim/locksim/locks/postgres"
+	"github.com/locksim/locksim/scenario"
 )
 
 // firstEvent returns the first event at or after t matching ok.
@@ -342,5 +344,45 @@ faults:
 	}
 	if !res.OK() {
 		t.Fatalf("%v", res.Kinds())
+	}
+}
+
+// PostgreSQL lease table, lock.renew_errors: the catalogue's brief cut of
+// the holder fails one renewal. Under retry the next renewal keeps the
+// lease (safe); under stop (the gem's renewer) the lease renews no more:
+// another client takes the row while the first runs on without a lost
+// notice, and the first's release fails.
+func TestPostgresRenewErrors(t *testing.T) {
+	if got := []string{string(lockPostgres.RenewRetry), string(lockPostgres.RenewerDies)}; !slices.Equal(got, scenario.RenewErrorModes) {
+		t.Fatalf("scenario.RenewErrorModes %v, locks/postgres has %v", scenario.RenewErrorModes, got)
+	}
+	retry, stop := load(t, "locker-renewal-error"), load(t, "locker-renewal-error-stop")
+	for seed := uint64(1); seed <= 20; seed++ {
+		if res := simulate(t, retry, "postgres", seed); !res.OK() {
+			t.Errorf("retry seed %d: %v", seed, res.Kinds())
+		}
+		res := simulate(t, stop, "postgres", seed)
+		if !slices.Contains(res.Kinds(), checker.MutualExclusion) {
+			t.Errorf("stop seed %d: %v, want mutual-exclusion", seed, res.Kinds())
+			continue
+		}
+		cut, holder := nemesisStart(t, res, "cut-holder")
+		var released *history.Event
+		for i := range res.Events {
+			e := &res.Events[i]
+			if e.Proc != holder || e.T < cut {
+				continue
+			}
+			if e.F == history.FLost {
+				t.Fatalf("stop seed %d: the holder was told: %+v", seed, e)
+			}
+			if e.F == history.FRelease && e.Type != history.Invoke {
+				released = e
+				break
+			}
+		}
+		if released == nil || released.Type != history.Fail {
+			t.Errorf("stop seed %d: the cut holder's release %+v, want fail (the row was taken)", seed, released)
+		}
 	}
 }

@@ -31,6 +31,12 @@ import (
 //   - Acquire polls every PollInterval (Locker: 0.5 s). A holder learns of
 //     the loss only at its next Renew (every RenewEvery, bounded by
 //     RenewEvery as locks.Run bounds it) or Release.
+//   - A renewal that fails (a timeout, the server down, the link reset) is
+//     retried at the next tick under lock.renew_errors retry (locksim's
+//     default); under stop (the gem's renewer thread, which rescues
+//     nothing) the lease renews no more after it: nothing is sent, the
+//     holder is not told, and it runs on until its release finds the row
+//     taken.
 //   - The table is durable: a restart keeps every row and the sequence.
 //
 // Advisory locks (backend "postgres-advisory"):
@@ -352,6 +358,9 @@ type pgClient struct {
 	n    int
 	conn *pgConn
 
+	// renewerDied is the gen of the lease whose renewal failed under
+	// lock.renew_errors stop: that lease renews no more.
+	renewerDied uint32
 	// link counts the resets of the client's link to the server; cut is
 	// whether it was cut at the last fault change.
 	link uint32
@@ -548,6 +557,9 @@ func (c *pgClient) renew() {
 		})
 		return
 	}
+	if c.renewerDied == gen {
+		return // the renewer died: Renew sends nothing (ErrRenewerDied)
+	}
 	key, id, clientNow := c.key, c.id, c.p.n.now()
 	c.send(c.m.r.opts.renewEvery, func(r *call, q *pgCall) {
 		ok := c.m.renewRow(key, id, clientNow)
@@ -556,7 +568,11 @@ func (c *pgClient) renew() {
 				c.p.onLost("renew: the row was taken by another owner (LockStolen)")
 			}
 		})
-	}, func(rpcErr) {})
+	}, func(rpcErr) {
+		if c.gen == gen && c.m.r.opts.renewErrors == "stop" {
+			c.renewerDied = gen
+		}
+	})
 }
 
 // release is the end of locks.Run, which bounds a release by the TTL.

@@ -178,6 +178,7 @@ func Validate(cfg Config) error {
 type options struct {
 	ttl, renewEvery, poll, waitTimeout, lockDelay int64
 	clock                                         string // postgres: db or client
+	renewErrors                                   string // postgres: retry or stop
 }
 
 // defaults are the Defaults of each backend's package in locks/, read from
@@ -198,6 +199,7 @@ func defaults(backend string) options {
 	case "postgres":
 		o = lockPostgres.DefaultOptions
 		extra.clock = string(lockPostgres.ClockDB)
+		extra.renewErrors = string(lockPostgres.RenewRetry)
 	case "postgres-advisory":
 		o = lockPostgres.DefaultAdvisoryOptions
 	}
@@ -227,6 +229,9 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	}
 	if l.Clock != "" {
 		o.clock = l.Clock
+	}
+	if l.RenewErrors != "" && backend == "postgres" {
+		o.renewErrors = l.RenewErrors
 	}
 	return o
 }

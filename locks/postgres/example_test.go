@@ -182,3 +182,71 @@ func ExampleAdvisoryLease_GuardedPut() {
 	// release: <nil>
 	// after release, not held: true
 }
+
+// Locker.prune(5.minutes.ago): delete the rows whose lease ended before
+// then. A deleted key's sequence starts again, so a later grant's token
+// can be below a token granted before the prune.
+func ExampleLocker_Prune() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, server.DSN())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	pool.Exec(ctx, "DROP TABLE IF EXISTS example_prune_locks")
+	locker, err := postgres.New(ctx, pool, postgres.Config{Table: "example_prune_locks"},
+		locks.WithTTL(time.Second), locks.WithRenewEvery(100*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	for range 3 {
+		lease, _ := locker.Acquire(ctx, "nightly-report")
+		fmt.Println("token", lease.Token())
+		lease.Release(ctx)
+	}
+	time.Sleep(1100 * time.Millisecond) // the last lease has run out
+	n, err := locker.Prune(ctx, time.Now())
+	fmt.Println("pruned:", n, err)
+	lease, _ := locker.Acquire(ctx, "nightly-report")
+	fmt.Println("token after the prune", lease.Token())
+	lease.Release(ctx)
+	// Output:
+	// token 1
+	// token 2
+	// token 3
+	// pruned: 1 <nil>
+	// token after the prune 1
+}
+
+// Config.RenewErrors: RenewerDies is the gem's renewer thread, which dies
+// at the first database error of a renewal; later renewals send nothing
+// and the lease is not marked lost.
+func ExampleRenewErrors() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, server.DSN())
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+	locker, err := postgres.New(ctx, pool, postgres.Config{RenewErrors: postgres.RenewerDies})
+	if err != nil {
+		panic(err)
+	}
+	lease, err := locker.Acquire(ctx, "example-renewer")
+	if err != nil {
+		panic(err)
+	}
+	// A renewal that fails: here, one whose deadline has passed.
+	late, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	fmt.Println("renewal failed:", lease.Renew(late) != nil)
+	err = lease.Renew(ctx)
+	fmt.Println("renewer died:", errors.Is(err, postgres.ErrRenewerDied))
+	fmt.Println("lost:", lease.Err())
+	fmt.Println("release:", lease.Release(ctx))
+	// Output:
+	// renewal failed: true
+	// renewer died: true
+	// lost: <nil>
+	// release: <nil>
+}

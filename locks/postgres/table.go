@@ -40,14 +40,42 @@ const (
 	ClockClient ClockSource = "client"
 )
 
+// RenewErrors says what a lease does after a renewal that fails with a
+// database error (the server down or unreachable, a connection terminated,
+// a timeout): not a stolen row, which is always a loss.
+type RenewErrors string
+
+const (
+	// RenewRetry is locksim's default: the error is returned, the lease is
+	// not lost, and the next renewal (locks.Run's next tick) tries again.
+	// A lease whose row nobody took in the meantime lives on.
+	RenewRetry RenewErrors = "retry"
+	// RenewerDies is the gem's: its renewer thread has no rescue
+	// (locker.rb lines 48-53), so the first database error of a renewal
+	// ends it. The lease renews no more: every later Renew returns an
+	// error matching ErrRenewerDied without a statement, Lost is not
+	// closed, and the holder runs on until its row expires and is taken;
+	// it notices only at Release (ErrLockLost), if then.
+	RenewerDies RenewErrors = "stop"
+)
+
+// ErrRenewerDied is matched (errors.Is) by the error of every Renew after
+// a renewal failed with a database error under RenewerDies: nothing was
+// sent, the lease's row is no longer renewed.
+var ErrRenewerDied = errors.New("the renewer died at an earlier database error; the lease is no longer renewed")
+
 // Config is what Locker has beyond locks.Options. The zero value is
-// Locker's default: table "locks", database clock.
+// locksim's default: table "locks", database clock (as Locker), renewal
+// errors retried (RenewRetry; the gem's renewer dies, RenewerDies).
 type Config struct {
 	// Table is the lock table's name, optionally schema-qualified
 	// ("schema.table"); Locker's model. Default "locks".
 	Table string
 	// Clock is whose clock says "now"; default ClockDB.
 	Clock ClockSource
+	// RenewErrors is what a renewal's database error does to the lease;
+	// default RenewRetry.
+	RenewErrors RenewErrors
 	// DataTable is where guarded writes (Lease.GuardedPut) keep their
 	// data: (key text primary key, value bytea), optionally
 	// schema-qualified, created at the first guarded operation. Default
@@ -70,8 +98,8 @@ type Locker struct {
 	opts  locks.Options
 	table string // quoted identifier
 
-	ensureSQL, getSQL, renewSQL, releaseSQL string
-	data                                    dataTable
+	ensureSQL, getSQL, renewSQL, releaseSQL, pruneSQL string
+	data                                              dataTable
 }
 
 var _ locks.Locker = (*Locker)(nil)
@@ -93,6 +121,13 @@ func New(ctx context.Context, db DB, cfg Config, opts ...locks.Option) (*Locker,
 	default:
 		return nil, fmt.Errorf("locks/postgres: unknown clock source %q (want %q or %q)", cfg.Clock, ClockDB, ClockClient)
 	}
+	switch cfg.RenewErrors {
+	case "":
+		cfg.RenewErrors = RenewRetry
+	case RenewRetry, RenewerDies:
+	default:
+		return nil, fmt.Errorf("locks/postgres: unknown renewal error policy %q (want %q or %q)", cfg.RenewErrors, RenewRetry, RenewerDies)
+	}
 	if cfg.DataTable == "" {
 		cfg.DataTable = DefaultDataTable
 	}
@@ -113,6 +148,7 @@ func (l *Locker) buildSQL() {
 	t := l.table
 	l.ensureSQL = `INSERT INTO ` + t + ` (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`
 	l.releaseSQL = `UPDATE ` + t + ` SET locked_by = NULL WHERE key = $1 AND locked_by = $2`
+	l.pruneSQL = `DELETE FROM ` + t + ` WHERE locked_until < $1`
 	// Guarded: $1 lock key, $2 locked_by, $3 sequence, $4 data key, $5
 	// value. FOR SHARE locks the lock row for the statement's transaction:
 	// a concurrent take of the row waits for it, and a take committed
@@ -160,7 +196,7 @@ func (l *Locker) createTable(ctx context.Context) error {
 // Options implements locks.Locker.
 func (l *Locker) Options() locks.Options { return l.opts }
 
-// Config is the locker's table and clock source, after defaults.
+// Config is the locker's configuration, after defaults.
 func (l *Locker) Config() Config { return l.cfg }
 
 // Acquire implements locks.Locker: Locker's blocking run, polling every
@@ -276,6 +312,8 @@ type Lease struct {
 
 	mu    sync.Mutex
 	until time.Time
+	// died is the database error that ended the renewer (RenewerDies).
+	died error
 }
 
 var (
@@ -351,9 +389,20 @@ func (s *Lease) Until() time.Time {
 
 // Renew implements locks.Lease: Locker's renew, which extends locked_until
 // while locked_by is still ours (even past expiry, if nobody took the row).
+// A row no longer ours is LockStolen: the lease is lost and the error
+// matches locks.ErrLockLost. Another failure is a *locks.BackendError;
+// under RenewerDies it is the renewer's last, and every later call returns
+// an error matching ErrRenewerDied at once. A renewal abandoned because
+// the caller cancelled ctx (not a deadline) does not kill the renewer.
 func (s *Lease) Renew(ctx context.Context) error {
 	if err := s.Err(); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	died := s.died
+	s.mu.Unlock()
+	if died != nil {
+		return &locks.BackendError{Backend: backend, Op: "renew", Err: fmt.Errorf("%w: %v", ErrRenewerDied, died)}
 	}
 	var until time.Time
 	err := s.l.db.QueryRow(ctx, s.l.renewSQL, s.l.renewArgs(s.key, s.id)...).Scan(&until)
@@ -361,12 +410,27 @@ func (s *Lease) Renew(ctx context.Context) error {
 		return s.Lose("renew: the row was taken by another owner (LockStolen)")
 	}
 	if err != nil {
+		if s.l.cfg.RenewErrors == RenewerDies && !errors.Is(context.Cause(ctx), context.Canceled) {
+			s.mu.Lock()
+			if s.died == nil {
+				s.died = err
+			}
+			s.mu.Unlock()
+		}
 		return wrap("renew", err)
 	}
 	s.mu.Lock()
 	s.until = until
 	s.mu.Unlock()
 	return nil
+}
+
+// RenewerDied is the database error that ended this lease's renewals under
+// RenewerDies, or nil while they go on.
+func (s *Lease) RenewerDied() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.died
 }
 
 // Release implements locks.Lease: Locker's release, which clears locked_by
@@ -380,6 +444,32 @@ func (s *Lease) Release(ctx context.Context) error {
 		return s.Lose("release: the row is no longer ours")
 	}
 	return nil
+}
+
+// Prune is Locker.prune (locker.rb lines 29-32): it deletes every row of
+// the table whose locked_until is earlier than before, and returns how many
+// it deleted. before is the caller's instant, compared with locked_until as
+// the gem compares its argument: on the client's clock, whatever
+// Config.Clock says. A free row (locked_by NULL) and a held row whose
+// lease ran out are deleted alike; a row never locked (locked_until NULL)
+// is kept.
+//
+// Deleting a row restarts its count: the next Acquire or TryAcquire
+// creates the row again with sequence 0, so the next grant's token is 1,
+// not above the tokens granted before the prune. A fenced resource that
+// saw an earlier holder's token rejects the new holder's writes, and an
+// earlier holder still running (its lease ran out, its row was deleted)
+// has a token above the legitimate holder's: prune defeats fencing. A
+// holder whose row was deleted loses it at its next Renew (LockStolen), as
+// in the gem. A blocking Acquire already polling when its row is deleted
+// waits until its wait timeout or ctx ends, as the gem's blocking run
+// loops on get forever (its row is made once, at Locker.new, line 26).
+func (l *Locker) Prune(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := l.db.Exec(ctx, l.pruneSQL, before)
+	if err != nil {
+		return 0, wrap("prune", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // wrap makes err a *locks.BackendError for op; nil stays nil.
