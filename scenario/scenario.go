@@ -80,7 +80,15 @@ type Lock struct {
 	LockDelaySet bool          `yaml:"-"`
 	// Clock is the PostgreSQL lease table's clock: db or client.
 	Clock string `yaml:"clock"`
+	// Failover is memcache's failover to another server when the key's
+	// server cannot be reached (Failovers): on (unset) or off
+	// (locks/memcache's Config.NoFailover), in real runs and the
+	// simulator alike.
+	Failover string `yaml:"failover"`
 }
+
+// NoFailover reports whether the scenario turns memcache's failover off.
+func (l Lock) NoFailover() bool { return l.Failover == "off" }
 
 // Workload is what each client does in its critical section.
 type Workload struct {
@@ -130,6 +138,7 @@ var (
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
+	Failovers     = []string{"on", "off"}
 	// FencingModes are the values of workload.fencing, weakest first.
 	FencingModes = []Fencing{FenceNone, FenceWrites, FenceAll, FenceGuarded}
 	// GuardedBackends are the backends whose lock service can make a write
@@ -413,6 +422,8 @@ func (p *parser) lock(n *yaml.Node, l *Lock) error {
 			return true, p.duration(v, field, &l.LockDelay)
 		case "clock":
 			return true, p.oneOf(v, field, &l.Clock, Clocks)
+		case "failover":
+			return true, p.oneOf(v, field, &l.Failover, Failovers)
 		}
 		return false, nil
 	})

@@ -41,6 +41,7 @@ func Marshal(s *Scenario) []byte {
 		{"wait_timeout", optDur(s.Lock.WaitTimeout)},
 		{"lock_delay", lockDelay(s.Lock)},
 		{"clock", s.Lock.Clock},
+		{"failover", s.Lock.Failover},
 	})
 	w := s.Workload
 	fencing := string(w.Fencing) // unset stays unset
