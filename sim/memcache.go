@@ -291,7 +291,7 @@ func (m *memcache) client(p *proc) lockClient {
 		WaitTimeout:  time.Duration(m.r.opts.waitTimeout),
 		Owner:        p.name,
 	}
-	return &mcClient{m: m, p: p, mc: mcm.New(lockMemcache.MachineConfig(m.cfg, o))}
+	return &mcClient{m: m, p: p, mc: mcm.New(lockMemcache.MachineConfig(m.cfg, o)), buf: make([]mcm.Output, 0, 4)}
 }
 
 // mcClient is the simulator's driver of locks/memcache's client machine
@@ -313,6 +313,7 @@ type mcClient struct {
 	nonce uint64
 	lease *mcm.Lease // the current grant, until its release starts
 	slots [3]mcSlot
+	buf   []mcm.Output // the machine's outputs, reused
 }
 
 // The requests a proc can have in progress at once: one of each.
@@ -363,8 +364,7 @@ func (c *mcClient) acquire(key string, done func(bool, int64)) {
 	s := c.start(slotAcquire, 0)
 	s.acqDone = done
 	c.nonce++
-	var buf [4]mcm.Output
-	c.drive(slotAcquire, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Acquire, Key: key}, c.p.n.now(), c.nonce, buf[:0]))
+	c.drive(slotAcquire, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Acquire, Key: key}, c.p.n.now(), c.nonce, c.buf[:0]))
 }
 
 func (c *mcClient) renew() {
@@ -372,8 +372,7 @@ func (c *mcClient) renew() {
 		return // the last renewal is still running: locks.Run waits for it
 	}
 	s := c.start(slotRenew, c.m.r.opts.renewEvery)
-	var buf [4]mcm.Output
-	c.drive(slotRenew, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Renew, Lease: c.lease}, c.p.n.now(), 0, buf[:0]))
+	c.drive(slotRenew, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Renew, Lease: c.lease}, c.p.n.now(), 0, c.buf[:0]))
 }
 
 func (c *mcClient) release(done func(history.Type)) {
@@ -386,8 +385,7 @@ func (c *mcClient) release(done func(history.Type)) {
 	c.lease = nil
 	s := c.start(slotRelease, c.m.r.opts.ttl)
 	s.relDone = done
-	var buf [4]mcm.Output
-	c.drive(slotRelease, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Release, Lease: lease}, c.p.n.now(), 0, buf[:0]))
+	c.drive(slotRelease, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Release, Lease: lease}, c.p.n.now(), 0, c.buf[:0]))
 }
 
 // start begins a request in slot i, bounded by bound on the client's
@@ -403,16 +401,18 @@ func (c *mcClient) start(i uint8, bound int64) *mcSlot {
 	return s
 }
 
-// drive carries out the outputs of slot i's machine call.
+// drive carries out the outputs of slot i's machine call. out is c.buf:
+// OutDone is always the last output, so a request that finish starts
+// (from a proc's callback) may reuse the buffer.
 func (c *mcClient) drive(i uint8, out []mcm.Output) {
 	s := &c.slots[i]
 	for {
-		var next mcm.Output
+		var next *mcm.Output
 		for k := range out {
 			o := &out[k]
 			switch o.Kind {
 			case mcm.OutSend, mcm.OutTimer:
-				next = *o
+				next = o
 			case mcm.OutGrant:
 				c.lease = o.Lease
 			case mcm.OutLost:
@@ -422,20 +422,24 @@ func (c *mcClient) drive(i uint8, out []mcm.Output) {
 				return
 			}
 		}
+		if next == nil {
+			return
+		}
+		w := c.m.r.w
 		if next.Kind == mcm.OutTimer {
 			t := c.m.timers.alloc()
 			t.c, t.slot, t.gen = c, i, s.gen
 			c.p.n.afterH(int64(next.D), t)
 			return
 		}
-		if !next.Detached && s.deadline != 0 && c.m.r.w.now >= s.deadline {
-			out = c.mc.Cancel(&s.c, c.p.n.now(), out[:0])
+		if !next.Detached && s.deadline != 0 && w.now >= s.deadline {
+			out = c.mc.Cancel(&s.c, c.p.n.now(), c.buf[:0])
 			continue
 		}
 		q := c.m.ops.alloc()
-		q.c, q.slot, q.gen, q.server, q.op = c, i, s.gen, next.Server, next.Op
-		q.call = call{w: c.m.r.w, c: c.p.n, s: c.m.servers[next.Server].n, h: q}
-		c.m.r.w.startTrue(&q.call, int64(next.Timeout))
+		q.c, q.slot, q.gen, q.server, q.op = c, i, s.gen, int(next.Server), next.Op
+		q.call.w, q.call.c, q.call.s, q.call.h = w, c.p.n, c.m.servers[next.Server].n, q // the rest is zero, from the arena
+		w.startTrue(&q.call, int64(next.D))
 		return
 	}
 }
@@ -471,8 +475,7 @@ func (t *mcTimer) handle() {
 		return
 	}
 	c.nonce++
-	var buf [4]mcm.Output
-	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.nonce, buf[:0]))
+	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.nonce, c.buf[:0]))
 }
 
 // serve runs the operation on the server.
@@ -522,6 +525,5 @@ func (q *mcOp) answer(r mcm.Reply) {
 	if s.gen != q.gen || !s.busy {
 		return
 	}
-	var buf [4]mcm.Output
-	c.drive(q.slot, c.mc.Reply(&s.c, r, c.p.n.now(), buf[:0]))
+	c.drive(q.slot, c.mc.Reply(&s.c, r, c.p.n.now(), c.buf[:0]))
 }

@@ -226,7 +226,7 @@ func (r *run) drive(ctx context.Context, s *servers, req machine.Request, lease 
 			s.mu.Unlock()
 			continue
 		}
-		rep := r.exec(s, next.Server, &next.Op)
+		rep := r.exec(s, int(next.Server), &next.Op)
 		s.mu.Lock()
 		out = s.m.Reply(&r.c, rep, s.now(), buf)
 		s.mu.Unlock()
@@ -237,11 +237,11 @@ func (r *run) drive(ctx context.Context, s *servers, req machine.Request, lease 
 func (r *run) failure(ctx context.Context, s *servers, o *machine.Output) error {
 	switch o.Cause {
 	case machine.CauseNoServers:
-		return backendErr(o.Stage, errors.New("no servers available"))
+		return backendErr(o.Text, errors.New("no servers available"))
 	case machine.CauseNoToken:
-		return backendErr(o.Stage, errors.New("token counter keeps disappearing"))
+		return backendErr(o.Text, errors.New("token counter keeps disappearing"))
 	case machine.CauseChurn:
-		return backendErr(o.Stage, errors.New("item keeps changing under compare-and-swap"))
+		return backendErr(o.Text, errors.New("item keeps changing under compare-and-swap"))
 	case machine.CauseCancelled:
 		return ctx.Err()
 	}
@@ -250,9 +250,9 @@ func (r *run) failure(ctx context.Context, s *servers, o *machine.Output) error 
 		err = errors.New("unexpected answer")
 	}
 	if r.lastUnreac {
-		return backendErr(o.Stage, fmt.Errorf("%s: %w", s.addrs[r.lastServer], err))
+		return backendErr(o.Text, fmt.Errorf("%s: %w", s.addrs[r.lastServer], err))
 	}
-	return wrap(o.Stage, err)
+	return wrap(o.Text, err)
 }
 
 // exec sends op to server i over gomemcache and reads the answer as the

@@ -54,6 +54,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/crc32"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,7 @@ type Machine struct {
 	exp       int32
 	deadUntil []int64 // client clock; a server is skipped while now < deadUntil
 	keys      map[string]*keyInfo
+	lastKey   *keyInfo // the key asked for last (a client mostly asks for one)
 }
 
 // keyInfo is what a key always maps to: its memcached keys and the server
@@ -105,6 +107,11 @@ type Machine struct {
 type keyInfo struct {
 	name, skey, tkey string
 	order            [MaxTries]int32
+	// uniq is order without repeats: the candidates when no server is
+	// dead, of which the live ones are the candidates (a server is dead
+	// or not for all its places in order alike).
+	uniq  [MaxTries]int32
+	nuniq int
 }
 
 // New returns the machine of one client.
@@ -162,12 +169,27 @@ func StorageKey(key string) string {
 func TokenKey(key string) string { return StorageKey(key + "_token") }
 
 func (m *Machine) key(key string) *keyInfo {
+	if m.lastKey != nil && m.lastKey.name == key {
+		return m.lastKey
+	}
 	if ki := m.keys[key]; ki != nil {
+		m.lastKey = ki
 		return ki
 	}
 	ki := &keyInfo{name: key, skey: StorageKey(key), tkey: TokenKey(key)}
 	m.place(ki.skey, &ki.order)
+	n := MaxTries
+	if m.cfg.NoFailover || m.cfg.Servers <= 1 {
+		n = 1
+	}
+	for _, srv := range ki.order[:n] {
+		if !containsInt32(ki.uniq[:ki.nuniq], srv) {
+			ki.uniq[ki.nuniq] = srv
+			ki.nuniq++
+		}
+	}
 	m.keys[key] = ki
+	m.lastKey = ki
 	return ki
 }
 
@@ -208,6 +230,15 @@ func (m *Machine) candidates(ki *keyInfo, now int64, buf []int) []int {
 		buf = append(buf, i)
 	}
 	return buf
+}
+
+func containsInt32(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(s []int, v int) bool {
@@ -271,15 +302,15 @@ func (k OpKind) String() string { return opNames[k] }
 // Op is one memcached command to one server.
 type Op struct {
 	Kind OpKind
-	Key  string // the memcached key
+	// Exp is the expiry of add and cas in seconds: 0 never, -1 at once.
+	Exp int32
+	Key string // the memcached key
 	// Value is what add or cas stores, unless Owner is set: then the
 	// value is Owner, a space and Nonce in hex (the lock's add), which
 	// Data builds only when asked.
 	Value string
 	Owner string
 	Nonce uint64
-	// Exp is the expiry of add and cas in seconds: 0 never, -1 at once.
-	Exp int32
 	// CAS is the id the item had at the gets (cas). A client library that
 	// keeps the id inside the item it returned (gomemcache) uses that item
 	// instead.
@@ -347,8 +378,8 @@ type OutKind uint8
 
 // Output kinds.
 const (
-	// OutSend: send Op to Server, its answer due within Timeout on
-	// Clock (true time). Detached: the op is sent even when the caller
+	// OutSend: send Op to Server, its answer due within D on Clock
+	// (true time). Detached: the op is sent even when the caller
 	// has given up (a give-back), so the driver must not answer it with
 	// Cancel.
 	OutSend OutKind = iota
@@ -357,13 +388,13 @@ const (
 	OutTimer
 	// OutGrant: the lock is held: Lease, with its token.
 	OutGrant
-	// OutLost: the lease is lost: Reason, found on Server, Owner the
+	// OutLost: the lease is lost: Reason, found on Server, Text the
 	// other owner (LossTaken).
 	OutLost
 	// OutDead: Server is marked dead until Until (client clock): for
 	// traces; a driver need not act on it.
 	OutDead
-	// OutFail: the request fails, because of Cause, while doing Stage
+	// OutFail: the request fails, because of Cause, while doing Text
 	// ("acquire", "token", "renew", "release"); with CauseReply the
 	// reply just fed in is the error. OutDone follows (at once, or after
 	// a give-back).
@@ -398,29 +429,33 @@ const (
 	LossTaken                   // the item holds another owner's value
 )
 
-// Output is one thing a Call asks its driver to do or tells it.
+// Output is one thing a Call asks its driver to do or tells it. Which
+// fields mean something depends on Kind (see the OutKind constants).
 type Output struct {
 	Kind     OutKind
-	Server   int
-	Op       Op
-	Timeout  time.Duration
-	Clock    lm.Clock
-	Detached bool
-	D        time.Duration
-	Lease    *Lease
-	Reason   LossReason
-	Owner    string
-	Until    int64
-	Cause    Cause
-	Stage    string
-	Result   lm.Result
+	Result   lm.Result  // OutDone
+	Clock    lm.Clock   // OutSend, OutTimer: what D is measured on
+	Detached bool       // OutSend
+	Reason   LossReason // OutLost
+	Cause    Cause      // OutFail
+	Server   int32      // OutSend, OutLost, OutDead
+	// D is the answer's deadline (OutSend) or the timer's delay
+	// (OutTimer).
+	D time.Duration
+	// Until is the end of a dead server's window, client time (OutDead).
+	Until int64
+	Lease *Lease // OutGrant
+	// Text is the stage of an OutFail ("acquire", "token", "renew",
+	// "release") or the other owner of an OutLost (LossTaken).
+	Text string
+	Op   Op // OutSend
 }
 
 // LossText is an OutLost's reason as locks.LostError carries it, with
 // server the name or address of Output.Server.
 func (o *Output) LossText(server string) string {
 	if o.Reason == LossTaken {
-		return "taken by " + o.Owner
+		return "taken by " + o.Text
 	}
 	return "key gone from " + server + ": expired, evicted or the server restarted"
 }
@@ -450,7 +485,7 @@ func (l *Lease) Lost() bool { return l.lost }
 type phase uint8
 
 const (
-	phAdd   phase = iota // the lock's add to cands[k]
+	phAdd   phase = iota // the lock's add to key.uniq[k]
 	phIncr               // the token's first incr
 	phZero               // add "0" of the counter
 	phIncr2              // incr after add "0"
@@ -467,10 +502,9 @@ type Call struct {
 	phase    phase
 	key      *keyInfo
 	lease    *Lease
-	cands    [MaxTries]int
-	ncands   int
-	k        int
-	server   int // of the op in flight
+	cands    uint32 // the live candidates of the attempt: bits of key.uniq
+	k        int    // the candidate tried: an index in key.uniq
+	server   int    // of the op in flight
 	retried  bool
 	rounds   int
 	exp      int32
@@ -520,7 +554,7 @@ func done(c *Call, r lm.Result, out []Output) []Output {
 
 // fail ends c with cause while doing stage.
 func (m *Machine) fail(c *Call, cause Cause, stage string, out []Output) []Output {
-	out = append(out, Output{Kind: OutFail, Cause: cause, Stage: stage})
+	out = append(out, Output{Kind: OutFail, Cause: cause, Text: stage})
 	if cause == CauseCancelled {
 		return done(c, lm.Cancelled, out)
 	}
@@ -529,15 +563,20 @@ func (m *Machine) fail(c *Call, cause Cause, stage string, out []Output) []Outpu
 
 func (m *Machine) send(c *Call, server int, op Op, out []Output) []Output {
 	c.server, c.op, c.retried = server, op, false
-	return append(out, Output{Kind: OutSend, Server: server, Op: op, Timeout: m.cfg.Timeout, Clock: lm.TrueTime, Detached: c.giveBack})
+	return append(out, Output{Kind: OutSend, Server: int32(server), Op: op, D: m.cfg.Timeout, Clock: lm.TrueTime, Detached: c.giveBack})
 }
 
 // attempt is one try: the add to the first candidate.
 func (m *Machine) attempt(c *Call, now int64, nonce uint64, out []Output) []Output {
 	c.nonce = nonce
-	c.ncands = len(m.candidates(c.key, now, c.cands[:0]))
-	c.k = 0
-	if c.ncands == 0 {
+	c.cands = 0
+	ki := c.key
+	for j, srv := range ki.uniq[:ki.nuniq] {
+		if m.cfg.NoFailover || m.cfg.Servers <= 1 || now >= m.deadUntil[srv] {
+			c.cands |= 1 << j
+		}
+	}
+	if c.cands == 0 {
 		return m.fail(c, CauseNoServers, "acquire", out)
 	}
 	return m.sendAdd(c, out)
@@ -545,7 +584,9 @@ func (m *Machine) attempt(c *Call, now int64, nonce uint64, out []Output) []Outp
 
 func (m *Machine) sendAdd(c *Call, out []Output) []Output {
 	c.phase = phAdd
-	return m.send(c, c.cands[c.k], Op{Kind: OpAdd, Key: c.key.skey, Owner: m.cfg.Owner, Nonce: c.nonce, Exp: m.exp}, out)
+	c.k = bits.TrailingZeros32(c.cands)
+	c.cands &^= 1 << c.k
+	return m.send(c, int(c.key.uniq[c.k]), Op{Kind: OpAdd, Key: c.key.skey, Owner: m.cfg.Owner, Nonce: c.nonce, Exp: m.exp}, out)
 }
 
 func (m *Machine) gets(c *Call, out []Output) []Output {
@@ -578,7 +619,7 @@ func (m *Machine) Reply(c *Call, r Reply, now int64, out []Output) []Output {
 	if r.Outcome == Unreachable && !c.retried && c.phase <= phCas && c.phase != phPoll {
 		// Once more, on a fresh connection.
 		c.retried = true
-		return append(out, Output{Kind: OutSend, Server: c.server, Op: c.op, Timeout: m.cfg.Timeout, Clock: lm.TrueTime, Detached: c.giveBack})
+		return append(out, Output{Kind: OutSend, Server: int32(c.server), Op: c.op, D: m.cfg.Timeout, Clock: lm.TrueTime, Detached: c.giveBack})
 	}
 	switch c.phase {
 	case phAdd:
@@ -591,10 +632,9 @@ func (m *Machine) Reply(c *Call, r Reply, now int64, out []Output) []Output {
 		case Unreachable:
 			if !m.cfg.NoFailover {
 				m.MarkDead(c.server, now)
-				out = append(out, Output{Kind: OutDead, Server: c.server, Until: m.deadUntil[c.server]})
+				out = append(out, Output{Kind: OutDead, Server: int32(c.server), Until: m.deadUntil[c.server]})
 			}
-			c.k++
-			if c.k < c.ncands {
+			if c.cands != 0 {
 				return m.sendAdd(c, out)
 			}
 		}
@@ -626,10 +666,10 @@ func (m *Machine) Reply(c *Call, r Reply, now int64, out []Output) []Output {
 	case phGets:
 		switch r.Outcome {
 		case Miss:
-			return m.lost(c, Output{Kind: OutLost, Reason: LossGone, Server: c.server}, out)
+			return m.lost(c, Output{Kind: OutLost, Reason: LossGone, Server: int32(c.server)}, out)
 		case Hit:
 			if r.Value != c.lease.Value {
-				return m.lost(c, Output{Kind: OutLost, Reason: LossTaken, Server: c.server, Owner: Owner(r.Value)}, out)
+				return m.lost(c, Output{Kind: OutLost, Reason: LossTaken, Server: int32(c.server), Text: Owner(r.Value)}, out)
 			}
 			c.phase = phCas
 			return m.send(c, c.lease.Server, Op{Kind: OpCas, Key: c.lease.skey, Value: c.lease.Value, Exp: c.exp, CAS: r.CAS}, out)
@@ -676,7 +716,7 @@ func (m *Machine) notAcquired(c *Call, now int64, out []Output) []Output {
 // noToken is a grant that cannot be fenced: give the lock back, then
 // fail.
 func (m *Machine) noToken(c *Call, cause Cause, out []Output) []Output {
-	out = append(out, Output{Kind: OutFail, Cause: cause, Stage: "token"})
+	out = append(out, Output{Kind: OutFail, Cause: cause, Text: "token"})
 	c.giveBack, c.cause, c.stage = true, cause, "token"
 	c.exp, c.rounds = -1, 0
 	return m.gets(c, out)

@@ -181,7 +181,7 @@ func format(out []Output) string {
 			case OpCas:
 				fmt.Fprintf(&b, " value=%q exp=%d cas=%d", o.Op.Value, o.Op.Exp, o.Op.CAS)
 			}
-			fmt.Fprintf(&b, " timeout=%v(%v)", o.Timeout, o.Clock)
+			fmt.Fprintf(&b, " timeout=%v(%v)", o.D, o.Clock)
 			if o.Detached {
 				b.WriteString(" detached")
 			}
@@ -190,11 +190,11 @@ func format(out []Output) string {
 		case OutGrant:
 			fmt.Fprintf(&b, "grant key=%s token=%d server=%d", o.Lease.Key, o.Lease.Token, o.Lease.Server)
 		case OutLost:
-			fmt.Fprintf(&b, "lost: %s", o.LossText("server"+strconv.Itoa(o.Server)))
+			fmt.Fprintf(&b, "lost: %s", o.LossText("server"+strconv.Itoa(int(o.Server))))
 		case OutDead:
 			fmt.Fprintf(&b, "dead server=%d until=%v", o.Server, time.Duration(o.Until))
 		case OutFail:
-			fmt.Fprintf(&b, "fail %s: %s", o.Stage, o.Cause)
+			fmt.Fprintf(&b, "fail %s: %s", o.Text, o.Cause)
 		case OutDone:
 			fmt.Fprintf(&b, "done %s", o.Result)
 		}
