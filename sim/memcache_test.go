@@ -81,7 +81,7 @@ backends: [memcache]
 cluster: {size: 3}
 clients: 2
 duration: 6s
-lock: {ttl: 10s, renew_every: 4s, poll: 100ms, failover: "off"}
+lock: {ttl: 10s, renew_every: 4s, poll: 100ms, failover: off}
 workload: {hold_min: 3s, hold_max: 3s}
 faults:
   - {at: 500ms, fault: partition, target: memcached%d, for: 5s}
