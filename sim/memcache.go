@@ -61,6 +61,7 @@ type memcache struct {
 	cfg     lockMemcache.Config // as harness/ configures real runs
 	ops     *arena[mcOp]
 	timers  *arena[mcTimer]
+	leases  *arena[mcm.Lease]
 }
 
 // mcCapacity is the number of items a simulated memcached holds.
@@ -84,7 +85,7 @@ type mcItem struct {
 }
 
 func newMemcache(r *run, size int) *memcache {
-	m := &memcache{r: r, ops: mcOps.get(r), timers: mcTimers.get(r)}
+	m := &memcache{r: r, ops: mcOps.get(r), timers: mcTimers.get(r), leases: mcLeases.get(r)}
 	names := make([]string, size)
 	for i := 0; i < size; i++ {
 		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1))} // as cluster/ names them
@@ -358,13 +359,17 @@ type mcTimer struct {
 var (
 	mcOps    arenaPool[mcOp]
 	mcTimers arenaPool[mcTimer]
+	mcLeases arenaPool[mcm.Lease]
 )
 
 func (c *mcClient) acquire(key string, done func(bool, int64)) {
 	s := c.start(slotAcquire, 0)
 	s.acqDone = done
 	c.nonce++
-	c.drive(slotAcquire, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Acquire, Key: key}, c.p.n.now(), c.nonce, c.buf[:0]))
+	// The grant, if any, lives in the run's arena: no allocation, and
+	// never reused within the run.
+	lease := c.m.leases.alloc()
+	c.drive(slotAcquire, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Acquire, Key: key, Lease: lease}, c.p.n.now(), c.nonce, c.buf[:0]))
 }
 
 func (c *mcClient) renew() {
@@ -484,11 +489,13 @@ func (q *mcOp) serve(*call) {
 	op := &q.op
 	switch op.Kind {
 	case mcm.OpAdd:
-		// The value is made only if the add stores.
+		// The value is made only if the add stores, and handed back to
+		// the machine, which then need not make it again.
 		q.rep.Outcome = mcm.NotStored
 		if s.get(op.Key) == nil {
-			s.set(op.Key, op.Data(), int64(op.Exp))
-			q.rep.Outcome = mcm.Stored
+			v := op.Data()
+			s.set(op.Key, v, int64(op.Exp))
+			q.rep = mcm.Reply{Outcome: mcm.Stored, Value: v}
 		}
 	case mcm.OpIncr:
 		n, ok := s.incrExisting(op.Key)

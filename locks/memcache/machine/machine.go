@@ -97,9 +97,9 @@ type Config struct {
 type Machine struct {
 	cfg       Config
 	exp       int32
-	deadUntil []int64 // client clock; a server is skipped while now < deadUntil
-	keys      map[string]*keyInfo
-	lastKey   *keyInfo // the key asked for last (a client mostly asks for one)
+	deadUntil []int64             // client clock; a server is skipped while now < deadUntil
+	keys      map[string]*keyInfo // once a second key is asked for
+	lastKey   *keyInfo            // the key asked for last (a client mostly asks for one)
 }
 
 // keyInfo is what a key always maps to: its memcached keys and the server
@@ -120,7 +120,6 @@ func New(cfg Config) *Machine {
 		cfg:       cfg,
 		exp:       ExpirySeconds(cfg.TTL),
 		deadUntil: make([]int64, cfg.Servers),
-		keys:      make(map[string]*keyInfo),
 	}
 }
 
@@ -188,7 +187,14 @@ func (m *Machine) key(key string) *keyInfo {
 			ki.nuniq++
 		}
 	}
-	m.keys[key] = ki
+	if m.lastKey != nil {
+		// A second key: from now on keep them all.
+		if m.keys == nil {
+			m.keys = make(map[string]*keyInfo)
+		}
+		m.keys[m.lastKey.name] = m.lastKey
+		m.keys[key] = ki
+	}
 	m.lastKey = ki
 	return ki
 }
@@ -279,7 +285,9 @@ type Request struct {
 	Kind ReqKind
 	// Key is the lock's key (Acquire, TryAcquire).
 	Key string
-	// Lease is the grant to renew or release (Renew, Release).
+	// Lease is the grant to renew or release (Renew, Release), or, for
+	// an acquire, where to keep its grant (nil: a new Lease), for a
+	// driver that keeps leases in memory of its own.
 	Lease *Lease
 }
 
@@ -368,9 +376,12 @@ func (o Outcome) String() string { return outcomeNames[o] }
 // Reply is the answer to an Op.
 type Reply struct {
 	Outcome Outcome
-	Value   string // Hit
-	CAS     uint64 // Hit
-	N       uint64 // Number
+	// Value is the item's value (Hit); for the lock's add (Stored) the
+	// value the driver sent, if it has it as a string, so that the
+	// machine need not build it again (else "").
+	Value string
+	CAS   uint64 // Hit
+	N     uint64 // Number
 }
 
 // OutKind is the kind of an Output.
@@ -530,6 +541,7 @@ func (m *Machine) Request(c *Call, r Request, now int64, nonce uint64, out []Out
 	switch r.Kind {
 	case Acquire, TryAcquire:
 		c.key = m.key(r.Key)
+		c.lease = r.Lease
 		if r.Kind == Acquire && m.cfg.WaitTimeout > 0 {
 			c.deadline, c.timed = now+int64(m.cfg.WaitTimeout), true
 		}
@@ -625,7 +637,16 @@ func (m *Machine) Reply(c *Call, r Reply, now int64, out []Output) []Output {
 	case phAdd:
 		switch r.Outcome {
 		case Stored:
-			c.lease = &Lease{Key: c.key.name, Value: LockValue(m.cfg.Owner, c.nonce), Server: c.server, skey: c.key.skey}
+			v := r.Value
+			if v == "" {
+				v = LockValue(m.cfg.Owner, c.nonce)
+			}
+			l := c.lease
+			if l == nil {
+				l = new(Lease)
+			}
+			*l = Lease{Key: c.key.name, Value: v, Server: c.server, skey: c.key.skey}
+			c.lease = l
 			return m.incr(c, phIncr, out)
 		case NotStored:
 			return m.notAcquired(c, now, out)

@@ -229,3 +229,28 @@ func TestLockValue(t *testing.T) {
 		t.Fatalf("LockValue = %q, Owner = %q", v, Owner(v))
 	}
 }
+
+// TestDriverStorage: a driver may give the grant's memory (Request.Lease)
+// and the stored value (Reply.Value); the grant is then the same as
+// without.
+func TestDriverStorage(t *testing.T) {
+	grant := func(into *Lease, stored string) *Lease {
+		m := New(Config{Servers: 1, TTL: time.Second, Owner: "c1"})
+		var c Call
+		m.Request(&c, Request{Kind: TryAcquire, Key: "k", Lease: into}, 0, 5, nil)
+		m.Reply(&c, Reply{Outcome: Stored, Value: stored}, 0, nil)
+		out := m.Reply(&c, Reply{Outcome: Number, N: 3}, 0, nil)
+		if len(out) != 2 || out[0].Kind != OutGrant {
+			t.Fatalf("outputs %v", out)
+		}
+		return out[0].Lease
+	}
+	plain := grant(nil, "")
+	var mine Lease
+	if got := grant(&mine, LockValue("c1", 5)); got != &mine || *got != *plain {
+		t.Fatalf("with the driver's storage: %+v at %p, want %+v at %p", *got, got, *plain, &mine)
+	}
+	if plain.Value != "c1 0000000000000005" || plain.Token != 3 || plain.StorageKey() != "k" {
+		t.Fatalf("grant %+v", *plain)
+	}
+}
