@@ -30,6 +30,8 @@ type BackendClient struct {
 	// retry or stop; "" is the backend's default, retry.
 	PGRenewErrors string        `json:"pg_renew_errors,omitempty"`
 	LockDelay     time.Duration `json:"lock_delay,omitempty"` // consul: 0 is Consul's default, < 0 none
+	// NoFailover keeps a memcache key on its server (scenario lock.failover: off).
+	NoFailover bool `json:"no_failover,omitempty"`
 }
 
 type closerFunc func() error
@@ -98,9 +100,9 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 	return nil, nil, fmt.Errorf("harness: unknown backend %q", b.Kind)
 }
 
-// newMemcache is the memcached client of a run. memcache-client skips a
-// dead server for 30 s; runs last seconds, so the harness retries after
-// 1 s to see recovery within a run.
+// newMemcache is the memcached client of a run, configured as the
+// simulator configures its clients (locks/memcache.RunConfig: the same
+// dead-server window and failover switch).
 func newMemcache(b BackendClient, opts ...locks.Option) (*memcachelock.Locker, error) {
-	return memcachelock.New(memcachelock.Config{Servers: b.Endpoints, RetryDead: time.Second}, opts...)
+	return memcachelock.New(memcachelock.RunConfig(b.Endpoints, b.NoFailover), opts...)
 }

@@ -351,7 +351,8 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		}
 		endpoints = append(endpoints, l.Addr())
 	}
-	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors, LockDelay: consulLockDelay(s.Lock)}
+	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors,
+		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover()}
 	if r.dep.dsn != nil {
 		b.DSN = r.dep.dsn(endpoints[0])
 	}

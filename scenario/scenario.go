@@ -86,7 +86,15 @@ type Lock struct {
 	// (the gem's renewer thread dies: the lease renews no more and the
 	// holder runs on unrenewed). Other backends ignore it.
 	RenewErrors string `yaml:"renew_errors"`
+	// Failover is memcache's failover to another server when the key's
+	// server cannot be reached (Failovers): on (unset) or off
+	// (locks/memcache's Config.NoFailover), in real runs and the
+	// simulator alike.
+	Failover string `yaml:"failover"`
 }
+
+// NoFailover reports whether the scenario turns memcache's failover off.
+func (l Lock) NoFailover() bool { return l.Failover == "off" }
 
 // Workload is what each client does in its critical section.
 type Workload struct {
@@ -139,6 +147,7 @@ var (
 	// RenewErrorModes are the values of lock.renew_errors: those of
 	// locks/postgres.RenewErrors.
 	RenewErrorModes = []string{"retry", "stop"}
+	Failovers       = []string{"on", "off"}
 	// FencingModes are the values of workload.fencing, weakest first.
 	FencingModes = []Fencing{FenceNone, FenceWrites, FenceAll, FenceGuarded}
 	// GuardedBackends are the backends whose lock service can make a write
@@ -424,6 +433,8 @@ func (p *parser) lock(n *yaml.Node, l *Lock) error {
 			return true, p.oneOf(v, field, &l.Clock, Clocks)
 		case "renew_errors":
 			return true, p.oneOf(v, field, &l.RenewErrors, RenewErrorModes)
+		case "failover":
+			return true, p.oneOf(v, field, &l.Failover, Failovers)
 		}
 		return false, nil
 	})

@@ -42,6 +42,7 @@ func Marshal(s *Scenario) []byte {
 		{"lock_delay", lockDelay(s.Lock)},
 		{"clock", s.Lock.Clock},
 		{"renew_errors", s.Lock.RenewErrors},
+		{"failover", s.Lock.Failover},
 	})
 	w := s.Workload
 	fencing := string(w.Fencing) // unset stays unset

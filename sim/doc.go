@@ -39,10 +39,13 @@
 // locks/memcache.Defaults, locks/postgres.DefaultOptions and
 // DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
 // memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
-// (locks/consul.LossReason). The algorithms themselves (poll loops,
-// renewal, loss detection, failover) are mirrored: the locks/ backends run
-// them in goroutines over real clients, and each model's doc comment says
-// which function it follows.
+// (locks/consul.LossReason). memcache's client is not mirrored at all:
+// it is the machine of locks/memcache/machine, which locks/memcache drives
+// over gomemcache and memcache.go's mcClient drives here, with the
+// configuration real runs use (locks/memcache.RunConfig). The other
+// clients' algorithms (poll loops, renewal, loss detection) are still
+// mirrored: the locks/ backends run them in goroutines over real clients,
+// and each model's doc comment says which function it follows.
 //
 // Run runs one seed; its events stream into the checker, and with
 // Config.NoHistory they are not kept, which is how locksim sim sweeps

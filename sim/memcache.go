@@ -1,13 +1,14 @@
 package sim
 
 import (
-	"hash/crc32"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
 	lockMemcache "github.com/locksim/locksim/locks/memcache"
+	mcm "github.com/locksim/locksim/locks/memcache/machine"
 )
 
 // memcache models memcached 1.6 servers under locks/memcache, which is
@@ -34,15 +35,15 @@ import (
 //     its counter are gone, so the next add succeeds and tokens start
 //     again at 1.
 //
-// Reproduced in the client (mirrored from locks/memcache's servers.go,
-// which is unexported): the key's server is crc32(key) mod N; with
-// failover, a server that cannot be reached (refused, or no answer within
-// the 500 ms timeout) is marked dead for 30 s and the client rehashes
-// "<try><key>" for up to 20 tries, skipping dead servers — so a client cut
-// off from the holder's server takes the lock on another one. Acquire polls
-// TryAcquire every PollInterval (locks.Poll); a backend error ends the
-// Acquire. Renew and Release go to the server the add succeeded on. Loss is
-// found only by a Renew (or a Release) that finds the item gone or taken.
+// The client is not a copy: it is locks/memcache's own client machine
+// (package locks/memcache/machine), which real runs drive over gomemcache,
+// driven here by mcClient over these servers, with the configuration real
+// runs use (locks/memcache.RunConfig: a server that cannot be reached —
+// refused, or no answer within 500 ms of true time, twice, the second on
+// a fresh connection — is skipped for 1 s; lock.failover: off keeps the
+// key on its server). Renew and release are gets + cas, the token incr,
+// then add "0" and incr on a miss, each a round trip of its own, as on
+// the real server.
 //
 // Held to the real server by sim/behaviour's MemcachedCases (run against
 // memcached 1.6 from package cluster and against this model): add as a
@@ -54,16 +55,13 @@ import (
 // defects, since fixed: the model applied a clock step at once, and its
 // first second of current_time lasted up to two, so items lived up to a
 // second too long.
-//
-// Simplified: gets + cas is one round trip that compares the value and
-// sets the item (the real one is two, and retries on a cas conflict); the
-// token's incr-or-create is one round trip (the real one is up to three);
-// the client's retry on a fresh connection is not modelled.
 type memcache struct {
 	r       *run
 	servers []*mcServer
-	exp     int64 // the lock's expiry in whole seconds
-	reqs    *arena[mcReq]
+	cfg     lockMemcache.Config // as harness/ configures real runs
+	ops     *arena[mcOp]
+	timers  *arena[mcTimer]
+	leases  *arena[mcm.Lease]
 }
 
 // mcCapacity is the number of items a simulated memcached holds.
@@ -87,9 +85,8 @@ type mcItem struct {
 }
 
 func newMemcache(r *run, size int) *memcache {
-	m := &memcache{r: r, reqs: mcReqs.get(r)}
-	secs := (r.opts.ttl + int64(time.Second) - 1) / int64(time.Second)
-	m.exp = max(secs, 1)
+	m := &memcache{r: r, ops: mcOps.get(r), timers: mcTimers.get(r), leases: mcLeases.get(r)}
+	names := make([]string, size)
 	for i := 0; i < size; i++ {
 		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1))} // as cluster/ names them
 		// The server started some time before the run: its ticks are at
@@ -98,7 +95,9 @@ func newMemcache(r *run, size int) *memcache {
 		s.n.onRestart = func() { s.reset(int64(time.Second)) }
 		m.servers = append(m.servers, s)
 		r.servers = append(r.servers, s.n)
+		names[i] = s.n.name
 	}
+	m.cfg = lockMemcache.RunConfig(names, r.sc.Lock.NoFailover())
 	return m
 }
 
@@ -218,17 +217,6 @@ func (s *mcServer) incrExisting(key string) (int64, bool) {
 	return v, true
 }
 
-// incr is locks/memcache's token step: incr, and on NOT_FOUND add "0" and
-// incr again (three round trips in the real client, one here).
-func (s *mcServer) incr(key string) int64 {
-	if v, ok := s.incrExisting(key); ok {
-		return v
-	}
-	s.add(key, "0", 0)
-	v, _ := s.incrExisting(key)
-	return v
-}
-
 // touch sets a live item's relative expiry; false is NOT_FOUND.
 func (s *mcServer) touch(key string, exp int64) bool {
 	it := s.get(key)
@@ -272,20 +260,6 @@ func (s *mcServer) cas(key, value string, exp int64, id uint64) int {
 	return 0
 }
 
-// casValue sets key's expiry if it still holds value: 0 done, 1 missing,
-// 2 holds another value.
-func (s *mcServer) casValue(key, value string, exp int64) int {
-	it := s.get(key)
-	switch {
-	case it == nil:
-		return 1
-	case it.value != value:
-		return 2
-	}
-	s.set(key, value, exp)
-	return 0
-}
-
 // evictAll is memory pressure: mcCapacity filler items through the LRU.
 func (s *mcServer) evictAll() {
 	for i := 0; i < mcCapacity; i++ {
@@ -306,303 +280,257 @@ func (m *memcache) evict(n *node) {
 
 // destroySession deletes the holder's item (an operator's delete).
 func (m *memcache) destroySession(p *proc) {
-	if c, ok := p.lc.(*mcClient); ok && c.server >= 0 {
-		m.servers[c.server].set(c.key, "", -1)
+	if c, ok := p.lc.(*mcClient); ok && c.lease != nil {
+		m.servers[c.lease.Server].set(c.lease.StorageKey(), "", -1)
 	}
 }
 
 func (m *memcache) client(p *proc) lockClient {
-	return &mcClient{m: m, p: p, server: -1, deadUntil: make([]int64, len(m.servers))}
+	o := locks.Options{
+		TTL:          time.Duration(m.r.opts.ttl),
+		PollInterval: time.Duration(m.r.opts.poll),
+		WaitTimeout:  time.Duration(m.r.opts.waitTimeout),
+		Owner:        p.name,
+	}
+	return &mcClient{m: m, p: p, mc: mcm.New(lockMemcache.MachineConfig(m.cfg, o)), buf: make([]mcm.Output, 0, 4)}
 }
 
-// mcClient is locks/memcache's client side for one proc.
+// mcClient is the simulator's driver of locks/memcache's client machine
+// (package locks/memcache/machine) for one proc: it sends the operations
+// the machine asks for as calls to the memcached models, sets its poll
+// timer on the proc's clock, and gives it the answers. It decides
+// nothing of the algorithm.
+//
+// Beside the machine it applies what locks.Run's hold loop does in real
+// runs: a renewal may take until the next one is due (renew_every) and a
+// release one TTL, both on the client's clock; past that no further
+// operation of the request is sent (as the real driver checks its
+// context before each operation), and a release ends with an unknown
+// outcome.
 type mcClient struct {
-	m         *memcache
-	p         *proc
-	deadUntil []int64 // client clock
-	nonce     int
-	order     map[string][]int // per key: the server of each of the 20 tries
-	cands     []int
-	tokFor    string // tokKey is the token key of tokFor
-	tokKey    string
-
-	gen    uint32
-	key    string
-	value  string
-	server int
+	m     *memcache
+	p     *proc
+	mc    *mcm.Machine
+	nonce uint64
+	lease *mcm.Lease // the current grant, until its release starts
+	slots [3]mcSlot
+	buf   []mcm.Output // the machine's outputs, reused
 }
 
+// The requests a proc can have in progress at once: one of each.
 const (
-	mcTimeout   = int64(500 * time.Millisecond) // gomemcache's DefaultTimeout
-	mcRetryDead = int64(30 * time.Second)
-	mcMaxTries  = 20
+	slotAcquire uint8 = iota
+	slotRenew
+	slotRelease
 )
 
-func (c *mcClient) hash(k string) int {
-	return int(crc32.ChecksumIEEE([]byte(k)) % uint32(len(c.m.servers)))
+// mcSlot is one request in progress.
+type mcSlot struct {
+	c        mcm.Call
+	gen      uint32 // bumped at every request: stale answers check it
+	busy     bool
+	deadline int64 // virtual time past which no op is sent; 0: none
+	acqDone  func(bool, int64)
+	relDone  func(history.Type)
+	last     lm.Result // how the last request ended
 }
 
-// candidates is locks/memcache's servers.candidates: the key's server,
-// then the servers "<try><key>" hashes to, skipping dead ones and repeats.
-// The result is valid until the next call.
-func (c *mcClient) candidates(key string) []int {
-	order := c.order[key]
-	if order == nil {
-		order = make([]int, mcMaxTries)
-		for try := range order {
-			k := key
-			if try > 0 {
-				k = strconv.Itoa(try-1) + key
-			}
-			order[try] = c.hash(k)
-		}
-		if c.order == nil {
-			c.order = make(map[string][]int)
-		}
-		c.order[key] = order
-	}
-	out := c.cands[:0]
-	if len(c.m.servers) == 1 {
-		return append(out, order[0])
-	}
-	now := c.p.n.now()
-	for _, i := range order {
-		if now < c.deadUntil[i] || slices.Contains(out, i) {
-			continue
-		}
-		out = append(out, i)
-	}
-	c.cands = out
-	return out
-}
-
-// mcReq is one request of an mcClient to one memcached server: what it
-// asks (kind), its answer, and what the client does with it. The call is
-// embedded and the callbacks are the client's own objects, so a request
-// is one allocation (from the run's arena) and no closures: the poll loop
-// of each waiting client makes one every PollInterval.
-type mcReq struct {
+// mcOp is one operation of a machine in flight to one server, from the
+// run's arena: the call is embedded, so an operation is one allocation
+// and no closures.
+type mcOp struct {
 	call
 	c      *mcClient
-	kind   uint8
+	slot   uint8
 	gen    uint32
 	server int
-	key    string
-	value  string
-	tokKey string
-	nonce  int
-	exp    int64
-	a      *mcAcquire         // mrAdd, mrIncr: the acquire it is a try of
-	done   func(history.Type) // mrCas
-
-	// mrAdd fails over: the candidates in order, the one being tried.
-	cands   []int
-	candBuf [4]int
-	k       int
-
-	// The answer.
-	ok  bool
-	res int   // mrCas: casValue's result
-	n   int64 // mrIncr: the token
+	op     mcm.Op
+	rep    mcm.Reply
 }
 
-// Kinds of mcReq.
-const (
-	mrAdd  uint8 = iota // the lock's add, failing over
-	mrIncr              // the token's incr on the lock's server
-	mrCas               // gets + cas (renew, release)
+// mcTimer is a machine's poll timer, from the run's arena.
+type mcTimer struct {
+	c    *mcClient
+	slot uint8
+	gen  uint32
+}
+
+// mcOps and mcTimers keep their memory from one run to the next.
+var (
+	mcOps    arenaPool[mcOp]
+	mcTimers arenaPool[mcTimer]
+	mcLeases arenaPool[mcm.Lease]
 )
 
-// mcReqs keeps the memory of mcReqs from one run to the next.
-var mcReqs arenaPool[mcReq]
-
-func (c *mcClient) req(kind uint8, server int) *mcReq {
-	q := c.m.reqs.alloc()
-	q.c, q.kind, q.server = c, kind, server
-	return q
+func (c *mcClient) acquire(key string, done func(bool, int64)) {
+	s := c.start(slotAcquire, 0)
+	s.acqDone = done
+	c.nonce++
+	// The grant, if any, lives in the run's arena: no allocation, and
+	// never reused within the run.
+	lease := c.m.leases.alloc()
+	c.drive(slotAcquire, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Acquire, Key: key, Lease: lease}, c.p.n.now(), c.nonce, c.buf[:0]))
 }
 
-// send runs q on its server with the client's timeout.
-func (q *mcReq) send() {
-	c := q.c
-	w := c.m.r.w
-	q.call = call{w: w, c: c.p.n, s: c.m.servers[q.server].n, h: q}
-	w.start(&q.call, mcTimeout)
+func (c *mcClient) renew() {
+	if c.lease == nil || c.slots[slotRenew].busy {
+		return // the last renewal is still running: locks.Run waits for it
+	}
+	s := c.start(slotRenew, c.m.r.opts.renewEvery)
+	c.drive(slotRenew, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Renew, Lease: c.lease}, c.p.n.now(), 0, c.buf[:0]))
 }
 
-// serve runs on the server.
-func (q *mcReq) serve(*call) {
-	s := q.c.m.servers[q.server]
-	switch q.kind {
-	case mrAdd:
-		// The owner and nonce are only written if the add stores.
-		q.ok = s.get(q.key) == nil
-		if q.ok {
-			q.value = q.c.p.name + " " + strconv.Itoa(q.nonce)
-			s.set(q.key, q.value, q.c.m.exp)
+func (c *mcClient) release(done func(history.Type)) {
+	c.slots[slotAcquire].gen++ // an acquire's late answers are stale
+	if c.lease == nil {
+		done(history.Fail)
+		return
+	}
+	lease := c.lease
+	c.lease = nil
+	s := c.start(slotRelease, c.m.r.opts.ttl)
+	s.relDone = done
+	c.drive(slotRelease, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Release, Lease: lease}, c.p.n.now(), 0, c.buf[:0]))
+}
+
+// start begins a request in slot i, bounded by bound on the client's
+// clock (0: no bound).
+func (c *mcClient) start(i uint8, bound int64) *mcSlot {
+	s := &c.slots[i]
+	s.gen++
+	s.busy = true
+	s.deadline = 0
+	if bound > 0 {
+		s.deadline = c.m.r.w.now + c.p.n.clk.real(bound)
+	}
+	return s
+}
+
+// drive carries out the outputs of slot i's machine call. out is c.buf:
+// OutDone is always the last output, so a request that finish starts
+// (from a proc's callback) may reuse the buffer.
+func (c *mcClient) drive(i uint8, out []mcm.Output) {
+	s := &c.slots[i]
+	for {
+		var next *mcm.Output
+		for k := range out {
+			o := &out[k]
+			switch o.Kind {
+			case mcm.OutSend, mcm.OutTimer:
+				next = o
+			case mcm.OutGrant:
+				c.lease = o.Lease
+			case mcm.OutLost:
+				c.p.onLost(o.LossText(c.m.servers[o.Server].n.name))
+			case mcm.OutDone:
+				c.finish(i, o.Result)
+				return
+			}
 		}
-	case mrIncr:
-		q.n = s.incr(q.tokKey)
-	case mrCas:
-		q.res = s.casValue(q.key, q.value, q.exp)
+		if next == nil {
+			return
+		}
+		w := c.m.r.w
+		if next.Kind == mcm.OutTimer {
+			t := c.m.timers.alloc()
+			t.c, t.slot, t.gen = c, i, s.gen
+			c.p.n.afterH(int64(next.D), t)
+			return
+		}
+		if !next.Detached && s.deadline != 0 && w.now >= s.deadline {
+			out = c.mc.Cancel(&s.c, c.p.n.now(), c.buf[:0])
+			continue
+		}
+		q := c.m.ops.alloc()
+		q.c, q.slot, q.gen, q.server, q.op = c, i, s.gen, int(next.Server), next.Op
+		q.call.w, q.call.c, q.call.s, q.call.h = w, c.p.n, c.m.servers[next.Server].n, q // the rest is zero, from the arena
+		w.startTrue(&q.call, int64(next.D))
+		return
+	}
+}
+
+// finish ends slot i's request with res.
+func (c *mcClient) finish(i uint8, res lm.Result) {
+	s := &c.slots[i]
+	s.busy, s.last = false, res
+	switch i {
+	case slotAcquire:
+		tok := int64(0)
+		if res == lm.OK {
+			tok = c.lease.Token
+		}
+		s.acqDone(res == lm.OK, tok)
+	case slotRelease:
+		t := history.Info
+		switch res {
+		case lm.OK:
+			t = history.OK
+		case lm.Lost:
+			t = history.Fail
+		}
+		s.relDone(t)
+	}
+}
+
+// handle is the poll timer firing.
+func (t *mcTimer) handle() {
+	c := t.c
+	s := &c.slots[t.slot]
+	if s.gen != t.gen || !s.busy {
+		return
+	}
+	c.nonce++
+	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.nonce, c.buf[:0]))
+}
+
+// serve runs the operation on the server.
+func (q *mcOp) serve(*call) {
+	s := q.c.m.servers[q.server]
+	op := &q.op
+	switch op.Kind {
+	case mcm.OpAdd:
+		// The value is made only if the add stores, and handed back to
+		// the machine, which then need not make it again.
+		q.rep.Outcome = mcm.NotStored
+		if s.get(op.Key) == nil {
+			v := op.Data()
+			s.set(op.Key, v, int64(op.Exp))
+			q.rep = mcm.Reply{Outcome: mcm.Stored, Value: v}
+		}
+	case mcm.OpIncr:
+		n, ok := s.incrExisting(op.Key)
+		q.rep = mcm.Reply{Outcome: mcm.Miss}
+		if ok {
+			q.rep = mcm.Reply{Outcome: mcm.Number, N: uint64(n)}
+		}
+	case mcm.OpGets:
+		q.rep = mcm.Reply{Outcome: mcm.Miss}
+		if it := s.get(op.Key); it != nil {
+			q.rep = mcm.Reply{Outcome: mcm.Hit, Value: it.value, CAS: it.cas}
+		}
+	case mcm.OpCas:
+		q.rep.Outcome = [...]mcm.Outcome{mcm.Stored, mcm.Miss, mcm.Exists}[s.cas(op.Key, op.Value, int64(op.Exp), op.CAS)]
 	}
 	q.call.replyH()
 }
 
 // replied runs on the client with the answer.
-func (q *mcReq) replied() {
+func (q *mcOp) replied() { q.answer(q.rep) }
+
+// failed is a refused or timed-out operation: the server is unreachable.
+func (q *mcOp) failed(e rpcErr) {
+	if e == errServer {
+		q.answer(mcm.Reply{Outcome: mcm.ServerError})
+		return
+	}
+	q.answer(mcm.Reply{Outcome: mcm.Unreachable})
+}
+
+func (q *mcOp) answer(r mcm.Reply) {
 	c := q.c
-	switch q.kind {
-	case mrAdd:
-		if c.gen != q.gen {
-			return
-		}
-		if !q.ok {
-			q.a.result(1, 0)
-			return
-		}
-		c.value, c.server = q.value, q.server
-		r := c.req(mrIncr, q.server)
-		r.gen, r.tokKey, r.a = q.gen, q.tokKey, q.a
-		r.send()
-	case mrIncr:
-		q.a.result(0, q.n)
-	case mrCas:
-		switch q.res {
-		case 0:
-			q.done(history.OK)
-		case 1:
-			c.p.onLost("key gone from memcached" + strconv.Itoa(q.server+1) + ": expired, evicted or the server restarted")
-			q.done(history.Fail)
-		default:
-			c.p.onLost("taken by another owner")
-			q.done(history.Fail)
-		}
-	}
-}
-
-// failed is a refused or timed-out request.
-func (q *mcReq) failed(rpcErr) {
-	c := q.c
-	switch q.kind {
-	case mrAdd:
-		// The candidate is dead: the next one, as a new request.
-		if len(c.m.servers) > 1 {
-			c.deadUntil[q.cands[q.k]] = c.p.n.now() + mcRetryDead
-		}
-		r := c.req(mrAdd, -1)
-		r.gen, r.key, r.tokKey, r.nonce, r.a = q.gen, q.key, q.tokKey, q.nonce, q.a
-		r.cands = append(r.candBuf[:0], q.cands...)
-		r.k = q.k + 1
-		r.next()
-	case mrIncr:
-		c.rewrite(-1, nop)
-		q.a.result(2, 0)
-	case mrCas:
-		q.done(history.Info)
-	}
-}
-
-// next sends an add to the candidate k, or fails the try when none is
-// left.
-func (q *mcReq) next() {
-	if q.k >= len(q.cands) {
-		q.a.result(2, 0)
+	s := &c.slots[q.slot]
+	if s.gen != q.gen || !s.busy {
 		return
 	}
-	q.server = q.cands[q.k]
-	q.send()
-}
-
-func nop(history.Type) {}
-
-// mcAcquire is one Acquire: TryAcquire every PollInterval until it
-// succeeds, errs or the wait timeout passes.
-type mcAcquire struct {
-	c         *mcClient
-	gen       uint32
-	deadline  int64
-	done      func(bool, int64)
-	attemptFn func()
-}
-
-func (c *mcClient) acquire(key string, done func(bool, int64)) {
-	c.gen++
-	c.key = key
-	a := &mcAcquire{c: c, gen: c.gen, done: done}
-	a.attemptFn = a.attempt
-	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		a.deadline = c.p.n.now() + wt
-	}
-	a.attempt()
-}
-
-func (a *mcAcquire) attempt() {
-	if a.c.gen != a.gen {
-		return
-	}
-	a.c.tryAcquire(a)
-}
-
-// result is a TryAcquire's: 0 acquired, 1 not acquired, 2 error.
-func (a *mcAcquire) result(res int, tok int64) {
-	c := a.c
-	if c.gen != a.gen {
-		return
-	}
-	switch res {
-	case 0:
-		a.done(true, tok)
-		return
-	case 2:
-		a.done(false, 0)
-		return
-	}
-	wait := c.m.r.opts.poll
-	if a.deadline != 0 {
-		left := a.deadline - c.p.n.now()
-		if left <= 0 {
-			a.done(false, 0)
-			return
-		}
-		wait = min(wait, left)
-	}
-	c.p.n.after(wait, a.attemptFn)
-}
-
-// tryAcquire: add (failing over), then the token's incr on the same
-// server.
-func (c *mcClient) tryAcquire(a *mcAcquire) {
-	c.nonce++
-	q := c.req(mrAdd, -1)
-	q.gen, q.key, q.tokKey, q.nonce, q.a = a.gen, c.key, c.tokenKey(c.key), c.nonce, a
-	q.cands = append(q.candBuf[:0], c.candidates(c.key)...)
-	q.next()
-}
-
-// tokenKey is locks/memcache.TokenKey(key), remembered.
-func (c *mcClient) tokenKey(key string) string {
-	if c.tokFor != key || c.tokKey == "" {
-		c.tokFor, c.tokKey = key, lockMemcache.TokenKey(key)
-	}
-	return c.tokKey
-}
-
-// rewrite is gets + cas with expiry exp on the lock's server.
-func (c *mcClient) rewrite(exp int64, done func(history.Type)) {
-	if c.server < 0 {
-		done(history.Fail)
-		return
-	}
-	q := c.req(mrCas, c.server)
-	q.key, q.value, q.exp, q.done = c.key, c.value, exp, done
-	q.send()
-}
-
-func (c *mcClient) renew() { c.rewrite(c.m.exp, nop) }
-
-func (c *mcClient) release(done func(history.Type)) {
-	c.gen++
-	c.rewrite(-1, done)
-	c.server = -1
+	c.drive(q.slot, c.mc.Reply(&s.c, r, c.p.n.now(), c.buf[:0]))
 }

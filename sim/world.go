@@ -734,6 +734,16 @@ func (w *world) start(r *call, timeout int64) {
 	}
 }
 
+// startTrue is start with the timeout on true time instead of the
+// client's clock: a socket deadline of a client library, which a clock
+// fault on the client's locks.Clock does not reach.
+func (w *world) startTrue(r *call, timeout int64) {
+	w.sendEv(r.c, r.s, evRequest, r, nil)
+	if timeout > 0 {
+		w.timeoutAt(r, timeout, w.now+timeout)
+	}
+}
+
 // timeout arms r's timeout on its client. Nearly every call is answered
 // long before its timeout, so rather than an event each, a node keeps a
 // fifo per timeout duration (its timeouts come due in the order they were
@@ -741,8 +751,13 @@ func (w *world) start(r *call, timeout int64) {
 // timeout that would come due before one set earlier (the clock's rate
 // went up) is an event of its own.
 func (w *world) timeout(r *call, timeout int64) {
+	w.timeoutAt(r, timeout, w.now+r.c.clk.real(timeout))
+}
+
+// timeoutAt arms r's timeout of duration timeout to fire at virtual time
+// at.
+func (w *world) timeoutAt(r *call, timeout, at int64) {
 	c := r.c
-	at := w.now + c.clk.real(timeout)
 	var f *fifo
 	for _, t := range c.timeouts {
 		if t.d == timeout {

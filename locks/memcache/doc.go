@@ -18,7 +18,8 @@
 //     hashing over the server list, and when that server is down the
 //     client fails over to another live server, as Ruby's memcache-client
 //     does (it rehashes "<try><key>" for up to 20 tries and skips servers
-//     it marked dead for 30 s). A client that cannot reach the key's
+//     it marked dead for Config.RetryDead, 30 s by default, on the
+//     client's clock). A client that cannot reach the key's
 //     server therefore takes the lock on another server while the holder
 //     still holds it on the first: two holders. This is the default;
 //     Config.NoFailover turns it off.
@@ -56,4 +57,10 @@
 //
 // The distinct list of seed 004's second mode is List, with CheckList to
 // judge what it held.
+//
+// The client's algorithm (placement, failover, the attempts, the token,
+// polling, renewal and release) is written once, without I/O, in package
+// locks/memcache/machine; this package is its driver over gomemcache, and
+// locksim's simulator drives the same machine over its memcached model.
+// RunConfig and MachineConfig are what both build their clients with.
 package memcache

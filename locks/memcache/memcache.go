@@ -3,16 +3,16 @@ package memcache
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
+	"github.com/locksim/locksim/locks/memcache/machine"
 )
 
 // Defaults is what New starts from: seed 004's one-second poll, and a
@@ -34,7 +34,8 @@ type Config struct {
 	// live server, which is how two holders happen.
 	NoFailover bool
 	// RetryDead is how long a server that could not be reached is skipped
-	// by the failover (memcache-client's retry delay, default 30 s).
+	// by the failover, on the client's clock (memcache-client's retry
+	// delay, default 30 s).
 	RetryDead time.Duration
 	// Timeout bounds each network operation (default 500 ms).
 	Timeout time.Duration
@@ -44,11 +45,55 @@ type Config struct {
 // as absolute Unix times.
 const maxTTL = 30 * 24 * time.Hour
 
+// RunRetryDead is the RetryDead of locksim's runs, real and simulated:
+// memcache-client's 30 s is longer than most runs, so a server that comes
+// back is tried again after a second, and a run sees the recovery.
+const RunRetryDead = time.Second
+
+// RunConfig is the Config of a locksim run, real (package harness, with
+// the servers' addresses through the client's proxies) and simulated
+// (package sim, with the servers' names): both build it here, so that
+// both get the same failover, dead-server window and timeout.
+func RunConfig(servers []string, noFailover bool) Config {
+	return Config{Servers: servers, NoFailover: noFailover, RetryDead: RunRetryDead}
+}
+
+// MachineConfig is the client machine's configuration for cfg and the
+// options o (after locks.Apply), with the defaults New applies: one
+// server on the local machine, RetryDead 30 s, Timeout 500 ms. The real
+// driver (New) and the simulator both build their machines with it.
+func MachineConfig(cfg Config, o locks.Options) machine.Config {
+	n := len(cfg.Servers)
+	if n == 0 {
+		n = 1
+	}
+	if cfg.RetryDead <= 0 {
+		cfg.RetryDead = 30 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = memcache.DefaultTimeout
+	}
+	return machine.Config{
+		Servers:      n,
+		NoFailover:   cfg.NoFailover,
+		RetryDead:    cfg.RetryDead,
+		Timeout:      cfg.Timeout,
+		TTL:          o.TTL,
+		PollInterval: o.PollInterval,
+		WaitTimeout:  o.WaitTimeout,
+		Owner:        o.Owner,
+	}
+}
+
 // Locker is a MegaMutex client. It is safe for concurrent use.
+//
+// It is the real driver of the client machine (package
+// locks/memcache/machine): each request runs the machine on the caller's
+// goroutine, sending the operations it asks for over gomemcache and
+// waiting on the client's clock for the timers it sets.
 type Locker struct {
 	srv  *servers
 	opts locks.Options
-	exp  int32 // TTL in whole seconds, rounded up
 }
 
 var _ locks.Locker = (*Locker)(nil)
@@ -65,17 +110,8 @@ func New(cfg Config, opts ...locks.Option) (*Locker, error) {
 	if len(cfg.Servers) == 0 {
 		cfg.Servers = []string{"127.0.0.1:11211"}
 	}
-	if cfg.RetryDead <= 0 {
-		cfg.RetryDead = 30 * time.Second
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = memcache.DefaultTimeout
-	}
-	return &Locker{
-		srv:  newServers(cfg, o.Clock),
-		opts: o,
-		exp:  int32((o.TTL + time.Second - 1) / time.Second),
-	}, nil
+	mc := MachineConfig(cfg, o)
+	return &Locker{srv: newServers(cfg.Servers, mc, o.Clock), opts: o}, nil
 }
 
 // Options implements locks.Locker.
@@ -83,91 +119,186 @@ func (l *Locker) Options() locks.Options { return l.opts }
 
 // TokenKey is the memcached key of the fencing counter beside the lock on
 // key.
-func TokenKey(key string) string { return storageKey(key + "_token") }
+func TokenKey(key string) string { return machine.TokenKey(key) }
 
-// storageKey is the memcached key for a lock or list key: the key itself
-// when memcached accepts it, else the key with bytes memcached refuses
-// (space, control characters, '%') percent-encoded, and a key still longer
-// than 250 bytes replaced by a hash.
-func storageKey(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if c <= ' ' || c == 0x7f || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	k := b.String()
-	if len(k) > 250 {
-		sum := sha256.Sum256([]byte(key))
-		k = "locksim-sha256-" + hex.EncodeToString(sum[:])
-	}
-	return k
-}
+// storageKey is the memcached key for a lock or list key
+// (machine.StorageKey).
+func storageKey(key string) string { return machine.StorageKey(key) }
 
 // Acquire implements locks.Locker: it retries TryAcquire every
-// PollInterval (seed 004's mutex_lock).
+// PollInterval (seed 004's mutex_lock) until the lock is held, the wait
+// timeout passes on the client's clock (locks.ErrNotAcquired), an attempt
+// fails, or ctx ends.
 func (l *Locker) Acquire(ctx context.Context, key string) (locks.Lease, error) {
-	return locks.Poll(ctx, l.opts, func(ctx context.Context) (locks.Lease, error) {
-		return l.TryAcquire(ctx, key)
-	})
+	return l.acquire(ctx, machine.Acquire, key)
 }
 
 // TryAcquire implements locks.Locker: one `add` of key with the TTL as its
 // expiry on the key's server (or, failing over, another live one), then
 // `incr` of the token counter there (seed 004's mutex_lock_nonblock).
 func (l *Locker) TryAcquire(ctx context.Context, key string) (locks.Lease, error) {
-	value := l.opts.Owner + " " + nonce()
-	item := &memcache.Item{Key: storageKey(key), Value: []byte(value), Expiration: l.exp}
-	server, err := l.srv.do(ctx, "acquire", storageKey(key), func(c *memcache.Client) error { return c.Add(item) })
-	switch {
-	case errors.Is(err, memcache.ErrNotStored):
-		return nil, locks.ErrNotAcquired
-	case err != nil:
-		return nil, wrap("acquire", err)
-	}
-	lease := &Lease{lost: locks.NewLostSignal(key), l: l, key: key, value: value, server: server}
-	tok, err := l.nextToken(ctx, server, key)
-	if err != nil {
-		// Held but unfenced: give it back rather than hand out no token.
-		_ = lease.Release(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	lease.token = tok
-	return lease, nil
+	return l.acquire(ctx, machine.TryAcquire, key)
 }
 
-// nextToken increments the counter beside key on server, creating it
-// (without expiry) if it is missing.
-func (l *Locker) nextToken(ctx context.Context, server int, key string) (locks.Token, error) {
-	tk := TokenKey(key)
-	for range 3 {
-		var n uint64
-		err := l.srv.on(ctx, "token", server, func(c *memcache.Client) error {
-			var err error
-			if n, err = c.Increment(tk, 1); !errors.Is(err, memcache.ErrCacheMiss) {
-				return err
-			}
-			// No counter (first grant, or evicted, or a restart): start one.
-			err = c.Add(&memcache.Item{Key: tk, Value: []byte("0")})
-			if err != nil && !errors.Is(err, memcache.ErrNotStored) {
-				return err
-			}
-			n, err = c.Increment(tk, 1)
-			return err
-		})
-		switch {
-		case err == nil:
-			return locks.Token(n), nil
-		case errors.Is(err, memcache.ErrCacheMiss):
-			continue // evicted between add and incr
-		default:
-			return 0, wrap("token", err)
-		}
+func (l *Locker) acquire(ctx context.Context, kind machine.ReqKind, key string) (locks.Lease, error) {
+	var r run
+	var buf [4]machine.Output
+	res := r.drive(ctx, l.srv, machine.Request{Kind: kind, Key: key}, nil, buf[:0])
+	switch res {
+	case lm.OK:
+		return &Lease{lost: locks.NewLostSignal(key), srv: l.srv, m: r.granted}, nil
+	case lm.NotAcquired:
+		return nil, locks.ErrNotAcquired
 	}
-	return 0, backendErr("token", errors.New("token counter keeps disappearing"))
+	return nil, r.err
+}
+
+func nonce() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// run is one request driven through the machine.
+type run struct {
+	c       machine.Call
+	granted *machine.Lease
+	err     error // the request's error, once the machine failed it
+	// The last reply: its error, whether it meant unreachable, and from
+	// which server.
+	lastErr    error
+	lastUnreac bool
+	lastServer int
+	// item is the last gets' item: gomemcache keeps the CAS id in it.
+	item *memcache.Item
+}
+
+// drive runs request req (lease: the one it renews or releases) to its
+// end and returns its result; r.err is the error of a failed or cancelled
+// request, r.granted the lease of a grant.
+func (r *run) drive(ctx context.Context, s *servers, req machine.Request, lease *Lease, out []machine.Output) lm.Result {
+	buf := out
+	n := nonce()
+	s.mu.Lock()
+	out = s.m.Request(&r.c, req, s.now(), n, buf)
+	s.mu.Unlock()
+	for {
+		var next machine.Output
+		for i := range out {
+			o := &out[i]
+			switch o.Kind {
+			case machine.OutSend, machine.OutTimer:
+				next = *o
+			case machine.OutGrant:
+				r.granted = o.Lease
+			case machine.OutLost:
+				if lease != nil {
+					lease.lost.Lose(o.LossText(s.addrs[o.Server]))
+				}
+			case machine.OutFail:
+				r.err = r.failure(ctx, s, o)
+			case machine.OutDone:
+				if o.Result == lm.Lost && lease != nil {
+					r.err = lease.lost.Err()
+				}
+				return o.Result
+			}
+		}
+		if next.Kind == machine.OutTimer {
+			t := s.clock.NewTimer(next.D)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				s.mu.Lock()
+				out = s.m.Cancel(&r.c, s.now(), buf)
+				s.mu.Unlock()
+			case <-t.C():
+				n := nonce()
+				s.mu.Lock()
+				out = s.m.Fire(&r.c, s.now(), n, buf)
+				s.mu.Unlock()
+			}
+			continue
+		}
+		if !next.Detached && ctx.Err() != nil {
+			s.mu.Lock()
+			out = s.m.Cancel(&r.c, s.now(), buf)
+			s.mu.Unlock()
+			continue
+		}
+		rep := r.exec(s, int(next.Server), &next.Op)
+		s.mu.Lock()
+		out = s.m.Reply(&r.c, rep, s.now(), buf)
+		s.mu.Unlock()
+	}
+}
+
+// failure is the error of a request the machine failed.
+func (r *run) failure(ctx context.Context, s *servers, o *machine.Output) error {
+	switch o.Cause {
+	case machine.CauseNoServers:
+		return backendErr(o.Text, errors.New("no servers available"))
+	case machine.CauseNoToken:
+		return backendErr(o.Text, errors.New("token counter keeps disappearing"))
+	case machine.CauseChurn:
+		return backendErr(o.Text, errors.New("item keeps changing under compare-and-swap"))
+	case machine.CauseCancelled:
+		return ctx.Err()
+	}
+	err := r.lastErr
+	if err == nil {
+		err = errors.New("unexpected answer")
+	}
+	if r.lastUnreac {
+		return backendErr(o.Text, fmt.Errorf("%s: %w", s.addrs[r.lastServer], err))
+	}
+	return wrap(o.Text, err)
+}
+
+// exec sends op to server i over gomemcache and reads the answer as the
+// machine's Reply. A server that cannot be reached has its idle
+// connections dropped (after a restart they are all broken), so that the
+// machine's second try goes out on a fresh one.
+func (r *run) exec(s *servers, i int, op *machine.Op) machine.Reply {
+	c := s.clients[i]
+	var err error
+	var rep machine.Reply
+	switch op.Kind {
+	case machine.OpAdd:
+		err = c.Add(&memcache.Item{Key: op.Key, Value: []byte(op.Data()), Expiration: op.Exp})
+		rep.Outcome = machine.Stored
+	case machine.OpIncr:
+		rep.N, err = c.Increment(op.Key, 1)
+		rep.Outcome = machine.Number
+	case machine.OpGets:
+		r.item, err = c.Get(op.Key)
+		if err == nil {
+			rep = machine.Reply{Outcome: machine.Hit, Value: string(r.item.Value)}
+		}
+	case machine.OpCas:
+		it := r.item
+		it.Value, it.Expiration = []byte(op.Value), op.Exp
+		err = c.CompareAndSwap(it)
+		rep.Outcome = machine.Stored
+	}
+	r.lastErr, r.lastUnreac, r.lastServer = err, false, i
+	switch {
+	case err == nil:
+		return rep
+	case errors.Is(err, memcache.ErrNotStored):
+		rep.Outcome = machine.NotStored
+	case errors.Is(err, memcache.ErrCacheMiss):
+		rep.Outcome = machine.Miss
+	case errors.Is(err, memcache.ErrCASConflict):
+		rep.Outcome = machine.Exists
+	case unreachable(err):
+		_ = c.Close()
+		r.lastUnreac = true
+		rep.Outcome = machine.Unreachable
+	default:
+		rep.Outcome = machine.ServerError
+	}
+	return rep
 }
 
 // wrap makes err a *locks.BackendError unless it is one or a context
@@ -180,34 +311,25 @@ func wrap(op string, err error) error {
 	return backendErr(op, err)
 }
 
-func nonce() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // Lease is one grant of a memcached lock. It is safe for concurrent use.
 type Lease struct {
-	lost   *locks.LostSignal
-	l      *Locker
-	key    string
-	value  string // owner and nonce: what the item must still hold
-	server int
-	token  locks.Token
+	lost *locks.LostSignal
+	srv  *servers
+	m    *machine.Lease
 }
 
 var _ locks.Lease = (*Lease)(nil)
 
 // Key implements locks.Lease.
-func (le *Lease) Key() string { return le.key }
+func (le *Lease) Key() string { return le.m.Key }
 
 // Token implements locks.Lease: the value of the `incr` counter beside the
 // key at acquire. It restarts at 1 when the counter is evicted or its
 // server restarts.
-func (le *Lease) Token() locks.Token { return le.token }
+func (le *Lease) Token() locks.Token { return locks.Token(le.m.Token) }
 
 // Server is the address of the memcached server that holds the lock.
-func (le *Lease) Server() string { return le.l.srv.addrs[le.server] }
+func (le *Lease) Server() string { return le.srv.addrs[le.m.Server] }
 
 // Lost implements locks.Lease.
 func (le *Lease) Lost() <-chan struct{} { return le.lost.Lost() }
@@ -218,7 +340,7 @@ func (le *Lease) Err() error { return le.lost.Err() }
 // Renew implements locks.Lease: `gets` the item and, if it is still ours,
 // rewrites it by `cas` with a fresh expiry.
 func (le *Lease) Renew(ctx context.Context) error {
-	return le.rewrite(ctx, "renew", le.l.exp)
+	return le.rewrite(ctx, machine.Renew)
 }
 
 // Release implements locks.Lease: `gets` the item and, if it is still
@@ -226,50 +348,19 @@ func (le *Lease) Renew(ctx context.Context) error {
 // such an item at once), so that a lock taken over by someone else is
 // never deleted.
 func (le *Lease) Release(ctx context.Context) error {
-	return le.rewrite(ctx, "release", -1)
+	return le.rewrite(ctx, machine.Release)
 }
 
-// rewrite replaces the item by a compare-and-swap with expiry exp, if the
-// item still holds our value. A lock found gone or taken marks the lease
-// lost.
-func (le *Lease) rewrite(ctx context.Context, op string, exp int32) error {
+// rewrite runs a renewal or a release. A lock found gone or taken marks
+// the lease lost.
+func (le *Lease) rewrite(ctx context.Context, kind machine.ReqKind) error {
 	if err := le.lost.Err(); err != nil {
 		return err
 	}
-	for range 5 {
-		var item *memcache.Item
-		err := le.l.srv.on(ctx, op, le.server, func(c *memcache.Client) error {
-			var err error
-			item, err = c.Get(storageKey(le.key))
-			return err
-		})
-		switch {
-		case errors.Is(err, memcache.ErrCacheMiss):
-			return le.lost.Lose("key gone from " + le.Server() + ": expired, evicted or the server restarted")
-		case err != nil:
-			return wrap(op, err)
-		case string(item.Value) != le.value:
-			return le.lost.Lose("taken by " + owner(item.Value))
-		}
-		item.Expiration = exp
-		err = le.l.srv.on(ctx, op, le.server, func(c *memcache.Client) error { return c.CompareAndSwap(item) })
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, memcache.ErrCASConflict), errors.Is(err, memcache.ErrNotStored):
-			continue // changed or gone since the gets: look again
-		default:
-			return wrap(op, err)
-		}
+	var r run
+	var buf [4]machine.Output
+	if r.drive(ctx, le.srv, machine.Request{Kind: kind, Lease: le.m}, le, buf[:0]) == lm.OK {
+		return nil
 	}
-	return backendErr(op, errors.New("item keeps changing under compare-and-swap"))
-}
-
-// owner is the owner part of a lock value.
-func owner(v []byte) string {
-	s := string(v)
-	if i := strings.LastIndexByte(s, ' '); i >= 0 {
-		return s[:i]
-	}
-	return s
+	return r.err
 }

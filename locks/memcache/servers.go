@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -15,34 +13,25 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/locksim/locksim/locks"
+	"github.com/locksim/locksim/locks/memcache/machine"
 )
 
-// maxTries is memcache-client's number of rehashes before it gives up.
-const maxTries = 20
-
 // servers is the client side of MegaMutex's memcache_servers: one
-// connection pool per server, key placement by hashing, and failover to a
-// live server when the key's server is marked dead.
+// connection pool per server, and the client machine, which places keys
+// and keeps the servers marked dead, behind one mutex.
 type servers struct {
-	addrs     []string
-	clients   []*memcache.Client
-	failover  bool
-	retryDead time.Duration
-	clock     locks.Clock
+	addrs   []string
+	clients []*memcache.Client
+	clock   locks.Clock
+	epoch   time.Time // the origin of the machine's client time
 
-	mu        sync.Mutex
-	deadUntil []time.Time
+	mu sync.Mutex
+	m  *machine.Machine
 }
 
-func newServers(cfg Config, clock locks.Clock) *servers {
-	s := &servers{
-		addrs:     cfg.Servers,
-		failover:  !cfg.NoFailover,
-		retryDead: cfg.RetryDead,
-		clock:     clock,
-		deadUntil: make([]time.Time, len(cfg.Servers)),
-	}
-	for _, a := range cfg.Servers {
+func newServers(addrs []string, cfg machine.Config, clock locks.Clock) *servers {
+	s := &servers{addrs: addrs, clock: clock, epoch: clock.Now(), m: machine.New(cfg)}
+	for _, a := range addrs {
 		c := memcache.New(a)
 		c.Timeout = cfg.Timeout
 		c.MaxIdleConns = 8
@@ -51,52 +40,21 @@ func newServers(cfg Config, clock locks.Clock) *servers {
 	return s
 }
 
-// hash is the server index a string hashes to.
-func (s *servers) hash(k string) int {
-	return int(crc32.ChecksumIEEE([]byte(k)) % uint32(len(s.addrs)))
-}
-
-// candidates lists the servers to try for key, in order: the server the
-// key hashes to, then, with failover, the servers "<try><key>" hashes to,
-// skipping servers marked dead and repeats. Without failover it is the
-// key's server alone, dead or not.
-func (s *servers) candidates(key string) []int {
-	first := s.hash(key)
-	if !s.failover || len(s.addrs) == 1 {
-		return []int{first}
-	}
-	now := s.clock.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []int
-	seen := make([]bool, len(s.addrs))
-	for try := range maxTries {
-		i := first
-		if try > 0 {
-			i = s.hash(strconv.Itoa(try-1) + key)
-		}
-		if seen[i] || now.Before(s.deadUntil[i]) {
-			continue
-		}
-		seen[i] = true
-		out = append(out, i)
-	}
-	return out
-}
-
-// markDead makes the failover skip server i for retryDead.
-func (s *servers) markDead(i int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.deadUntil[i] = s.clock.Now().Add(s.retryDead)
-}
+// now is the client clock's reading as the machine takes it: ns since
+// the servers were set up (monotonic on the system clock).
+func (s *servers) now() int64 { return int64(s.clock.Now().Sub(s.epoch)) }
 
 // do runs op on key's server, failing over to the next candidate when the
-// server cannot be reached. It returns the index of the server whose
+// server cannot be reached, with the machine's placement and dead-server
+// window (List's operations). It returns the index of the server whose
 // answer op returned.
 func (s *servers) do(ctx context.Context, opName, key string, op func(c *memcache.Client) error) (int, error) {
+	var buf [machine.MaxTries]int
+	s.mu.Lock()
+	cands := s.m.Candidates(key, s.now(), buf[:0])
+	s.mu.Unlock()
 	var last error
-	for _, i := range s.candidates(key) {
+	for _, i := range cands {
 		if err := ctx.Err(); err != nil {
 			return -1, err
 		}
@@ -105,26 +63,14 @@ func (s *servers) do(ctx context.Context, opName, key string, op func(c *memcach
 			return i, err
 		}
 		last = fmt.Errorf("%s: %w", s.addrs[i], err)
-		if s.failover {
-			s.markDead(i)
-		}
+		s.mu.Lock()
+		s.m.MarkDead(i, s.now())
+		s.mu.Unlock()
 	}
 	if last == nil {
 		last = errors.New("no servers available")
 	}
 	return -1, backendErr(opName, last)
-}
-
-// on runs op on server i, with no failover.
-func (s *servers) on(ctx context.Context, opName string, i int, op func(c *memcache.Client) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := s.try(i, op)
-	if unreachable(err) {
-		return backendErr(opName, fmt.Errorf("%s: %w", s.addrs[i], err))
-	}
-	return err
 }
 
 // try runs op on server i. If the server cannot be reached, it drops the
