@@ -38,7 +38,7 @@ func (e *etcdModel) client(c int) *etcdClient {
 		i := len(e.clients)
 		p := &proc{r: e.m.r, idx: i, name: "c" + strconv.Itoa(i+1)}
 		p.n = e.w.addNode(p.name)
-		p.n.late = &timerLateness
+		p.n.late = timerLateness
 		e.clients = append(e.clients, e.m.client(p).(*etcdClient))
 	}
 	return e.clients[c]

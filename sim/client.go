@@ -41,7 +41,7 @@ type proc struct {
 func newProc(r *run, i int) *proc {
 	p := &proc{r: r, idx: i, name: "c" + strconv.Itoa(i+1)}
 	p.n = r.w.addNode(p.name)
-	p.n.late = &timerLateness
+	p.n.late = timerLateness
 	p.n.onCrash = p.crashed
 	p.n.onRestart = p.restarted
 	p.lc = r.be.client(p)

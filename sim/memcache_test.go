@@ -34,6 +34,7 @@ backends: [memcache]
 cluster: {size: 3}
 clients: 1
 duration: 20s
+start_window: 0s
 lock: {ttl: 3s, renew_every: 1s, poll: 100ms}
 workload: {hold_min: 50ms, hold_max: 50ms}
 faults:

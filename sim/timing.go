@@ -19,15 +19,23 @@ import "time"
 // same way.
 
 // dist is an empirical distribution: v[i] is its q[i] quantile, q from 0
-// to 1, both increasing.
+// to 1, both increasing. Its inverse distribution function is piecewise
+// linear between those points; draws read it from a table of distBins+1
+// points (made by newDist), so that a draw is one 64-bit random number and
+// integer arithmetic: one per message and per client timer.
 type dist struct {
-	q []float64
-	v []int64
+	q   []float64
+	v   []int64
+	tab []int64
 }
 
-// draw is one value of d.
-func (d *dist) draw(w *world) int64 {
-	u := w.float64()
+// distBins is the number of equal steps of the table: bins of 1/1000 of
+// probability, so that every quantile of TimingQuantiles (down to p99.9)
+// is a bin's edge and the table is the exact piecewise-linear function.
+const distBins = 1000
+
+// at is the exact inverse distribution function at u in [0, 1].
+func (d *dist) at(u float64) int64 {
 	i := 1
 	for i < len(d.q)-1 && d.q[i] <= u {
 		i++
@@ -35,6 +43,25 @@ func (d *dist) draw(w *world) int64 {
 	lo, hi := d.q[i-1], d.q[i]
 	f := (u - lo) / (hi - lo)
 	return d.v[i-1] + int64(f*float64(d.v[i]-d.v[i-1]))
+}
+
+// newDist is the distribution with quantiles v at q, its table made.
+func newDist(q []float64, v []int64) *dist {
+	d := &dist{q: q, v: v, tab: make([]int64, distBins+1)}
+	for i := range d.tab {
+		d.tab[i] = d.at(float64(i) / distBins)
+	}
+	return d
+}
+
+// draw is one value of d: the high 32 bits of a random number pick the
+// bin, the low 32 the point within it.
+func (d *dist) draw(w *world) int64 {
+	r := w.pcg.Uint64()
+	i := (r >> 32) * distBins >> 32
+	f := int64(r & (1<<32 - 1))
+	lo, hi := d.tab[i], d.tab[i+1]
+	return lo + (hi-lo)*f>>32
 }
 
 // TimingQuantiles are the quantiles the simulator keeps of each measured
@@ -49,14 +76,14 @@ func us(x float64) int64 { return int64(x * float64(time.Microsecond)) }
 // pauses of the same measurement are in the README). Every timer of a
 // simulated client — poll, renew, hold, think, keepalive — is that much
 // late; servers' timers are exact.
-var timerLateness = dist{q: TimingQuantiles, v: []int64{
+var timerLateness = newDist(TimingQuantiles, []int64{
 	us(1.4), us(21.3), us(128.3), us(573.5), us(1510.6), us(3852.9), us(7322.7), us(18105.1), us(41205.5), us(46652.2),
-}}
+})
 
 // linkDelay is the one-way delay of a message between two simulated
 // nodes: half the round trip of a small message over loopback through a
 // toxiproxy link, as every client→server and server↔server message of a
 // real run travels.
-var linkDelay = dist{q: TimingQuantiles, v: []int64{
+var linkDelay = newDist(TimingQuantiles, []int64{
 	us(14.2), us(14.5), us(15.4), us(17.3), us(22.6), us(31.7), us(36.8), us(66.1), us(746.6), us(6316.2),
-}}
+})

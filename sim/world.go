@@ -315,7 +315,7 @@ func newWorld(seed uint64, end time.Duration) *world {
 		end:    int64(end),
 		pcg:    pcg,
 		rng:    rand.New(pcg),
-		delays: &linkDelay,
+		delays: linkDelay,
 	}
 }
 
