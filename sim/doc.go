@@ -32,7 +32,11 @@
 // Consul (consul.go), memcached with MegaMutex's client (memcache.go),
 // PostgreSQL's Locker lease table and session advisory locks (postgres.go),
 // and the fenced resource (resource.go). The clients (client.go) follow the
-// algorithms and defaults of the backends in package locks.
+// algorithms and defaults of the backends in package locks. Every model is
+// held to its real server by the behaviour cases of package sim/behaviour
+// (one table per service, run against the server from package cluster and
+// against the model), and its doc comment names those cases and the
+// defects they found.
 //
 // What the clients share with package locks rather than copy: each
 // backend's default options (locks/etcd.Defaults, locks/consul.Defaults,
