@@ -1,16 +1,15 @@
 package checker
 
-// The linearizability checker as it was before it was made faster (commit
-// 8c93012), kept verbatim but for its names as the reference that
-// TestSameVerdicts compares the checker with.
+// The linearizability recorder as it was before the checker was made
+// faster (commit 8c93012), kept verbatim but for its names as the reference
+// that TestSameVerdicts compares the checker with. It runs porcupine on the
+// package's own models (lockModel, registerModel), which are the
+// specification both sides are judged by.
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 
 	"github.com/anishathalye/porcupine"
@@ -68,37 +67,7 @@ type refLinHold struct {
 	lastOkCall int64 // invoke time of the last successful acquire or renew
 }
 
-// refUnbounded marks an operation whose return is the end of the history.
-const refUnbounded = -1
-
-type refLockKind uint8
-
-const (
-	refOpAcquire refLockKind = iota
-	refOpRelease
-	refOpRenew
-	refOpExpire
-)
-
-var refLockKindNames = [...]string{"acquire", "release", "renew", "expire"}
-
-type refLockIn struct {
-	kind refLockKind
-	proc string
-}
-
-type refLockState struct {
-	owner   string
-	expired bool
-}
-
-type refRegIn struct {
-	write bool
-	value string // written, or read
-}
-
-// refOutcome is an operation's output: whether its result is unknown (info).
-type refOutcome struct{ unknown bool }
+// unbounded marks an operation whose return is the end of the history.
 
 func refNewLinRecorder() *refLinRecorder {
 	return &refLinRecorder{
@@ -127,7 +96,7 @@ func (l *refLinRecorder) client(p string) int {
 }
 
 func (l *refLinRecorder) op(key, proc string, in any, call, ret int64, unknown bool, lock bool) {
-	o := porcupine.Operation{ClientId: l.client(proc), Input: in, Call: call, Output: refOutcome{unknown}, Return: ret}
+	o := porcupine.Operation{ClientId: l.client(proc), Input: in, Call: call, Output: outcome{unknown}, Return: ret}
 	lk := l.key(key)
 	if lock {
 		lk.lock = append(lk.lock, o)
@@ -140,35 +109,35 @@ func (l *refLinRecorder) op(key, proc string, in any, call, ret int64, unknown b
 func (l *refLinRecorder) complete(key string, inv, e *history.Event) {
 	if e.Type == history.Fail {
 		if e.F == history.FRelease {
-			l.endHold(e.Proc, key, refUnbounded)
+			l.endHold(e.Proc, key, unbounded)
 		}
 		return // certainly did not happen
 	}
 	unknown := e.Type == history.Info
 	ret := e.T
 	if unknown {
-		ret = refUnbounded
+		ret = unbounded
 	}
 	switch e.F {
 	case history.FAcquire:
-		l.op(key, e.Proc, refLockIn{refOpAcquire, e.Proc}, inv.T, ret, unknown, true)
+		l.op(key, e.Proc, lockIn{opAcquire, e.Proc}, inv.T, ret, unknown, true)
 		if !unknown {
 			l.endHold(e.Proc, key, e.T)
 			l.beginHold(e.Proc, key, inv.T)
 		}
 	case history.FRelease:
-		l.op(key, e.Proc, refLockIn{refOpRelease, e.Proc}, inv.T, ret, unknown, true)
+		l.op(key, e.Proc, lockIn{opRelease, e.Proc}, inv.T, ret, unknown, true)
 		l.endHold(e.Proc, key, ret)
 	case history.FRenew:
-		l.op(key, e.Proc, refLockIn{refOpRenew, e.Proc}, inv.T, ret, unknown, true)
+		l.op(key, e.Proc, lockIn{opRenew, e.Proc}, inv.T, ret, unknown, true)
 		if h := l.holds[e.Proc][key]; h != nil && !unknown {
 			h.lastOkCall = inv.T
 		}
 	case history.FWrite:
-		l.op(key, e.Proc, refRegIn{write: true, value: refCanonical(inv.Value, e.Value)}, inv.T, ret, unknown, false)
+		l.op(key, e.Proc, regIn{write: true, value: canonical(inv.Value, e.Value)}, inv.T, ret, unknown, false)
 	case history.FRead:
 		if !unknown {
-			l.op(key, e.Proc, refRegIn{value: refCanonical(e.Value, nil)}, inv.T, ret, false, false)
+			l.op(key, e.Proc, regIn{value: canonical(e.Value, nil)}, inv.T, ret, false, false)
 		}
 	}
 }
@@ -204,7 +173,7 @@ func (l *refLinRecorder) endHold(proc, key string, ret int64) {
 		return
 	}
 	delete(l.holds[proc], key)
-	l.op(key, proc, refLockIn{refOpExpire, proc}, h.lastOkCall, ret, true, true)
+	l.op(key, proc, lockIn{opExpire, proc}, h.lastOkCall, ret, true, true)
 }
 
 // check runs porcupine on every key and model.
@@ -216,7 +185,7 @@ func (l *refLinRecorder) check(lastT int64, opts Options) []LinResult {
 	sort.Strings(procs)
 	for _, p := range procs {
 		for k := range l.holds[p] {
-			l.endHold(p, k, refUnbounded)
+			l.endHold(p, k, unbounded)
 		}
 	}
 	keys := make([]string, 0, len(l.keys))
@@ -228,10 +197,10 @@ func (l *refLinRecorder) check(lastT int64, opts Options) []LinResult {
 	for _, k := range keys {
 		lk := l.keys[k]
 		if len(lk.lock) > 0 {
-			out = append(out, refRunPorcupine(k, ModelLock, refLockModel(), lk.lock, lastT, opts))
+			out = append(out, refRunPorcupine(k, ModelLock, lockModel(), lk.lock, lastT, opts))
 		}
 		if len(lk.reg) > 0 {
-			out = append(out, refRunPorcupine(k, ModelRegister, refRegisterModel(), lk.reg, lastT, opts))
+			out = append(out, refRunPorcupine(k, ModelRegister, registerModel(), lk.reg, lastT, opts))
 		}
 	}
 	return out
@@ -239,7 +208,7 @@ func (l *refLinRecorder) check(lastT int64, opts Options) []LinResult {
 
 func refRunPorcupine(key, name string, m porcupine.Model, ops []porcupine.Operation, lastT int64, opts Options) LinResult {
 	for i := range ops {
-		if ops[i].Return == refUnbounded {
+		if ops[i].Return == unbounded {
 			ops[i].Return = lastT + 1
 		}
 	}
@@ -254,7 +223,7 @@ func refRunPorcupine(key, name string, m porcupine.Model, ops []porcupine.Operat
 		r.Result = LinUnknown
 	}
 	if r.Result == LinIllegal && opts.HTMLDir != "" {
-		path := filepath.Join(opts.HTMLDir, fmt.Sprintf("%s-%s.html", name, refFileSafe(key)))
+		path := filepath.Join(opts.HTMLDir, fmt.Sprintf("%s-%s.html", name, fileSafe(key)))
 		if err := os.MkdirAll(opts.HTMLDir, 0o755); err == nil {
 			if err := porcupine.VisualizePath(m, info, path); err == nil {
 				r.HTML = path
@@ -262,120 +231,4 @@ func refRunPorcupine(key, name string, m porcupine.Model, ops []porcupine.Operat
 		}
 	}
 	return r
-}
-
-var refUnsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-func refFileSafe(key string) string {
-	if key == "" {
-		return "_"
-	}
-	return refUnsafeChars.ReplaceAllString(key, "_")
-}
-
-// refCanonical returns a JSON value in compact form ("" if absent).
-func refCanonical(v, alt json.RawMessage) string {
-	if len(v) == 0 {
-		v = alt
-	}
-	if len(v) == 0 {
-		return ""
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, v); err != nil {
-		return string(v)
-	}
-	return b.String()
-}
-
-func refLockModel() porcupine.Model {
-	m := &porcupine.NondeterministicModel{
-		Init: func() []any { return []any{refLockState{}} },
-		Step: func(state, input, output any) []any {
-			s, in, out := state.(refLockState), input.(refLockIn), output.(refOutcome)
-			next, legal := s, false
-			switch in.kind {
-			case refOpAcquire:
-				legal = s.owner == "" || s.expired || s.owner == in.proc
-				next = refLockState{owner: in.proc}
-			case refOpRelease:
-				legal = s.owner == in.proc
-				next = refLockState{}
-			case refOpRenew:
-				legal = s.owner == in.proc
-				next = refLockState{owner: in.proc}
-			case refOpExpire:
-				legal = s.owner == in.proc && !s.expired
-				next = refLockState{owner: in.proc, expired: true}
-			}
-			switch {
-			case legal && out.unknown:
-				return []any{s, next}
-			case legal:
-				return []any{next}
-			case out.unknown:
-				return []any{s}
-			}
-			return nil
-		},
-		DescribeOperation: func(input, output any) string {
-			in, out := input.(refLockIn), output.(refOutcome)
-			if out.unknown {
-				return fmt.Sprintf("%s(%s) -> ?", refLockKindNames[in.kind], in.proc)
-			}
-			return fmt.Sprintf("%s(%s)", refLockKindNames[in.kind], in.proc)
-		},
-		DescribeState: func(state any) string {
-			s := state.(refLockState)
-			switch {
-			case s.owner == "":
-				return "free"
-			case s.expired:
-				return s.owner + " (expired)"
-			}
-			return s.owner
-		},
-	}
-	return m.ToModel()
-}
-
-func refRegisterModel() porcupine.Model {
-	const initial = "\x00initial"
-	m := &porcupine.NondeterministicModel{
-		Init: func() []any { return []any{initial} },
-		Step: func(state, input, output any) []any {
-			s, in, out := state.(string), input.(refRegIn), output.(refOutcome)
-			if in.write {
-				if out.unknown {
-					return []any{s, in.value}
-				}
-				return []any{in.value}
-			}
-			if s == initial {
-				return []any{in.value}
-			}
-			if s == in.value {
-				return []any{s}
-			}
-			return nil
-		},
-		DescribeOperation: func(input, output any) string {
-			in, out := input.(refRegIn), output.(refOutcome)
-			q := ""
-			if out.unknown {
-				q = " -> ?"
-			}
-			if in.write {
-				return fmt.Sprintf("write(%s)%s", in.value, q)
-			}
-			return fmt.Sprintf("read() -> %s", in.value)
-		},
-		DescribeState: func(state any) string {
-			if state.(string) == initial {
-				return "initial"
-			}
-			return state.(string)
-		},
-	}
-	return m.ToModel()
 }
