@@ -58,10 +58,7 @@ func TestBadInputOneLine(t *testing.T) {
 	notJSONBase := write("notjson.json", "{\"sim\": \n")
 	cmpOut := filepath.Join(dir, "cmp")
 
-	tests := []struct {
-		args []string
-		want []string // each in the one line of stderr
-	}{
+	tests := []badInput{
 		// check: histories
 		{[]string{"check", notJSON}, []string{"notjson.jsonl:2"}},
 		{[]string{"check", noProc}, []string{"noproc.jsonl:1", `"proc"`}},
@@ -116,26 +113,7 @@ func TestBadInputOneLine(t *testing.T) {
 		{nil, nil},
 		{[]string{"nope"}, nil},
 	}
-	for _, tc := range tests {
-		code, stdout, stderr := runCLI(tc.args...)
-		if code != exitUsage {
-			t.Errorf("locksim %s: exit %d, want %d (stderr %q)", short(tc.args), code, exitUsage, stderr)
-		}
-		if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
-			t.Errorf("locksim %s: stack trace on stderr: %s", short(tc.args), stderr)
-		}
-		if tc.want == nil {
-			continue // usage text
-		}
-		if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stdout != "" {
-			t.Errorf("locksim %s: want one line on stderr and nothing on stdout, got stderr %q stdout %q", short(tc.args), stderr, stdout)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("locksim %s: stderr %q lacks %q", short(tc.args), stderr, w)
-			}
-		}
-	}
+	checkBadInputs(t, tests)
 	if _, err := os.Stat(filepath.Join(dir, "runs")); err == nil {
 		t.Errorf("a run started although a later scenario file was bad")
 	}
@@ -188,5 +166,37 @@ func TestCheckRunDirTornLine(t *testing.T) {
 	code, stdout, _ = runCLI("check", dir)
 	if code != exitViolations || !strings.Contains(stdout, "mutual-exclusion") {
 		t.Fatalf("exit %d, stdout %s", code, stdout)
+	}
+}
+
+// badInput is a command line that must fail as bad input.
+type badInput struct {
+	args []string
+	want []string // each in the one line of stderr; nil: the usage text
+}
+
+// checkBadInputs runs each command line: exit 2, no stack trace, and one
+// line on stderr holding every wanted string (or the usage text).
+func checkBadInputs(t *testing.T, tests []badInput) {
+	t.Helper()
+	for _, tc := range tests {
+		code, stdout, stderr := runCLI(tc.args...)
+		if code != exitUsage {
+			t.Errorf("locksim %s: exit %d, want %d (stderr %q)", short(tc.args), code, exitUsage, stderr)
+		}
+		if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+			t.Errorf("locksim %s: stack trace on stderr: %s", short(tc.args), stderr)
+		}
+		if tc.want == nil {
+			continue // usage text
+		}
+		if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stdout != "" {
+			t.Errorf("locksim %s: want one line on stderr and nothing on stdout, got stderr %q stdout %q", short(tc.args), stderr, stdout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("locksim %s: stderr %q lacks %q", short(tc.args), stderr, w)
+			}
+		}
 	}
 }

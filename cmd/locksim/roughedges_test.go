@@ -42,10 +42,7 @@ func TestRoughEdgesBadInput(t *testing.T) {
 	list := write("list.yaml", "name: x\nbackends:\n  - memcache\n  - etcd\nclients: 2\nduration: 10s\nworkload:\n  kind: list\n")
 	good := scenarios + "control.yaml" // backends on line 5
 
-	tests := []struct {
-		args []string
-		want []string // each in the one line of stderr
-	}{
+	tests := []badInput{
 		{[]string{"sim", drift}, []string{"drift.yaml:9:", `"faults[0].drift"`, "backwards"}},
 		{[]string{"run", drift}, []string{"drift.yaml:9:", `"faults[0].drift"`, "backwards"}},
 		{[]string{"sim", stopped}, []string{"stopped.yaml:9:", `"faults[0].drift"`, "above -1"}},
@@ -72,26 +69,7 @@ func TestRoughEdgesBadInput(t *testing.T) {
 		{[]string{"sim", write("zero.yaml", "name: x\nbackends: [etcd]\nclients: 2\nduration: 0s\n")}, []string{"zero.yaml:4:", `"duration"`, "above 0"}},
 		{[]string{"help", "nope"}, nil},
 	}
-	for _, tc := range tests {
-		code, stdout, stderr := runCLI(tc.args...)
-		if code != exitUsage {
-			t.Errorf("locksim %s: exit %d, want %d (stderr %q)", short(tc.args), code, exitUsage, stderr)
-		}
-		if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
-			t.Errorf("locksim %s: stack trace on stderr: %s", short(tc.args), stderr)
-		}
-		if tc.want == nil {
-			continue // usage text
-		}
-		if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || stdout != "" {
-			t.Errorf("locksim %s: want one line on stderr and nothing on stdout, got stderr %q stdout %q", short(tc.args), stderr, stdout)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("locksim %s: stderr %q lacks %q", short(tc.args), stderr, w)
-			}
-		}
-	}
+	checkBadInputs(t, tests)
 }
 
 // A history or a simulated seed that recorded no event is not "OK": check
