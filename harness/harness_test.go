@@ -368,8 +368,8 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	if after := children(t); len(after) > len(before) {
 		t.Fatalf("processes left behind: %v (before: %v)", after, before)
 	}
-	if after := tempDirs(t); len(after) > len(tmpBefore) {
-		t.Fatalf("temp dirs left behind: %v", after)
+	if left := leftTempDirs(tmpBefore, tempDirs(t)); len(left) > 0 {
+		t.Fatalf("temp dirs left behind: %v", left)
 	}
 }
 
@@ -401,6 +401,33 @@ func tempDirs(t *testing.T) []string {
 	t.Helper()
 	m, _ := filepath.Glob(filepath.Join(os.TempDir(), "locksim-*"))
 	return m
+}
+
+// leftTempDirs are the locksim temp dirs in after but not in before that
+// this process left: owned (cluster.OwnerFile) by this process or by one
+// that is gone (a child of this run). Other test processes run beside this
+// one (go test runs packages at once) and make and remove their own dirs,
+// owned by them while they live: those are not this run's.
+func leftTempDirs(before, after []string) []string {
+	var left []string
+	for _, d := range after {
+		if slices.Contains(before, d) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, cluster.OwnerFile))
+		if err != nil {
+			continue // not made by cluster.MakeTempDir, or gone meanwhile
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			left = append(left, d)
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); pid == os.Getpid() || err != nil {
+			left = append(left, d)
+		}
+	}
+	return left
 }
 
 // Seed 004's distinct list under concurrent inserts: clean without faults;

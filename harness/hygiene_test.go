@@ -78,8 +78,8 @@ func TestRunLoopbackOnlyNoLeaks(t *testing.T) {
 			if after := children(t); len(after) > len(kidsBefore) {
 				t.Errorf("child processes left: %v (before: %v)", after, kidsBefore)
 			}
-			if after := tempDirs(t); len(after) > len(tmpBefore) {
-				t.Errorf("temp dirs left: %v (before: %v)", after, tmpBefore)
+			if left := leftTempDirs(tmpBefore, tempDirs(t)); len(left) > 0 {
+				t.Errorf("temp dirs left: %v (before: %v)", left, tmpBefore)
 			}
 			if after := openFDs(t); len(after) > len(fdsBefore) {
 				t.Errorf("file descriptors left open: %d before, %d after: %v", len(fdsBefore), len(after), newFDs(fdsBefore, after))
