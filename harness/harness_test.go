@@ -271,7 +271,10 @@ func TestServerHalves(t *testing.T) {
 	halves := scenario.Fault{At: 1500 * time.Millisecond, Fault: "halves", Target: "servers", For: 10 * time.Second}
 	for _, b := range []string{"etcd", "consul"} {
 		t.Run(b, func(t *testing.T) {
-			v, events := run(t, scen("halves", 12*time.Second, true, halves), b)
+			// 2.5 s after the heal for a grant: the minority's clients
+			// reconnect and catch up first, and under CI load 0.5 s was
+			// not always enough on etcd.
+			v, events := run(t, scen("halves", 14*time.Second, true, halves), b)
 			if len(v.Notes) > 0 {
 				t.Fatalf("notes: %v", v.Notes)
 			}
