@@ -44,7 +44,7 @@ func measureTimingCmd(args []string, stdout, stderr io.Writer) int {
 	if _, code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	late, gc, err := measureTimers(*dur, *spin)
+	late, spread, gc, err := measureTimers(*dur, *spin)
 	if err != nil {
 		fmt.Fprintf(stderr, "locksim measure-timing: %v\n", err)
 		return 1
@@ -56,6 +56,7 @@ func measureTimingCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "# locksim measure-timing --duration %v --spin %d --messages %d (GOMAXPROCS %d)\n", *dur, *spin, *msgs, runtime.GOMAXPROCS(0))
 	printQuantiles(stdout, fmt.Sprintf("timer lateness (%d timers of 10-500 ms)", len(late)), late)
+	printQuantiles(stdout, fmt.Sprintf("lateness difference of two timers due at the same instant (%d pairs)", len(spread)), spread)
 	printQuantiles(stdout, fmt.Sprintf("GC stop-the-world pauses (%d)", len(gc)), gc)
 	printQuantiles(stdout, "loopback one-way delay, direct (RTT/2)", direct)
 	printQuantiles(stdout, "loopback one-way delay through a toxiproxy link (RTT/2)", proxied)
@@ -80,8 +81,12 @@ func printQuantiles(w io.Writer, title string, xs []time.Duration) {
 // what they read, and spin goroutines (none by default: run it beside a
 // real run instead, whose servers load the machine) — and meanwhile sleeps on timers of the
 // lengths lock clients use (10 ms to 500 ms), recording how late each
-// fired. It also reads the GC's stop-the-world pauses of the same time.
-func measureTimers(d time.Duration, spin int) (late, gc []time.Duration, err error) {
+// fired. Beside them, pairs of timers come due at the same instant, each
+// in its own goroutine: how far apart the two fire says whether lateness
+// is the process's (a stall that holds back every timer due in it) or
+// each timer's own. It also reads the GC's stop-the-world pauses of the
+// same time.
+func measureTimers(d time.Duration, spin int) (late, spread, gc []time.Duration, err error) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(make([]byte, 2048))
 	}))
@@ -146,10 +151,42 @@ func measureTimers(d time.Duration, spin int) (late, gc []time.Duration, err err
 			}
 		}()
 	}
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := i; ctx.Err() == nil; k++ {
+				target := time.Now().Add(lengths[k%len(lengths)])
+				var fired [2]time.Duration
+				var pair sync.WaitGroup
+				for j := range fired {
+					pair.Add(1)
+					go func() {
+						defer pair.Done()
+						t := time.NewTimer(time.Until(target))
+						defer t.Stop()
+						select {
+						case <-t.C:
+							fired[j] = time.Since(target)
+						case <-ctx.Done():
+							fired[j] = -1
+						}
+					}()
+				}
+				pair.Wait()
+				if fired[0] < 0 || fired[1] < 0 {
+					return
+				}
+				mu.Lock()
+				spread = append(spread, (fired[0] - fired[1]).Abs())
+				mu.Unlock()
+			}
+		}()
+	}
 	before := gcPauses()
 	wg.Wait()
 	after := gcPauses()
-	return late, diffHistogram(before, after), nil
+	return late, spread, diffHistogram(before, after), nil
 }
 
 const gcPauseMetric = "/sched/pauses/total/gc:seconds"

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// measure-timing prints four distributions, each at every quantile the
+// measure-timing prints five distributions, each at every quantile the
 // simulator keeps, and no timer fires early.
 func TestMeasureTiming(t *testing.T) {
 	code, stdout, stderr := runCLI("measure-timing", "--duration", "1s", "--messages", "200")
@@ -15,8 +15,8 @@ func TestMeasureTiming(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	sections := strings.Split(stdout, ":\n")
-	if len(sections) != 5 {
-		t.Fatalf("want 4 sections, got:\n%s", stdout)
+	if len(sections) != 6 {
+		t.Fatalf("want 5 sections, got:\n%s", stdout)
 	}
 	line := regexp.MustCompile(`^  p[0-9.]+ +(\S+)$`)
 	for _, sec := range sections[1:] {
