@@ -3,6 +3,7 @@ package behaviour
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -407,6 +408,49 @@ var ConsulCases = []ConsulCase{
 				(at - killed).Round(time.Millisecond), got)
 		}
 		logf(c, "a blocking query sent after the kill failed %v after the kill: %v", (at - killed).Round(time.Millisecond), err)
+		return nil
+	}},
+	{"a write commits in milliseconds: an acquire answers in 1-30 ms, through the leader and through a follower", 3, func(c Consul) error {
+		// What a lock's grant and release wait for, and the window of the
+		// lock-delay race (an acquire in flight at an invalidation): the
+		// leader's raft commit (a majority's log append), and a
+		// follower's forwarding to the leader. The simulator's commit
+		// delay is held to this.
+		for _, leader := range []bool{true, false} {
+			if err := c.UseLeader(leader); err != nil {
+				return err
+			}
+			id, err := c.CreateSession(10*time.Second, 0)
+			if err != nil {
+				return err
+			}
+			var took []time.Duration
+			for range 20 {
+				start := c.Elapsed()
+				r, err := c.Acquire("commit", id)
+				if err != nil {
+					return err
+				}
+				if r != Acquired {
+					return fmt.Errorf("acquire of a free key answered %v", r)
+				}
+				took = append(took, c.Elapsed()-start)
+				if _, err := c.Release("commit", id); err != nil {
+					return err
+				}
+				c.Sleep(20 * time.Millisecond)
+			}
+			slices.Sort(took)
+			p50, p90 := took[len(took)/2], took[len(took)*9/10]
+			via := map[bool]string{true: "the leader", false: "a follower"}[leader]
+			logf(c, "20 acquires through %s answered in p50 %v, p90 %v, max %v", via, p50, p90, took[len(took)-1])
+			if err := within("the median acquire through "+via+" answered", p50, time.Millisecond, 30*time.Millisecond); err != nil {
+				return err
+			}
+			if err := within("the 90th percentile acquire through "+via+" answered", p90, time.Millisecond, 60*time.Millisecond); err != nil {
+				return err
+			}
+		}
 		return nil
 	}},
 }
