@@ -159,7 +159,7 @@ var EtcdCases = []EtcdCase{
 		}
 		return nil
 	}},
-	{"a cut-off client's session ends at its 1 s deadline loop's tick, a TTL after the last answer; the leader deletes its key", func(e Etcd) error {
+	{"a cut-off client's session ends at its 1 s deadline loop's tick (whole seconds from its first session), a TTL after the last answer; the leader deletes its key", func(e Etcd) error {
 		// TTL 1 s: a keepalive at every tick of the 500 ms send loop, so
 		// the last answer came less than 500 ms before the cut and the
 		// deadline is 500-1000 ms after it. The deadline loop looks every
@@ -168,10 +168,14 @@ var EtcdCases = []EtcdCase{
 		// 500 ms: before the deadline), the session ends at the look
 		// after, 1 s + u after the cut, whatever the send loop's phase.
 		phase := time.Duration(-1)
+		first := time.Duration(-1) // when the client's first session started
 		for _, u := range []time.Duration{-1, 150 * time.Millisecond, 350 * time.Millisecond} {
 			id, _, err := e.Grant(0, 1)
 			if err != nil {
 				return err
+			}
+			if first < 0 {
+				first = e.Elapsed()
 			}
 			s, err := e.Session(0, id)
 			if err != nil {
@@ -218,6 +222,16 @@ var EtcdCases = []EtcdCase{
 			}
 			if err != nil {
 				return err
+			}
+			if u < 0 {
+				// client/v3 starts the deadline loop at the client's first
+				// KeepAlive (firstKeepAliveOnce), a timer of 1 s reset at
+				// each look: it looks at whole seconds after the first
+				// session started, late only by its timers' lateness, and
+				// later sessions keep that phase.
+				if rel := (at - first) % time.Second; rel > 150*time.Millisecond && rel < 900*time.Millisecond {
+					return fmt.Errorf("the deadline loop looked %v past a whole second after the first session started, want within -100..+150 ms of one", rel.Round(time.Millisecond))
+				}
 			}
 			phase = at % time.Second
 			if err := e.Heal(); err != nil {
