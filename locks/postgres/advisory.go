@@ -244,7 +244,9 @@ func (r *advRun) exec(ctx context.Context, a *Advisory, op *machine.Op) machine.
 			rep.N = *token
 		}
 	case machine.OpNextval:
-		err = r.conn.QueryRow(ctx, op.SQL).Scan(&rep.N)
+		var token int64 // a local of its own: only it goes to the heap
+		err = r.conn.QueryRow(ctx, op.SQL).Scan(&token)
+		rep.N = token
 	case machine.OpUnlock:
 		var unlocked bool
 		err = r.conn.QueryRow(ctx, op.SQL, op.Args()...).Scan(&unlocked)

@@ -329,9 +329,16 @@ func (r *tableRun) exec(ctx context.Context, db DB, op *machine.Op) machine.Repl
 	var err error
 	switch op.Kind {
 	case machine.OpGet:
-		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&rep.N, &r.until)
+		// Scanned into locals of their own: only what pgx is given a
+		// pointer to goes to the heap.
+		var seq int64
+		var until time.Time
+		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&seq, &until)
+		rep.N, r.until = seq, until
 	case machine.OpRenew:
-		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&r.until)
+		var until time.Time
+		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&until)
+		r.until = until
 	default: // ensure, release, prune
 		var tag pgconn.CommandTag
 		tag, err = db.Exec(ctx, op.SQL, op.Args()...)
