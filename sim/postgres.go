@@ -747,8 +747,8 @@ func (q *pgOp) replied() {
 		return
 	}
 	q.over = true
-	if q.op.Kind == pgm.OpConnect && q.rep.Outcome == pgm.Row {
-		q.c.slots[q.slot].conn = q.conn
+	if s := &q.c.slots[q.slot]; q.op.Kind == pgm.OpConnect && q.rep.Outcome == pgm.Row && s.gen == q.gen && s.busy {
+		s.conn = q.conn
 	}
 	if q.rep.Outcome == pgm.Failed && q.rep.Closed && q.conn != nil {
 		q.conn.gaveUp = true

@@ -41,8 +41,9 @@ type AdvisoryConfig struct {
 //     connection found closed, or the unlock false: the lease is lost.
 //     A lease released before releases again as a no-op.
 //
-// An Advisory holds nothing that changes: a driver may run Calls on it
-// from several goroutines at once.
+// An Advisory holds nothing that changes after NewAdvisory: a driver may
+// run Calls on it from several goroutines at once, each Call (and each
+// Lease) fed by one goroutine at a time.
 type Advisory struct {
 	cfg                              AdvisoryConfig
 	trySQL, lockSQL, nextSQL, setSQL string

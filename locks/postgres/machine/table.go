@@ -50,8 +50,9 @@ type TableConfig struct {
 //   - Prune (lines 29-32): delete the rows expired before the caller's
 //     instant.
 //
-// A Table is not safe for concurrent use, but holds nothing that changes:
-// a driver may run Calls on it from several goroutines at once.
+// A Table holds nothing that changes after NewTable: a driver may run
+// Calls on it from several goroutines at once, each Call (and each Lease)
+// fed by one goroutine at a time.
 type Table struct {
 	cfg                                               TableConfig
 	ensureSQL, getSQL, renewSQL, releaseSQL, pruneSQL string
