@@ -76,3 +76,56 @@ func TestPostgresAdvisoryReleaseTimeout(t *testing.T) {
 		t.Fatal("the lock is still held after pgx closed the socket")
 	}
 }
+
+// TestPostgresPollAllocs: a lease-table waiter's poll (the timer, the get
+// and its answer) allocates nothing in steady state: the statement and
+// the timer come from the run's arena, and the machine's outputs go into
+// the client's buffer.
+func TestPostgresPollAllocs(t *testing.T) {
+	w := newWorld(1, 24*time.Hour)
+	r := &run{w: w, backend: "postgres", opts: defaults("postgres")}
+	r.opts.ttl = int64(time.Hour) // the holder keeps the row unrenewed
+	m := newPostgres(r, false)
+	r.be = m
+	procs := make([]*pgClient, 2)
+	for i := range procs {
+		pr := &proc{r: r, name: "c" + itoa(int64(i+1))}
+		pr.n = w.addNode(pr.name)
+		procs[i] = m.client(pr).(*pgClient)
+	}
+	granted := 0
+	procs[0].acquire("k", func(ok bool, _ int64) {
+		if ok {
+			granted++
+		}
+	})
+	w.runUntil(w.now + int64(time.Second))
+	procs[1].acquire("k", func(ok bool, _ int64) {
+		if ok {
+			granted++
+		}
+	})
+	polls := func() int {
+		n := 0
+		for _, q := range m.ops.chunks {
+			for i := range q {
+				if q[i].op.Kind == pgm.OpGet {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	w.runUntil(w.now + int64(5*time.Second)) // warm up
+	before := polls()
+	const step = 5 * time.Second
+	allocs := testing.AllocsPerRun(20, func() { w.runUntil(w.now + int64(step)) })
+	perRun := float64(polls()-before) / 21
+	if granted != 1 || perRun < 9 {
+		t.Fatalf("granted %d, %.1f polls per %v: the waiter does not poll", granted, perRun, step)
+	}
+	t.Logf("%.0f allocations per %v, %.1f polls", allocs, step, perRun)
+	if allocs/perRun >= 0.5 {
+		t.Fatalf("%.0f allocations per %v (%.1f polls): %.2f per poll", allocs, step, perRun, allocs/perRun)
+	}
+}
