@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/history"
+	lm "github.com/locksim/locksim/locks/machine"
+	pgm "github.com/locksim/locksim/locks/postgres/machine"
 	"github.com/locksim/locksim/sim/behaviour"
 )
 
@@ -35,16 +37,17 @@ func (p *pgModel) Elapsed() time.Duration { return time.Duration(p.w.now) }
 // rt is a round trip: requests take a little time, as on loopback.
 func (p *pgModel) rt() { p.Sleep(100 * time.Microsecond) }
 
-func (p *pgModel) setTable(clock string, ttl time.Duration) {
-	p.m.r.opts.clock, p.m.r.opts.ttl = clock, int64(ttl)
+// op is a get or renew as locks/postgres sends it, under clock with ttl.
+func (p *pgModel) op(kind pgm.OpKind, clock, key, id string, ttl time.Duration) *pgm.Op {
+	now := p.client.now()
+	return &pgm.Op{Kind: kind, Key: key, LockedBy: id, ClientClock: clock == "client", At: now, Until: now + int64(ttl), TTLMicros: ttl.Microseconds()}
 }
 
 func (p *pgModel) until(key string) time.Time { return time.Unix(0, p.m.rows[key].lockedUntil) }
 
 func (p *pgModel) Get(clock, key, id string, ttl time.Duration) (int64, time.Time, bool, error) {
 	p.rt()
-	p.setTable(clock, ttl)
-	seq, ok := p.m.get(key, id, p.client.now())
+	seq, ok := p.m.get(p.op(pgm.OpGet, clock, key, id, ttl))
 	if !ok {
 		return 0, time.Time{}, false, nil
 	}
@@ -53,8 +56,7 @@ func (p *pgModel) Get(clock, key, id string, ttl time.Duration) (int64, time.Tim
 
 func (p *pgModel) Renew(clock, key, id string, ttl time.Duration) (time.Time, bool, error) {
 	p.rt()
-	p.setTable(clock, ttl)
-	if !p.m.renewRow(key, id, p.client.now()) {
+	if !p.m.renewRow(p.op(pgm.OpRenew, clock, key, id, ttl)) {
 		return time.Time{}, false, nil
 	}
 	return p.until(key), true, nil
@@ -90,7 +92,7 @@ func (p *pgModel) Restart() error {
 
 func (p *pgModel) Free(key string) (bool, error) {
 	p.rt()
-	return p.m.holders[advisoryKey(key)] == nil, nil
+	return p.m.holders[advisoryKey(p.m.adv.LockKey(key))] == nil, nil
 }
 
 // wait runs virtual time until *done or limit.
@@ -136,12 +138,18 @@ func (h *pgModelHolder) Token() int64 { return h.token }
 
 func (h *pgModelHolder) Renew(timeout time.Duration) (behaviour.RenewResult, error) {
 	var done bool
-	var res pgRenew
-	h.c.checkConn(int64(timeout), func(r pgRenew) { done, res = true, r })
+	var res lm.Result
+	h.c.renewWithin(int64(timeout), func(r lm.Result) { done, res = true, r })
 	if err := h.p.wait(&done, timeout+10*time.Second, "renew"); err != nil {
 		return 0, err
 	}
-	return [...]behaviour.RenewResult{pgAlive: behaviour.LeaseOK, pgLost: behaviour.LeaseLost, pgFailed: behaviour.LeaseFailed}[res], nil
+	switch res {
+	case lm.OK:
+		return behaviour.LeaseOK, nil
+	case lm.Lost:
+		return behaviour.LeaseLost, nil
+	}
+	return behaviour.LeaseFailed, nil
 }
 
 func (h *pgModelHolder) Release() (behaviour.RenewResult, error) {

@@ -43,13 +43,18 @@
 // locks/memcache.Defaults, locks/postgres.DefaultOptions and
 // DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
 // memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
-// (locks/consul.LossReason). memcache's client is not mirrored at all:
-// it is the machine of locks/memcache/machine, which locks/memcache drives
-// over gomemcache and memcache.go's mcClient drives here, with the
-// configuration real runs use (locks/memcache.RunConfig). The other
-// clients' algorithms (poll loops, renewal, loss detection) are still
-// mirrored: the locks/ backends run them in goroutines over real clients,
-// and each model's doc comment says which function it follows.
+// (locks/consul.LossReason). The memcache and PostgreSQL clients are not
+// mirrored at all: they are the machines of locks/memcache/machine and
+// locks/postgres/machine (the lease table and the advisory lock), which
+// locks/memcache and locks/postgres drive over gomemcache and pgx and
+// memcache.go's mcClient and postgres.go's pgClient drive here, with the
+// configuration real runs use (locks/memcache.RunConfig,
+// locks/postgres.TableConfig and AdvisoryMachineConfig); the drivers add
+// only what locks.Run and the client library do beside the machine. The
+// other clients' algorithms (etcd's and Consul's poll loops, renewal,
+// loss detection) are still mirrored: the locks/ backends run them in
+// goroutines over real clients, and each model's doc comment says which
+// function it follows.
 //
 // Run runs one seed; its events stream into the checker, and with
 // Config.NoHistory they are not kept, which is how locksim sim sweeps

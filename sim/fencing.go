@@ -138,14 +138,16 @@ func (c *consulClient) refused(reason string) { c.lose(reason) }
 // checks the lock row's locked_by and sequence (lease table), or, on the
 // lock's own connection, that the connection holds the advisory lock.
 func (c *pgClient) guarded(write bool, tok int64, apply func(bool), done func(bool), failed func()) {
-	key, id, conn := c.key, c.id, c.conn
+	lease, conn := c.lease, c.conn
 	c.m.r.w.rpc(c.p.n, c.m.n, resourceTimeout, func(r *call) {
 		var held bool
-		if c.m.advisory {
-			held = conn != nil && conn.alive && c.m.holders[advisoryKey(key)] == conn
-		} else {
-			row := c.m.rows[key]
-			held = row != nil && row.lockedBy == id && row.sequence == tok
+		switch {
+		case lease == nil:
+		case c.m.advisory:
+			held = conn != nil && conn.alive && c.m.holders[advisoryKey(lease.Space, lease.Hash)] == conn
+		default:
+			row := c.m.rows[lease.Key]
+			held = row != nil && row.lockedBy == lease.LockedBy && row.sequence == tok
 		}
 		apply(held)
 		r.reply(func() { done(held) })

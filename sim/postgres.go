@@ -1,12 +1,14 @@
 package sim
 
 import (
-	"hash/crc32"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
+	lockPostgres "github.com/locksim/locksim/locks/postgres"
+	pgm "github.com/locksim/locksim/locks/postgres/machine"
 )
 
 // postgres models one PostgreSQL 15 server under locks/postgres, in one of
@@ -42,9 +44,12 @@ import (
 // Advisory locks (backend "postgres-advisory"):
 //   - pg_advisory_lock on a connection opened for the lease: the server
 //     grants the lock to one connection at a time and queues the others
-//     (in arrival order); the token is nextval of a sequence, which
-//     survives restarts. Renew is SELECT 1 bounded by RenewEvery, and a
-//     dead connection loses the lease; Release is pg_advisory_unlock.
+//     (in arrival order), or answers lock_not_available once the
+//     connection's lock_timeout has passed on the server's clock; the
+//     token is nextval of a sequence, which survives restarts. Renew is
+//     SELECT 1 bounded by RenewEvery, and a dead connection loses the
+//     lease; Release is pg_advisory_unlock, then the client closes the
+//     connection.
 //   - The lock lives as long as the server's connection lives. A killed
 //     client's kernel closes its socket; the FIN reaches its proxy, cut or
 //     not, and the proxy closes the server's side: the lock goes one
@@ -84,21 +89,39 @@ import (
 // holder never learnt of its loss, where locks.Run's deadline makes pgx
 // give the connection up (lost at once) and close it 15 s later.
 //
-// Simplified: no transactions or pool; each statement is one round trip.
-// Locker's ensure_key_exists INSERT is not a separate round trip.
+// The client is not a copy: it is locks/postgres's own client machines
+// (package locks/postgres/machine: Table for the lease table, Advisory
+// for the advisory lock), which real runs drive over pgx, driven here by
+// pgClient over this model with the configuration real runs use
+// (locks/postgres.TableConfig, AdvisoryMachineConfig). Each statement the
+// machine asks for is a round trip of its own, as on the real server:
+// the lease table's ensure INSERT before an acquire's first get, the
+// advisory lock's connect, SET lock_timeout (with a wait timeout),
+// pg_advisory_lock and nextval. What pgx does beside the machine is
+// pgClient's: a statement cut short by locks.Run's bound (renew_every, the
+// TTL) leaves the connection closed for the machine, and its socket
+// closes pgxCloseAfter later.
+//
+// Simplified: no transactions or pool; a connection opens in one round
+// trip.
 type postgres struct {
 	r        *run
 	n        *node
 	advisory bool
 
 	rows map[string]*pgRow
-	// advisory
-	holders map[string]*pgConn
-	queues  map[string][]*pgWaiter
+	// advisory, by key pair (advisoryKey)
+	holders map[int64]*pgConn
+	queues  map[int64][]*pgOp
 	seq     int64
 	conns   []*pgConn
 	// clients are every client, whose links a heal resets.
 	clients []*pgClient
+
+	adv    *pgm.Advisory // the advisory client machine, which all clients share
+	ops    *arena[pgOp]
+	timers *arena[pgTimer]
+	leases *arena[pgm.Lease]
 }
 
 type pgRow struct {
@@ -107,17 +130,18 @@ type pgRow struct {
 	sequence    int64
 }
 
+// pgConn is one advisory lease's connection, as both ends see it.
 type pgConn struct {
 	id    int
-	alive bool
+	alive bool // the server's side
 	owner *pgClient
-	keys  []string
-}
-
-type pgWaiter struct {
-	conn    *pgConn
-	granted func(tok int64)
-	failed  func() // the connection was reset
+	keys  []int64
+	// lockTimeout is the session's lock_timeout (0: none).
+	lockTimeout int64
+	// hungUp: the client closed its socket (the FIN is on its way);
+	// gaveUp: pgx marked the connection closed after an error (a
+	// timeout: its socket closes pgxCloseAfter later).
+	hungUp, gaveUp bool
 }
 
 // pgxCloseAfter is how long pgx waits, after a query it gave up on (its
@@ -126,12 +150,33 @@ type pgWaiter struct {
 // waits up to 15 s for the server to close that one.
 const pgxCloseAfter = int64(15 * time.Second)
 
+// The lease table and sequence as locks/postgres names them by default
+// (harness/ uses the defaults).
+const (
+	pgTable    = `"locks"`
+	pgSequence = `"locksim_advisory_token"`
+)
+
+// pgOps, pgTimers and pgLeases keep their memory from one run to the next.
+var (
+	pgOps    arenaPool[pgOp]
+	pgTimers arenaPool[pgTimer]
+	pgLeases arenaPool[pgm.Lease]
+)
+
 func newPostgres(r *run, advisory bool) *postgres {
 	m := &postgres{
 		r: r, advisory: advisory,
 		rows:    make(map[string]*pgRow),
-		holders: make(map[string]*pgConn),
-		queues:  make(map[string][]*pgWaiter),
+		holders: make(map[int64]*pgConn),
+		queues:  make(map[int64][]*pgOp),
+		ops:     pgOps.get(r),
+		timers:  pgTimers.get(r),
+		leases:  pgLeases.get(r),
+	}
+	if advisory {
+		o := locks.Options{WaitTimeout: time.Duration(r.opts.waitTimeout)}
+		m.adv = pgm.NewAdvisory(lockPostgres.AdvisoryMachineConfig(pgSequence, lockPostgres.AdvisoryConfig{Lockspace: 1}, o))
 	}
 	m.n = r.w.addNode("pg") // as harness/ names it
 	r.servers = append(r.servers, m.n)
@@ -173,7 +218,7 @@ func (m *postgres) resetLink(c *pgClient) {
 	c.calls = nil
 	for _, q := range calls {
 		if !q.over {
-			w.onNode(c.p.n, w.now+w.linkDelay(), func() { c.fail(q, errRefused) })
+			w.onNode(c.p.n, w.now+w.linkDelay(), func() { q.fail(errRefused) })
 		}
 	}
 }
@@ -192,13 +237,26 @@ func (m *postgres) destroySession(p *proc) {
 		}
 		return
 	}
-	if row := m.rows[c.key]; row != nil && row.lockedBy == c.id {
+	if c.lease == nil {
+		return
+	}
+	if row := m.rows[c.lease.Key]; row != nil && row.lockedBy == c.lease.LockedBy {
 		row.lockedBy = ""
 	}
 }
 
 func (m *postgres) client(p *proc) lockClient {
-	c := &pgClient{m: m, p: p}
+	c := &pgClient{m: m, p: p, adv: m.adv, buf: make([]pgm.Output, 0, 4)}
+	if !m.advisory {
+		cfg := lockPostgres.Config{Clock: lockPostgres.ClockSource(m.r.opts.clock), RenewErrors: lockPostgres.RenewErrors(m.r.opts.renewErrors)}
+		o := locks.Options{
+			TTL:          time.Duration(m.r.opts.ttl),
+			PollInterval: time.Duration(m.r.opts.poll),
+			WaitTimeout:  time.Duration(m.r.opts.waitTimeout),
+			Owner:        p.name,
+		}
+		c.table = pgm.NewTable(lockPostgres.TableConfig(pgTable, cfg, o))
+	}
 	m.clients = append(m.clients, c)
 	return c
 }
@@ -220,6 +278,10 @@ func (c *pgClient) crashed() {
 // what the client sent before unless the link is cut (then that was
 // dropped).
 func (c *pgClient) hangUp(conn *pgConn) {
+	if conn.hungUp {
+		return
+	}
+	conn.hungUp = true
 	w, m := c.m.r.w, c.m
 	t := w.now + w.linkDelay()
 	if l := &w.links[c.p.n.id][m.n.id]; l.blocked == 0 {
@@ -229,52 +291,64 @@ func (c *pgClient) hangUp(conn *pgConn) {
 }
 
 // dropConnections is a server crash: every connection and advisory lock
-// is gone; the table and the sequence are durable.
+// is gone; the table and the sequence are durable. A statement waiting
+// for its lock fails.
 func (m *postgres) dropConnections() {
 	for _, c := range m.conns {
 		c.alive = false
 	}
 	m.conns = nil
-	for _, k := range sortedKeys(m.queues) {
-		for _, wt := range m.queues[k] {
-			wt.failed()
+	keys := make([]int64, 0, len(m.queues))
+	for k := range m.queues {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, q := range m.queues[k] {
+			q.answerFailed()
 		}
 	}
-	m.holders = make(map[string]*pgConn)
-	m.queues = make(map[string][]*pgWaiter)
+	m.holders = make(map[int64]*pgConn)
+	m.queues = make(map[int64][]*pgOp)
 }
 
-// now is the "now" of the lease table: the server's clock, or the one the
-// client sent.
-func (m *postgres) now(clientNow int64) int64 {
-	if m.r.opts.clock == "client" {
-		return clientNow
-	}
-	return m.n.now()
-}
+// now is the "now" of a statement under clock db: the server's clock.
+func (m *postgres) now() int64 { return m.n.now() }
 
-func (m *postgres) get(key, id string, clientNow int64) (int64, bool) {
-	row := m.rows[key]
+// get is Locker's get as the statement op asks it: under clock db with
+// the server's clock_timestamp(), under clock client with the client's
+// now and now + TTL.
+func (m *postgres) get(op *pgm.Op) (int64, bool) {
+	row := m.rows[op.Key]
 	if row == nil {
 		row = &pgRow{}
-		m.rows[key] = row
+		m.rows[op.Key] = row
 	}
-	now := m.now(clientNow)
-	if row.lockedBy != "" && row.lockedBy != id && row.lockedUntil >= now {
+	now, until := m.times(op)
+	if row.lockedBy != "" && row.lockedBy != op.LockedBy && row.lockedUntil >= now {
 		return 0, false
 	}
-	row.lockedBy = id
-	row.lockedUntil = now + m.r.opts.ttl
+	row.lockedBy = op.LockedBy
+	row.lockedUntil = until
 	row.sequence++
 	return row.sequence, true
 }
 
-func (m *postgres) renewRow(key, id string, clientNow int64) bool {
-	row := m.rows[key]
-	if row == nil || row.lockedBy != id {
+// times are a get's or renew's "now" and locked_until.
+func (m *postgres) times(op *pgm.Op) (int64, int64) {
+	if op.ClientClock {
+		return op.At, op.Until
+	}
+	now := m.now()
+	return now, now + op.TTLMicros*int64(time.Microsecond)
+}
+
+func (m *postgres) renewRow(op *pgm.Op) bool {
+	row := m.rows[op.Key]
+	if row == nil || row.lockedBy != op.LockedBy {
 		return false
 	}
-	row.lockedUntil = m.now(clientNow) + m.r.opts.ttl
+	_, row.lockedUntil = m.times(op)
 	return true
 }
 
@@ -293,35 +367,52 @@ func (m *postgres) openConn(c *pgClient) *pgConn {
 	return conn
 }
 
-// lockAdvisory grants key to conn now (granted called at once) or queues
-// it.
-func (m *postgres) lockAdvisory(conn *pgConn, key string, granted func(int64), failed func()) {
-	if h := m.holders[key]; h == nil {
-		m.holders[key] = conn
-		conn.keys = append(conn.keys, key)
-		m.seq++
-		granted(m.seq)
-		return
+// advisoryKey is the advisory lock a key pair names: Locker::Advisory's
+// CRC-32 of the key (locks/postgres.Advisory.LockKey), so two keys with
+// the same CRC share one lock.
+func advisoryKey(space, hash int32) int64 { return int64(space)<<32 | int64(uint32(hash)) }
+
+// take grants key to conn if nobody holds it.
+func (m *postgres) take(conn *pgConn, key int64) bool {
+	if m.holders[key] != nil {
+		return false
 	}
-	m.queues[key] = append(m.queues[key], &pgWaiter{conn: conn, granted: granted, failed: failed})
+	m.holders[key] = conn
+	conn.keys = append(conn.keys, key)
+	return true
 }
 
-func (m *postgres) unlockAdvisory(conn *pgConn, key string) bool {
+// lockAdvisory is pg_advisory_lock of q's key on q's connection: granted
+// at once (answered) or queued, until lock_timeout if the session set one.
+func (m *postgres) lockAdvisory(q *pgOp, key int64) {
+	if m.take(q.conn, key) {
+		q.answer(pgm.Reply{Outcome: pgm.Row})
+		return
+	}
+	m.queues[key] = append(m.queues[key], q)
+	if t := q.conn.lockTimeout; t > 0 {
+		m.n.after(t, func() {
+			if i := slices.Index(m.queues[key], q); i >= 0 {
+				m.queues[key] = slices.Delete(m.queues[key], i, i+1)
+				q.answer(pgm.Reply{Outcome: pgm.LockTimeout})
+			}
+		})
+	}
+}
+
+func (m *postgres) unlockAdvisory(conn *pgConn, key int64) bool {
 	if m.holders[key] != conn {
 		return false
 	}
 	delete(m.holders, key)
-	for i, k := range conn.keys {
-		if k == key {
-			conn.keys = append(conn.keys[:i:i], conn.keys[i+1:]...)
-			break
-		}
+	if i := slices.Index(conn.keys, key); i >= 0 {
+		conn.keys = append(conn.keys[:i:i], conn.keys[i+1:]...)
 	}
 	for len(m.queues[key]) > 0 {
-		wt := m.queues[key][0]
+		q := m.queues[key][0]
 		m.queues[key] = m.queues[key][1:]
-		if wt.conn.alive {
-			m.lockAdvisory(wt.conn, key, wt.granted, wt.failed)
+		if q.conn.alive {
+			m.lockAdvisory(q, key)
 			break
 		}
 	}
@@ -333,7 +424,7 @@ func (m *postgres) closeConn(conn *pgConn) {
 		return
 	}
 	conn.alive = false
-	for _, k := range append([]string(nil), conn.keys...) {
+	for _, k := range append([]int64(nil), conn.keys...) {
 		m.unlockAdvisory(conn, k)
 	}
 	for k, q := range m.queues {
@@ -347,66 +438,175 @@ func (m *postgres) closeConn(conn *pgConn) {
 	}
 }
 
-// pgClient is locks/postgres's client side (Locker or Advisory) for one
-// proc.
+// pgClient is the simulator's driver of locks/postgres's client machines
+// (package locks/postgres/machine) for one proc: Table (the lease table)
+// or Advisory. It sends the statements the machine asks for as calls to
+// the model, sets its poll timer on the proc's clock and gives it the
+// answers; it decides nothing of the algorithm. Beside the machine it
+// does what the harness's locks.Run does in real runs (a renewal bounded
+// by renew_every, a release by the TTL, on the client's clock) and what
+// pgx does (a statement cut short leaves the connection closed; its
+// socket closes pgxCloseAfter later).
 type pgClient struct {
-	m    *postgres
-	p    *proc
-	gen  uint32
-	key  string
-	id   string // locked_by
-	n    int
-	conn *pgConn
+	m     *postgres
+	p     *proc
+	table *pgm.Table
+	adv   *pgm.Advisory
+	n     int        // leases asked for: the guid of locked_by
+	lease *pgm.Lease // the last grant
+	conn  *pgConn    // the advisory lease's connection, until its release
+	slots [3]pgSlot
+	buf   []pgm.Output // the machine's outputs, reused
 
-	// renewerDied is the gen of the lease whose renewal failed under
-	// lock.renew_errors stop: that lease renews no more.
-	renewerDied uint32
 	// link counts the resets of the client's link to the server; cut is
 	// whether it was cut at the last fault change.
 	link uint32
 	cut  bool
 	// calls are the statements sent since the last reset, answered or
 	// not (pruned now and then).
-	calls []*pgCall
+	calls []*pgOp
 }
 
-// pgCall is one statement on a client's link: the call itself (its own
-// rpcHandler and replier, so a statement costs one allocation besides the
-// caller's closures).
-type pgCall struct {
+// The requests a proc can have in progress at once: one of each.
+const (
+	pgAcquire uint8 = iota
+	pgRenewal
+	pgRelease
+)
+
+// pgSlot is one request in progress.
+type pgSlot struct {
+	c     pgm.Call
+	gen   uint32 // bumped at every request: stale answers check it
+	busy  bool
+	bound int64   // each statement's timeout on the client's clock; 0: none
+	conn  *pgConn // the request's connection (advisory)
+	// acqDone, relDone and renDone are told how a request ended.
+	acqDone func(bool, int64)
+	relDone func(history.Type)
+	renDone func(lm.Result)
+}
+
+// pgOp is one statement in flight, from the run's arena: the call is
+// embedded, so a statement is one allocation from the arena and no
+// closures.
+type pgOp struct {
 	call
-	c       *pgClient
-	link    uint32 // the link's resets when it was sent
-	over    bool   // answered or failed
-	serveFn func(r *call, q *pgCall)
-	failFn  func(rpcErr)
-	answer  func()
+	c    *pgClient
+	slot uint8
+	gen  uint32
+	link uint32 // the link's resets when it was sent
+	over bool   // answered or failed
+	op   pgm.Op
+	conn *pgConn
+	rep  pgm.Reply
 }
 
-func (q *pgCall) serve(r *call) {
-	if q.link == q.c.link {
-		q.serveFn(r, q)
+// pgTimer is a machine's poll timer, from the run's arena.
+type pgTimer struct {
+	c    *pgClient
+	slot uint8
+	gen  uint32
+}
+
+func (c *pgClient) request(i uint8, r pgm.Request, out []pgm.Output) []pgm.Output {
+	s := &c.slots[i]
+	if c.table != nil {
+		return c.table.Request(&s.c, r, c.p.n.now(), out)
+	}
+	return c.adv.Request(&s.c, r, c.p.n.now(), out)
+}
+
+func (c *pgClient) acquire(key string, done func(bool, int64)) {
+	s := c.start(pgAcquire, 0)
+	s.acqDone = done
+	s.conn = nil
+	c.n++
+	c.drive(pgAcquire, c.request(pgAcquire, pgm.Request{Kind: pgm.Acquire, Key: key, Guid: itoa(int64(c.n)), Lease: c.m.leases.alloc()}, c.buf[:0]))
+}
+
+// renew is one tick of locks.Run's renewer, which bounds a renewal by
+// renew_every.
+func (c *pgClient) renew() {
+	c.renewWithin(c.m.r.opts.renewEvery, func(r lm.Result) {})
+}
+
+// renewWithin is a renewal bounded by timeout on the client's clock (0:
+// none); done is told how it ended. A renewal still running is left to
+// finish (locks.Run waits for it).
+func (c *pgClient) renewWithin(timeout int64, done func(lm.Result)) {
+	if c.lease == nil || c.slots[pgRenewal].busy {
+		return
+	}
+	s := c.start(pgRenewal, timeout)
+	s.renDone = done
+	s.conn = c.conn
+	c.drive(pgRenewal, c.request(pgRenewal, pgm.Request{Kind: pgm.Renew, Lease: c.lease}, c.buf[:0]))
+}
+
+// release is the end of locks.Run, which bounds a release by the TTL.
+func (c *pgClient) release(done func(history.Type)) {
+	c.slots[pgAcquire].gen++ // an acquire's or renewal's late answers are stale
+	c.slots[pgRenewal].gen++
+	c.slots[pgRenewal].busy = false
+	if c.lease == nil {
+		done(history.Fail)
+		return
+	}
+	s := c.start(pgRelease, c.m.r.opts.ttl)
+	s.relDone = done
+	s.conn = c.conn
+	c.conn = nil
+	c.drive(pgRelease, c.request(pgRelease, pgm.Request{Kind: pgm.Release, Lease: c.lease}, c.buf[:0]))
+}
+
+// start begins a request in slot i, each statement bounded by bound on
+// the client's clock (0: no bound).
+func (c *pgClient) start(i uint8, bound int64) *pgSlot {
+	s := &c.slots[i]
+	s.gen++
+	s.busy = true
+	s.bound = bound
+	return s
+}
+
+// drive carries out the outputs of slot i's machine call. out is c.buf:
+// OutDone is always the last output, so a request that finish starts
+// (from a proc's callback) may reuse the buffer.
+func (c *pgClient) drive(i uint8, out []pgm.Output) {
+	s := &c.slots[i]
+	for k := range out {
+		o := &out[k]
+		switch o.Kind {
+		case pgm.OutSend:
+			c.send(i, s, &o.Op)
+		case pgm.OutTimer:
+			t := c.m.timers.alloc()
+			t.c, t.slot, t.gen = c, i, s.gen
+			c.p.n.afterH(int64(o.D), t)
+		case pgm.OutClose:
+			if conn := s.conn; conn != nil && !conn.gaveUp {
+				c.hangUp(conn)
+			}
+		case pgm.OutGrant:
+			c.lease = o.Lease
+			c.conn = s.conn
+		case pgm.OutLost:
+			c.p.onLost(o.Text)
+		case pgm.OutDone:
+			c.finish(i, o.Result)
+			return
+		}
 	}
 }
 
-func (q *pgCall) failed(e rpcErr) { q.c.fail(q, e) }
-
-func (q *pgCall) replied() {
-	if !q.over && q.link == q.c.link {
-		q.over = true
-		q.answer()
-	}
-}
-
-// send is one statement on c's link, failing after timeout on c's clock
-// (0: never). serve runs on the server unless the link was reset since
-// (what was sent into a cut is lost), and answers with c.answer; failed
-// runs once on the client, for the timeout, a server that is down or a
-// reset of the link.
-func (c *pgClient) send(timeout int64, serve func(r *call, q *pgCall), failed func(rpcErr)) {
+// send is one statement of slot i on c's link. It runs on the server
+// unless the link was reset since (what was sent into a cut is lost).
+func (c *pgClient) send(i uint8, s *pgSlot, op *pgm.Op) {
 	w := c.m.r.w
-	q := &pgCall{c: c, link: c.link, serveFn: serve, failFn: failed}
-	q.call = call{w: w, c: c.p.n, s: c.m.n, h: q}
+	q := c.m.ops.alloc()
+	q.c, q.slot, q.gen, q.link, q.op, q.conn = c, i, s.gen, c.link, *op, s.conn
+	q.call.w, q.call.c, q.call.s, q.call.h = w, c.p.n, c.m.n, q // the rest is zero, from the arena
 	if len(c.calls) >= 8 {
 		kept := c.calls[:0]
 		for _, o := range c.calls {
@@ -418,246 +618,177 @@ func (c *pgClient) send(timeout int64, serve func(r *call, q *pgCall), failed fu
 		c.calls = kept
 	}
 	c.calls = append(c.calls, q)
-	w.start(&q.call, timeout)
+	w.start(&q.call, s.bound)
 }
 
-// answer sends fn back as the answer to q; it runs on the client unless
-// q ended first (a reset of the link in between).
-func (c *pgClient) answer(r *call, q *pgCall, fn func()) {
-	q.answer = fn
-	r.replyH()
-}
-
-func (c *pgClient) fail(q *pgCall, e rpcErr) {
-	if !q.over {
-		q.over = true
-		q.failFn(e)
+// finish ends slot i's request with res.
+func (c *pgClient) finish(i uint8, res lm.Result) {
+	s := &c.slots[i]
+	s.busy = false
+	switch i {
+	case pgAcquire:
+		tok := int64(0)
+		if res == lm.OK {
+			tok = c.lease.Token
+		}
+		s.acqDone(res == lm.OK, tok)
+	case pgRenewal:
+		s.renDone(res)
+	case pgRelease:
+		t := history.Info
+		switch res {
+		case lm.OK:
+			t = history.OK
+		case lm.Lost:
+			t = history.Fail
+		}
+		s.relDone(t)
 	}
 }
 
-// query is one statement without a timeout (an acquisition: harness/
-// clients set none).
-func (c *pgClient) query(op func() func(), failed func()) {
-	c.send(0, func(r *call, q *pgCall) { c.answer(r, q, op()) }, func(rpcErr) { failed() })
-}
-
-func (c *pgClient) acquire(key string, done func(bool, int64)) {
-	c.gen++
-	gen := c.gen
-	c.key = key
-	if c.m.advisory {
-		c.acquireAdvisory(gen, key, done)
+// handle is the poll timer firing.
+func (t *pgTimer) handle() {
+	c := t.c
+	s := &c.slots[t.slot]
+	if s.gen != t.gen || !s.busy {
 		return
 	}
-	c.n++
-	id := c.p.name + " guid:" + itoa(int64(c.n))
-	c.id = id
-	var deadline int64
-	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		deadline = c.p.n.now() + wt
-	}
-	var attempt func()
-	attempt = func() {
-		clientNow := c.p.n.now()
-		c.query(func() func() {
-			tok, ok := c.m.get(key, id, clientNow)
-			return func() {
-				if c.gen != gen {
-					return
-				}
-				if ok {
-					done(true, tok)
-					return
-				}
-				wait := c.m.r.opts.poll
-				if deadline != 0 {
-					left := deadline - c.p.n.now()
-					if left <= 0 {
-						done(false, 0)
-						return
-					}
-					wait = min(wait, left)
-				}
-				c.p.n.after(wait, attempt)
-			}
-		}, func() {
-			if c.gen == gen {
-				done(false, 0)
-			}
-		})
-	}
-	attempt()
+	c.drive(t.slot, c.table.Fire(&s.c, c.p.n.now(), c.buf[:0]))
 }
 
-// advisoryKey is the advisory lock a key maps to: Locker::Advisory's
-// CRC-32 of the key (locks/postgres.Advisory.LockKey, in one lockspace), so
-// two keys with the same CRC share one lock.
-func advisoryKey(key string) string {
-	return strconv.FormatInt(int64(int32(crc32.ChecksumIEEE([]byte(key)))), 10)
-}
-
-func (c *pgClient) acquireAdvisory(gen uint32, key string, done func(bool, int64)) {
-	key = advisoryKey(key)
-	// Connect: one round trip, then pg_advisory_lock waits on the server.
-	c.query(func() func() {
-		conn := c.m.openConn(c)
-		return func() {
-			if c.gen != gen {
+// serve runs the statement on the server, unless the link was reset
+// since it was sent.
+func (q *pgOp) serve(*call) {
+	c := q.c
+	if q.link != c.link {
+		return
+	}
+	m := c.m
+	op := &q.op
+	row := pgm.Reply{Outcome: pgm.Row, N: 1}
+	none := pgm.Reply{Outcome: pgm.NoRow}
+	switch op.Kind {
+	case pgm.OpEnsure:
+		if m.rows[op.Key] == nil {
+			m.rows[op.Key] = &pgRow{}
+		}
+		q.answer(row)
+	case pgm.OpGet:
+		if tok, ok := m.get(op); ok {
+			q.answer(pgm.Reply{Outcome: pgm.Row, N: tok})
+		} else {
+			q.answer(none)
+		}
+	case pgm.OpRenew:
+		if m.renewRow(op) {
+			q.answer(row)
+		} else {
+			q.answer(none)
+		}
+	case pgm.OpRelease:
+		if m.releaseRow(op.Key, op.LockedBy) {
+			q.answer(row)
+		} else {
+			q.answer(none)
+		}
+	case pgm.OpConnect:
+		q.conn = m.openConn(c)
+		q.answer(row)
+	default: // on the advisory lease's connection
+		conn := q.conn
+		if conn == nil || !conn.alive {
+			// The server's side is gone: the client reads a reset.
+			q.answer(pgm.Reply{Outcome: pgm.Failed, Closed: true})
+			return
+		}
+		key := advisoryKey(op.Space, op.Hash)
+		switch op.Kind {
+		case pgm.OpSetLockTimeout:
+			conn.lockTimeout = m.r.opts.waitTimeout // the statement's value: the machine sets the wait timeout
+			q.answer(row)
+		case pgm.OpLock:
+			m.lockAdvisory(q, key)
+		case pgm.OpTryLock:
+			if !m.take(conn, key) {
+				q.answer(none)
 				return
 			}
-			c.conn = conn
-			c.send(0, func(r *call, q *pgCall) {
-				if !conn.alive {
-					c.answer(r, q, func() { done(false, 0) })
-					return
-				}
-				c.m.lockAdvisory(conn, key, func(tok int64) {
-					c.answer(r, q, func() {
-						if c.gen == gen {
-							done(true, tok)
-						}
-					})
-				}, func() {
-					c.answer(r, q, func() {
-						if c.gen == gen {
-							done(false, 0)
-						}
-					})
-				})
-			}, func(rpcErr) {
-				if c.gen == gen {
-					done(false, 0)
-				}
-			})
-			if wt := c.m.r.opts.waitTimeout; wt > 0 {
-				// lock_timeout: the server cancels the wait.
-				c.m.n.after(wt, func() {
-					if conn.alive && c.m.holders[key] != conn {
-						c.m.closeConn(conn)
-					}
-				})
+			m.seq++
+			q.answer(pgm.Reply{Outcome: pgm.Row, N: m.seq})
+		case pgm.OpNextval:
+			m.seq++
+			q.answer(pgm.Reply{Outcome: pgm.Row, N: m.seq})
+		case pgm.OpPing:
+			q.answer(row)
+		case pgm.OpUnlock:
+			if m.unlockAdvisory(conn, key) {
+				q.answer(row)
+			} else {
+				q.answer(none)
 			}
 		}
-	}, func() {
-		if c.gen == gen {
-			done(false, 0)
-		}
-	})
+	}
 }
 
-// renew is one tick of locks.Run's renewer, which bounds a renewal by
-// renew_every.
-func (c *pgClient) renew() {
-	gen := c.gen
-	if c.m.advisory {
-		c.checkConn(c.m.r.opts.renewEvery, func(r pgRenew) {
-			if c.gen == gen && r == pgLost {
-				c.p.onLost("connection holding the advisory lock is gone")
-			}
-		})
+// answer sends r back to the client.
+func (q *pgOp) answer(r pgm.Reply) {
+	q.rep = r
+	q.call.replyH()
+}
+
+// answerFailed answers a statement the server dropped with its
+// connection (a crash): the client reads a reset.
+func (q *pgOp) answerFailed() { q.answer(pgm.Reply{Outcome: pgm.Failed, Closed: true}) }
+
+// replied runs on the client with the answer, unless the statement ended
+// first (a reset of the link in between).
+func (q *pgOp) replied() {
+	if q.over || q.link != q.c.link {
 		return
 	}
-	if c.renewerDied == gen {
-		return // the renewer died: Renew sends nothing (ErrRenewerDied)
+	q.over = true
+	if s := &q.c.slots[q.slot]; q.op.Kind == pgm.OpConnect && q.rep.Outcome == pgm.Row && s.gen == q.gen && s.busy {
+		s.conn = q.conn
 	}
-	key, id, clientNow := c.key, c.id, c.p.n.now()
-	c.send(c.m.r.opts.renewEvery, func(r *call, q *pgCall) {
-		ok := c.m.renewRow(key, id, clientNow)
-		c.answer(r, q, func() {
-			if c.gen == gen && !ok {
-				c.p.onLost("renew: the row was taken by another owner (LockStolen)")
-			}
-		})
-	}, func(rpcErr) {
-		if c.gen == gen && c.m.r.opts.renewErrors == "stop" {
-			c.renewerDied = gen
-		}
-	})
+	if q.rep.Outcome == pgm.Failed && q.rep.Closed && q.conn != nil {
+		q.conn.gaveUp = true
+	}
+	q.deliver(q.rep)
 }
 
-// release is the end of locks.Run, which bounds a release by the TTL.
-func (c *pgClient) release(done func(history.Type)) {
-	c.gen++
-	key := c.key
-	result := func(ok bool) func() {
-		return func() {
-			if ok {
-				done(history.OK)
-			} else {
-				done(history.Fail)
-			}
-		}
-	}
-	if c.m.advisory {
-		key = advisoryKey(key)
-		conn := c.conn
-		c.conn = nil
-		c.send(c.m.r.opts.ttl, func(r *call, q *pgCall) {
-			ok := conn != nil && conn.alive && c.m.unlockAdvisory(conn, key)
-			if conn != nil {
-				c.m.closeConn(conn)
-			}
-			c.answer(r, q, result(ok))
-		}, func(e rpcErr) {
-			if e == errTimeout && conn != nil {
-				// pgx gave the connection up; its socket closes later.
-				c.p.n.afterTrue(pgxCloseAfter, func() { c.hangUp(conn) })
-			}
-			done(history.Info)
-		})
+// failed is a statement that got no answer: the server down or the link
+// reset (the connection is closed), or locks.Run's bound passed (pgx gives
+// the connection up, and closes its socket pgxCloseAfter later).
+func (q *pgOp) failed(e rpcErr) { q.fail(e) }
+
+func (q *pgOp) fail(e rpcErr) {
+	if q.over {
 		return
 	}
-	id := c.id
-	c.send(c.m.r.opts.ttl, func(r *call, q *pgCall) {
-		c.answer(r, q, result(c.m.releaseRow(key, id)))
-	}, func(rpcErr) { done(history.Info) })
-}
-
-// pgRenew is what an advisory lease's renewal returned.
-type pgRenew int
-
-const (
-	pgAlive  pgRenew = iota // nil
-	pgLost                  // an error matching ErrLockLost: the connection is gone
-	pgFailed                // another error
-)
-
-// checkConn is AdvisoryLease.Renew: SELECT 1 on the lock's connection,
-// bounded by timeout (0: none). Any failure is a loss: a connection that
-// is gone, or one pgx gave up on when the timeout passed (it closes the
-// socket pgxCloseAfter later).
-func (c *pgClient) checkConn(timeout int64, done func(pgRenew)) {
-	conn := c.conn
-	lost := func() {
-		if c.conn == conn {
-			c.conn = nil
-		}
-		done(pgLost)
-	}
-	c.send(timeout, func(r *call, q *pgCall) {
-		alive := conn != nil && conn.alive
-		c.answer(r, q, func() {
-			if alive {
-				done(pgAlive)
-			} else {
-				lost()
-			}
-		})
-	}, func(e rpcErr) {
-		if e == errTimeout && conn != nil {
+	q.over = true
+	c := q.c
+	if conn := q.conn; conn != nil && !conn.gaveUp && !conn.hungUp {
+		conn.gaveUp = true
+		if e == errTimeout {
 			c.p.n.afterTrue(pgxCloseAfter, func() { c.hangUp(conn) })
 		}
-		lost()
-	})
+	}
+	q.deliver(pgm.Reply{Outcome: pgm.Failed, Closed: true})
+}
+
+// deliver gives the machine r, unless the request is over or superseded.
+func (q *pgOp) deliver(r pgm.Reply) {
+	c := q.c
+	s := &c.slots[q.slot]
+	if s.gen != q.gen || !s.busy {
+		return
+	}
+	now := c.p.n.now()
+	if c.table != nil {
+		c.drive(q.slot, c.table.Reply(&s.c, r, now, c.buf[:0]))
+		return
+	}
+	c.drive(q.slot, c.adv.Reply(&s.c, r, now, c.buf[:0]))
 }
 
 func itoa(v int64) string { return string(num(v)) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
+	"github.com/locksim/locksim/locks/postgres/machine"
 )
 
 // AdvisoryConfig is what Advisory has beyond locks.Options. The zero value
@@ -41,14 +42,16 @@ var DefaultAdvisoryOptions = locks.Options{
 
 // Advisory is a lock on PostgreSQL session-level advisory locks, each held
 // by a connection opened for that lease alone. It is safe for concurrent
-// use.
+// use. Its algorithm is the machine of package locks/postgres/machine
+// (machine.Advisory), which Advisory drives over pgx and the simulator
+// drives over its model.
 type Advisory struct {
 	connConfig *pgx.ConnConfig
 	cfg        AdvisoryConfig
 	opts       locks.Options
+	m          *machine.Advisory
 
-	trySQL, lockSQL, nextSQL string
-	data                     dataTable
+	data dataTable
 }
 
 var _ locks.Locker = (*Advisory)(nil)
@@ -86,12 +89,8 @@ func NewAdvisory(ctx context.Context, connString string, cfg AdvisoryConfig, opt
 	a.data.putSQL = `INSERT INTO ` + a.data.name + ` (key, value) SELECT $1, $2 WHERE ` + held +
 		` ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
 	a.data.getSQL = `SELECT (SELECT value FROM ` + a.data.name + ` WHERE key = $1) WHERE ` + strings.ReplaceAll(strings.ReplaceAll(held, "$3", "$2"), "$4", "$3")
-	// The CASE takes a token only once the lock is granted.
 	seqName := pgx.Identifier(strings.Split(cfg.Sequence, ".")).Sanitize()
-	seq := quoteLiteral(seqName)
-	a.trySQL = `SELECT CASE WHEN pg_try_advisory_lock($1::int4, $2::int4) THEN nextval(` + seq + `) END`
-	a.lockSQL = `SELECT pg_advisory_lock($1::int4, $2::int4)`
-	a.nextSQL = `SELECT nextval(` + seq + `)`
+	a.m = machine.NewAdvisory(AdvisoryMachineConfig(seqName, cfg, o))
 
 	conn, err := a.connect(ctx)
 	if err != nil {
@@ -115,11 +114,16 @@ func (a *Advisory) Options() locks.Options { return a.opts }
 // Config is the advisory locker's lockspace and sequence, after defaults.
 func (a *Advisory) Config() AdvisoryConfig { return a.cfg }
 
+// AdvisoryMachineConfig is the advisory machine's configuration for an
+// Advisory with the token sequence seq (a quoted identifier), cfg (after
+// defaults) and o: what the simulator's driver uses too.
+func AdvisoryMachineConfig(seq string, cfg AdvisoryConfig, o locks.Options) machine.AdvisoryConfig {
+	return machine.AdvisoryConfig{Lockspace: cfg.Lockspace, Sequence: seq, WaitTimeout: o.WaitTimeout}
+}
+
 // LockKey is the advisory lock key pair for key: (Lockspace, CRC-32 of key
 // as a signed int4), as Locker::Advisory computes it.
-func (a *Advisory) LockKey(key string) (int32, int32) {
-	return a.cfg.Lockspace, int32(crc32.ChecksumIEEE([]byte(key)))
-}
+func (a *Advisory) LockKey(key string) (int32, int32) { return a.m.LockKey(key) }
 
 func (a *Advisory) connect(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, a.connConfig.Copy())
@@ -132,87 +136,142 @@ func (a *Advisory) connect(ctx context.Context) (*pgx.Conn, error) {
 // TryAcquire implements locks.Locker: pg_try_advisory_lock on a new
 // connection, which is closed again if the lock is held elsewhere.
 func (a *Advisory) TryAcquire(ctx context.Context, key string) (locks.Lease, error) {
-	conn, err := a.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	space, h := a.LockKey(key)
-	var token *int64
-	if err := conn.QueryRow(ctx, a.trySQL, space, h).Scan(&token); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, wrap("acquire", err)
-	}
-	if token == nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, locks.ErrNotAcquired
-	}
-	return a.newLease(conn, key, *token), nil
+	return a.acquire(ctx, machine.TryAcquire, key)
 }
 
 // Acquire implements locks.Locker: pg_advisory_lock on a new connection,
 // waiting on the server until the lock is granted, WaitTimeout passes
 // (lock_timeout; ErrNotAcquired) or ctx ends. Then the token.
 func (a *Advisory) Acquire(ctx context.Context, key string) (locks.Lease, error) {
-	conn, err := a.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lease, err := a.lock(ctx, conn, key)
-	if err != nil {
-		// Whatever the server did, the lock dies with the connection.
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, err
-	}
-	return lease, nil
+	return a.acquire(ctx, machine.Acquire, key)
 }
 
-func (a *Advisory) lock(ctx context.Context, conn *pgx.Conn, key string) (locks.Lease, error) {
-	if a.opts.WaitTimeout > 0 {
-		ms := a.opts.WaitTimeout.Milliseconds()
-		if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", max(ms, 1))); err != nil {
-			return nil, wrap("acquire", err)
-		}
+func (a *Advisory) acquire(ctx context.Context, kind machine.ReqKind, key string) (locks.Lease, error) {
+	s := &AdvisoryLease{a: a}
+	var r advRun
+	switch r.drive(ctx, a, machine.Request{Kind: kind, Key: key, Lease: &s.m}, nil) {
+	case lm.OK:
+		s.LostSignal = locks.NewLostSignal(key)
+		s.conn, s.pid = r.conn, r.conn.PgConn().PID()
+		return s, nil
+	case lm.NotAcquired:
+		return nil, locks.ErrNotAcquired
 	}
-	space, h := a.LockKey(key)
-	if _, err := conn.Exec(ctx, a.lockSQL, space, h); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, ctxErr
+	return nil, r.err
+}
+
+// advRun is one request driven through the advisory machine.
+type advRun struct {
+	c    machine.Call
+	conn *pgx.Conn // the connection the request uses
+	err  error     // the request's error, once the machine failed it
+	last error     // the last statement's error
+	op   machine.OpKind
+}
+
+// drive runs req to its end and returns its result; lease (renew,
+// release) is the AdvisoryLease, whose mu the caller holds.
+func (r *advRun) drive(ctx context.Context, a *Advisory, req machine.Request, lease *AdvisoryLease) lm.Result {
+	var buf [4]machine.Output
+	now := func() int64 { return a.opts.Clock.Now().UnixNano() }
+	out := a.m.Request(&r.c, req, now(), buf[:0])
+	for {
+		var next *machine.Output
+		for i := range out {
+			o := &out[i]
+			switch o.Kind {
+			case machine.OutSend:
+				next = o
+			case machine.OutClose:
+				if r.conn != nil {
+					r.conn.Close(context.WithoutCancel(ctx))
+				}
+			case machine.OutLost:
+				reason := o.Text
+				if o.Gone {
+					reason = fmt.Sprintf("%s: %v", reason, r.last)
+				}
+				lease.Lose(reason)
+			case machine.OutFail:
+				r.err = r.failure(ctx, o)
+			case machine.OutDone:
+				if o.Result == lm.Lost {
+					r.err = lease.Err()
+				}
+				return o.Result
+			}
 		}
+		if next == nil {
+			return lm.Failed // no timers: not reached
+		}
+		rep := r.exec(ctx, a, &next.Op)
+		out = a.m.Reply(&r.c, rep, now(), buf[:0])
+	}
+}
+
+// failure is the error of a request the machine failed.
+func (r *advRun) failure(ctx context.Context, o *machine.Output) error {
+	if o.Cause == machine.CauseCancelled || (r.op == machine.OpLock && ctx.Err() != nil) {
+		return ctx.Err()
+	}
+	return wrap(o.Text, r.last)
+}
+
+// exec sends op on the request's connection (OpConnect: opens it) and
+// reads the answer as the machine's Reply.
+func (r *advRun) exec(ctx context.Context, a *Advisory, op *machine.Op) machine.Reply {
+	var rep machine.Reply
+	var err error
+	r.op = op.Kind
+	switch op.Kind {
+	case machine.OpConnect:
+		r.conn, err = pgx.ConnectConfig(ctx, a.connConfig.Copy())
+	case machine.OpSetLockTimeout, machine.OpPing:
+		_, err = r.conn.Exec(ctx, op.SQL)
+	case machine.OpLock:
+		_, err = r.conn.Exec(ctx, op.SQL, op.Args()...)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-			return nil, locks.ErrNotAcquired
+			r.last = err
+			return machine.Reply{Outcome: machine.LockTimeout}
 		}
-		return nil, wrap("acquire", err)
+	case machine.OpTryLock:
+		var token *int64
+		err = r.conn.QueryRow(ctx, op.SQL, op.Args()...).Scan(&token)
+		if err == nil && token == nil {
+			rep.Outcome = machine.NoRow
+		} else if token != nil {
+			rep.N = *token
+		}
+	case machine.OpNextval:
+		var token int64 // a local of its own: only it goes to the heap
+		err = r.conn.QueryRow(ctx, op.SQL).Scan(&token)
+		rep.N = token
+	case machine.OpUnlock:
+		var unlocked bool
+		err = r.conn.QueryRow(ctx, op.SQL, op.Args()...).Scan(&unlocked)
+		if err == nil && !unlocked {
+			rep.Outcome = machine.NoRow
+		}
 	}
-	var token int64
-	if err := conn.QueryRow(ctx, a.nextSQL).Scan(&token); err != nil {
-		return nil, wrap("acquire", err)
+	r.last = err
+	if err != nil {
+		rep.Outcome = machine.Failed
+		rep.Closed = r.conn == nil || r.conn.IsClosed()
+		rep.Cancelled = errors.Is(context.Cause(ctx), context.Canceled)
 	}
-	return a.newLease(conn, key, token), nil
-}
-
-func (a *Advisory) newLease(conn *pgx.Conn, key string, token int64) *AdvisoryLease {
-	space, h := a.LockKey(key)
-	return &AdvisoryLease{
-		LostSignal: locks.NewLostSignal(key),
-		a:          a, key: key, space: space, hash: h,
-		token: locks.Token(token),
-		conn:  conn, pid: conn.PgConn().PID(),
-	}
+	return rep
 }
 
 // AdvisoryLease is one advisory lock held by its own connection.
 type AdvisoryLease struct {
 	*locks.LostSignal
-	a     *Advisory
-	key   string
-	space int32
-	hash  int32
-	token locks.Token
-	pid   uint32
+	a   *Advisory
+	pid uint32
 
-	mu   sync.Mutex // serializes use of conn
-	conn *pgx.Conn  // nil once released or lost
+	mu   sync.Mutex    // serializes use of conn and m
+	m    machine.Lease // the machine's record of the grant
+	conn *pgx.Conn     // nil once released or lost
 }
 
 var (
@@ -236,7 +295,7 @@ func (s *AdvisoryLease) GuardedPut(ctx context.Context, key string, value []byte
 		value = []byte{}
 	}
 	return s.guarded(ctx, "guarded put", func(conn *pgx.Conn) (bool, error) {
-		tag, err := conn.Exec(ctx, s.a.data.putSQL, key, value, s.space, s.hash)
+		tag, err := conn.Exec(ctx, s.a.data.putSQL, key, value, s.m.Space, s.m.Hash)
 		return tag.RowsAffected() == 1, err
 	})
 }
@@ -247,7 +306,7 @@ func (s *AdvisoryLease) GuardedPut(ctx context.Context, key string, value []byte
 func (s *AdvisoryLease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
 	err := s.guarded(ctx, "guarded get", func(conn *pgx.Conn) (bool, error) {
-		err := conn.QueryRow(ctx, s.a.data.getSQL, key, s.space, s.hash).Scan(&v)
+		err := conn.QueryRow(ctx, s.a.data.getSQL, key, s.m.Space, s.m.Hash).Scan(&v)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false, nil
 		}
@@ -263,7 +322,7 @@ func (s *AdvisoryLease) guarded(ctx context.Context, op string, do func(*pgx.Con
 		if err := s.Err(); err != nil {
 			return locks.NotHeld(err)
 		}
-		return locks.NotHeld(&locks.LostError{Key: s.key, Reason: op + " after release"})
+		return locks.NotHeld(&locks.LostError{Key: s.m.Key, Reason: op + " after release"})
 	}
 	err := s.a.data.create(ctx, func(ctx context.Context, sql string) error {
 		_, err := s.conn.Exec(ctx, sql)
@@ -276,6 +335,7 @@ func (s *AdvisoryLease) guarded(ctx context.Context, op string, do func(*pgx.Con
 	switch {
 	case err != nil && s.conn.IsClosed():
 		s.conn = nil
+		s.m.ConnectionGone()
 		return errors.Join(wrap(op, err), s.Lose(fmt.Sprintf("%s: connection holding the advisory lock is gone: %v", op, err)))
 	case err != nil:
 		return wrap(op, err)
@@ -286,10 +346,10 @@ func (s *AdvisoryLease) guarded(ctx context.Context, op string, do func(*pgx.Con
 }
 
 // Key implements locks.Lease.
-func (s *AdvisoryLease) Key() string { return s.key }
+func (s *AdvisoryLease) Key() string { return s.m.Key }
 
 // Token implements locks.Lease: the sequence value taken after the grant.
-func (s *AdvisoryLease) Token() locks.Token { return s.token }
+func (s *AdvisoryLease) Token() locks.Token { return locks.Token(s.m.Token) }
 
 // BackendPID is the server process id of the connection holding the lock
 // (what pg_terminate_backend takes).
@@ -305,17 +365,7 @@ func (s *AdvisoryLease) Renew(ctx context.Context) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	if s.conn == nil {
-		return s.Lose("renew after release")
-	}
-	if _, err := s.conn.Exec(ctx, "SELECT 1"); err != nil {
-		if s.conn.IsClosed() {
-			s.conn = nil
-			return s.Lose(fmt.Sprintf("connection holding the advisory lock is gone: %v", err))
-		}
-		return wrap("renew", err)
-	}
-	return nil
+	return s.request(ctx, machine.Renew)
 }
 
 // Release implements locks.Lease: pg_advisory_unlock, then close the
@@ -324,29 +374,19 @@ func (s *AdvisoryLease) Renew(ctx context.Context) error {
 func (s *AdvisoryLease) Release(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil {
-		if err := s.Err(); err != nil {
-			return err
-		}
-		return nil // released before
-	}
-	conn := s.conn
-	s.conn = nil
-	defer conn.Close(context.WithoutCancel(ctx))
-	var unlocked bool
-	err := conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1::int4, $2::int4)", s.space, s.hash).Scan(&unlocked)
-	switch {
-	case err != nil && conn.IsClosed():
-		return s.Lose(fmt.Sprintf("release: connection holding the advisory lock is gone: %v", err))
-	case err != nil:
-		return wrap("release", err) // closing the connection frees the lock anyway
-	case !unlocked:
-		return s.Lose("release: this session did not hold the advisory lock")
-	}
-	return nil
+	return s.request(ctx, machine.Release)
 }
 
-// quoteLiteral quotes s as an SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+// request drives a renewal or release on the lease's connection; s.mu is
+// held.
+func (s *AdvisoryLease) request(ctx context.Context, kind machine.ReqKind) error {
+	r := advRun{conn: s.conn}
+	res := r.drive(ctx, s.a, machine.Request{Kind: kind, Lease: &s.m}, s)
+	if s.m.Gone() {
+		s.conn = nil
+	}
+	if res != lm.OK {
+		return r.err
+	}
+	return nil
 }

@@ -140,6 +140,17 @@
 // transaction-level lock (pg_try_advisory_xact_lock) and spins every 5 ms
 // to block, where Acquire here waits in pg_advisory_lock on the server.
 //
+// # One client, two drivers
+//
+// Both algorithms are written once, without I/O, in package
+// locks/postgres/machine (machine.Table, machine.Advisory): the
+// statements above, in order, with the decisions between them. Locker and
+// Advisory drive those machines over pgx; the simulator (package sim)
+// drives the same machines over its PostgreSQL model, with the
+// configuration TableConfig and AdvisoryMachineConfig make, so a
+// simulated client sends what a real one sends. What stays here is pgx:
+// connecting, scanning, a connection's IsClosed, and the guarded writes.
+//
 // Every error from the database is wrapped in a *locks.BackendError with
 // Backend "postgres".
 package postgres

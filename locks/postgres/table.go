@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
+	"github.com/locksim/locksim/locks/postgres/machine"
 )
 
 // backend names the backend in every *locks.BackendError of this package.
@@ -92,14 +94,17 @@ var DefaultOptions = locks.Options{
 }
 
 // Locker is seed 002's lease-table lock. It is safe for concurrent use.
+// Its algorithm is the machine of package locks/postgres/machine
+// (machine.Table), which Locker drives over pgx and the simulator drives
+// over its model.
 type Locker struct {
 	db    DB
 	cfg   Config
 	opts  locks.Options
 	table string // quoted identifier
+	m     *machine.Table
 
-	ensureSQL, getSQL, renewSQL, releaseSQL, pruneSQL string
-	data                                              dataTable
+	data dataTable
 }
 
 var _ locks.Locker = (*Locker)(nil)
@@ -133,6 +138,7 @@ func New(ctx context.Context, db DB, cfg Config, opts ...locks.Option) (*Locker,
 	}
 	l := &Locker{db: db, cfg: cfg, opts: o, table: pgx.Identifier(strings.Split(cfg.Table, ".")).Sanitize()}
 	l.data.name = pgx.Identifier(strings.Split(cfg.DataTable, ".")).Sanitize()
+	l.m = machine.NewTable(TableConfig(l.table, cfg, o))
 	l.buildSQL()
 	if err := l.createTable(ctx); err != nil {
 		return nil, err
@@ -140,15 +146,27 @@ func New(ctx context.Context, db DB, cfg Config, opts ...locks.Option) (*Locker,
 	return l, nil
 }
 
-// buildSQL writes Locker's statements for the table and clock source.
-// Parameters: $1 key, $2 locked_by, then for ClockDB $3 the TTL in
-// microseconds; for ClockClient, get takes $3 now and $4 now+TTL from the
-// client clock, renew $3 now+TTL.
+// TableConfig is the lease table machine's configuration for a Locker on
+// table (a quoted identifier) with cfg (after defaults) and o: what the
+// simulator's driver uses too, so that both run the same client.
+func TableConfig(table string, cfg Config, o locks.Options) machine.TableConfig {
+	return machine.TableConfig{
+		Table:        table,
+		ClientClock:  cfg.Clock == ClockClient,
+		RenewerDies:  cfg.RenewErrors == RenewerDies,
+		TTL:          o.TTL,
+		PollInterval: o.PollInterval,
+		WaitTimeout:  o.WaitTimeout,
+		Owner:        o.Owner,
+	}
+}
+
+// buildSQL writes the guarded statements for the table (the lock's own
+// statements are the machine's: parameters $1 key, $2 locked_by, then for
+// ClockDB $3 the TTL in microseconds; for ClockClient, get takes $3 now
+// and $4 now+TTL from the client clock, renew $3 now+TTL).
 func (l *Locker) buildSQL() {
 	t := l.table
-	l.ensureSQL = `INSERT INTO ` + t + ` (key) VALUES ($1) ON CONFLICT (key) DO NOTHING`
-	l.releaseSQL = `UPDATE ` + t + ` SET locked_by = NULL WHERE key = $1 AND locked_by = $2`
-	l.pruneSQL = `DELETE FROM ` + t + ` WHERE locked_until < $1`
 	// Guarded: $1 lock key, $2 locked_by, $3 sequence, $4 data key, $5
 	// value. FOR SHARE locks the lock row for the statement's transaction:
 	// a concurrent take of the row waits for it, and a take committed
@@ -159,19 +177,6 @@ func (l *Locker) buildSQL() {
 		` ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
 	l.data.getSQL = `SELECT d.value FROM ` + t + ` l LEFT JOIN ` + d + ` d ON d.key = $4` +
 		` WHERE l.key = $1 AND l.locked_by = $2 AND l.sequence = $3 FOR SHARE OF l`
-	if l.cfg.Clock == ClockDB {
-		l.getSQL = `UPDATE ` + t + ` SET locked_by = $2, locked_at = clock_timestamp(),` +
-			` locked_until = clock_timestamp() + $3::bigint * interval '1 microsecond', sequence = sequence + 1` +
-			` WHERE key = $1 AND (locked_by IS NULL OR locked_by = $2 OR locked_until < clock_timestamp())` +
-			` RETURNING sequence, locked_until`
-		l.renewSQL = `UPDATE ` + t + ` SET locked_until = clock_timestamp() + $3::bigint * interval '1 microsecond'` +
-			` WHERE key = $1 AND locked_by = $2 RETURNING locked_until`
-	} else {
-		l.getSQL = `UPDATE ` + t + ` SET locked_by = $2, locked_at = $3, locked_until = $4, sequence = sequence + 1` +
-			` WHERE key = $1 AND (locked_by IS NULL OR locked_by = $2 OR locked_until < $3)` +
-			` RETURNING sequence, locked_until`
-		l.renewSQL = `UPDATE ` + t + ` SET locked_until = $3 WHERE key = $1 AND locked_by = $2 RETURNING locked_until`
-	}
 }
 
 func (l *Locker) createTable(ctx context.Context) error {
@@ -202,73 +207,155 @@ func (l *Locker) Config() Config { return l.cfg }
 // Acquire implements locks.Locker: Locker's blocking run, polling every
 // PollInterval until the row is ours, WaitTimeout passes or ctx ends.
 func (l *Locker) Acquire(ctx context.Context, key string) (locks.Lease, error) {
-	id, err := l.identifier()
-	if err != nil {
-		return nil, err
-	}
-	if err := l.ensure(ctx, key); err != nil {
-		return nil, err
-	}
-	return locks.Poll(ctx, l.opts, func(ctx context.Context) (locks.Lease, error) {
-		return l.get(ctx, key, id)
-	})
+	return l.acquire(ctx, machine.Acquire, key)
 }
 
 // TryAcquire implements locks.Locker: one get, ErrNotAcquired if the row is
 // held by another owner and not expired.
 func (l *Locker) TryAcquire(ctx context.Context, key string) (locks.Lease, error) {
-	id, err := l.identifier()
+	return l.acquire(ctx, machine.TryAcquire, key)
+}
+
+func (l *Locker) acquire(ctx context.Context, kind machine.ReqKind, key string) (locks.Lease, error) {
+	guid, err := guid()
 	if err != nil {
 		return nil, err
 	}
-	if err := l.ensure(ctx, key); err != nil {
-		return nil, err
+	s := &Lease{l: l}
+	var r tableRun
+	switch r.drive(ctx, l, machine.Request{Kind: kind, Key: key, Guid: guid, Lease: &s.m}, nil) {
+	case lm.OK:
+		s.LostSignal = locks.NewLostSignal(key)
+		s.until = r.until
+		return s, nil
+	case lm.NotAcquired:
+		return nil, locks.ErrNotAcquired
 	}
-	return l.get(ctx, key, id)
+	return nil, r.err
 }
 
-// identifier is locked_by for one lease: the owner and a random guid.
-func (l *Locker) identifier() (string, error) {
+// guid is the random part of locked_by for one lease (the machine makes
+// locked_by the owner, " guid:" and this).
+func guid() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return l.opts.Owner + " guid:" + hex.EncodeToString(b[:]), nil
+	return hex.EncodeToString(b[:]), nil
 }
 
-func (l *Locker) ensure(ctx context.Context, key string) error {
-	_, err := l.db.Exec(ctx, l.ensureSQL, key)
-	return wrap("acquire", err)
+// tableRun is one request driven through the lease table's machine.
+type tableRun struct {
+	c     machine.Call
+	err   error     // the request's error, once the machine failed it
+	last  error     // the last statement's error
+	until time.Time // locked_until of the last get or renew
+	n     int64     // a prune's count
 }
 
-// getArgs are the parameters of getSQL.
-func (l *Locker) getArgs(key, id string) []any {
-	if l.cfg.Clock == ClockDB {
-		return []any{key, id, l.opts.TTL.Microseconds()}
+// drive runs req to its end and returns its result (lease: the Lease
+// renewed or released, whose mu it holds around the machine's inputs).
+func (r *tableRun) drive(ctx context.Context, l *Locker, req machine.Request, lease *Lease) lm.Result {
+	var buf [4]machine.Output
+	now := func() int64 { return l.opts.Clock.Now().UnixNano() }
+	lock := func() {
+		if lease != nil {
+			lease.mu.Lock()
+		}
 	}
-	now := l.opts.Clock.Now()
-	return []any{key, id, now, now.Add(l.opts.TTL)}
+	unlock := func() {
+		if lease != nil {
+			lease.mu.Unlock()
+		}
+	}
+	lock()
+	out := l.m.Request(&r.c, req, now(), buf[:0])
+	unlock()
+	for {
+		var next machine.Output
+		for i := range out {
+			o := &out[i]
+			switch o.Kind {
+			case machine.OutSend, machine.OutTimer:
+				next = *o
+			case machine.OutLost:
+				lease.Lose(o.Text)
+			case machine.OutDied:
+				lease.mu.Lock()
+				lease.died = r.last
+				lease.mu.Unlock()
+			case machine.OutFail:
+				r.err = r.failure(ctx, lease, o)
+			case machine.OutDone:
+				if o.Result == lm.Lost {
+					r.err = lease.Err()
+				}
+				r.n = o.N
+				return o.Result
+			}
+		}
+		if next.Kind == machine.OutTimer {
+			t := l.opts.Clock.NewTimer(next.D)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				out = l.m.Cancel(&r.c, now(), buf[:0])
+			case <-t.C():
+				out = l.m.Fire(&r.c, now(), buf[:0])
+			}
+			continue
+		}
+		rep := r.exec(ctx, l.db, &next.Op)
+		lock()
+		out = l.m.Reply(&r.c, rep, now(), buf[:0])
+		unlock()
+	}
 }
 
-// renewArgs are the parameters of renewSQL.
-func (l *Locker) renewArgs(key, id string) []any {
-	if l.cfg.Clock == ClockDB {
-		return []any{key, id, l.opts.TTL.Microseconds()}
+// failure is the error of a request the machine failed.
+func (r *tableRun) failure(ctx context.Context, lease *Lease, o *machine.Output) error {
+	switch o.Cause {
+	case machine.CauseCancelled:
+		return ctx.Err()
+	case machine.CauseRenewerDied:
+		return &locks.BackendError{Backend: backend, Op: "renew", Err: fmt.Errorf("%w: %v", ErrRenewerDied, lease.RenewerDied())}
 	}
-	return []any{key, id, l.opts.Clock.Now().Add(l.opts.TTL)}
+	return wrap(o.Text, r.last)
 }
 
-func (l *Locker) get(ctx context.Context, key, id string) (locks.Lease, error) {
-	var seq int64
-	var until time.Time
-	err := l.db.QueryRow(ctx, l.getSQL, l.getArgs(key, id)...).Scan(&seq, &until)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, locks.ErrNotAcquired
+// exec sends op through db and reads the answer as the machine's Reply.
+func (r *tableRun) exec(ctx context.Context, db DB, op *machine.Op) machine.Reply {
+	var rep machine.Reply
+	var err error
+	switch op.Kind {
+	case machine.OpGet:
+		// Scanned into locals of their own: only what pgx is given a
+		// pointer to goes to the heap.
+		var seq int64
+		var until time.Time
+		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&seq, &until)
+		rep.N, r.until = seq, until
+	case machine.OpRenew:
+		var until time.Time
+		err = db.QueryRow(ctx, op.SQL, op.Args()...).Scan(&until)
+		r.until = until
+	default: // ensure, release, prune
+		var tag pgconn.CommandTag
+		tag, err = db.Exec(ctx, op.SQL, op.Args()...)
+		rep.N = tag.RowsAffected()
+		if err == nil && op.Kind == machine.OpRelease && rep.N == 0 {
+			rep.Outcome = machine.NoRow
+		}
 	}
-	if err != nil {
-		return nil, wrap("acquire", err)
+	r.last = err
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		rep.Outcome = machine.NoRow
+	case err != nil:
+		rep.Outcome = machine.Failed
+		rep.Cancelled = errors.Is(context.Cause(ctx), context.Canceled)
 	}
-	return &Lease{LostSignal: locks.NewLostSignal(key), l: l, key: key, id: id, token: locks.Token(seq), until: until}, nil
+	return rep
 }
 
 // DefaultDataTable is the table guarded writes use unless configured.
@@ -305,12 +392,10 @@ func (d *dataTable) create(ctx context.Context, exec func(ctx context.Context, s
 // Lease is one grant of a Locker row.
 type Lease struct {
 	*locks.LostSignal
-	l     *Locker
-	key   string
-	id    string
-	token locks.Token
+	l *Locker
 
 	mu    sync.Mutex
+	m     machine.Lease // the machine's record of the grant
 	until time.Time
 	// died is the database error that ended the renewer (RenewerDies).
 	died error
@@ -322,7 +407,7 @@ var (
 )
 
 // Key implements locks.Lease.
-func (s *Lease) Key() string { return s.key }
+func (s *Lease) Key() string { return s.m.Key }
 
 // GuardedPut implements locks.Guarded: one statement that writes value
 // under key in Config.DataTable if the lock row still has this lease's
@@ -338,7 +423,7 @@ func (s *Lease) GuardedPut(ctx context.Context, key string, value []byte) error 
 	if value == nil {
 		value = []byte{}
 	}
-	tag, err := s.l.db.Exec(ctx, s.l.data.putSQL, s.key, s.id, int64(s.token), key, value)
+	tag, err := s.l.db.Exec(ctx, s.l.data.putSQL, s.m.Key, s.m.LockedBy, s.m.Token, key, value)
 	if err != nil {
 		return wrap("guarded put", err)
 	}
@@ -356,7 +441,7 @@ func (s *Lease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	var v []byte
-	err := s.l.db.QueryRow(ctx, s.l.data.getSQL, s.key, s.id, int64(s.token), key).Scan(&v)
+	err := s.l.db.QueryRow(ctx, s.l.data.getSQL, s.m.Key, s.m.LockedBy, s.m.Token, key).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, locks.NotHeld(s.Lose("guarded get refused: the row was taken by another owner (LockStolen)"))
 	}
@@ -374,10 +459,10 @@ func (l *Locker) createData(ctx context.Context) error {
 }
 
 // Token implements locks.Lease: the row's sequence after this grant.
-func (s *Lease) Token() locks.Token { return s.token }
+func (s *Lease) Token() locks.Token { return locks.Token(s.m.Token) }
 
 // LockedBy is this lease's identity in the locked_by column.
-func (s *Lease) LockedBy() string { return s.id }
+func (s *Lease) LockedBy() string { return s.m.LockedBy }
 
 // Until is locked_until as last written by this holder, on the clock that
 // Config.Clock names.
@@ -398,29 +483,12 @@ func (s *Lease) Renew(ctx context.Context) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	died := s.died
-	s.mu.Unlock()
-	if died != nil {
-		return &locks.BackendError{Backend: backend, Op: "renew", Err: fmt.Errorf("%w: %v", ErrRenewerDied, died)}
-	}
-	var until time.Time
-	err := s.l.db.QueryRow(ctx, s.l.renewSQL, s.l.renewArgs(s.key, s.id)...).Scan(&until)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s.Lose("renew: the row was taken by another owner (LockStolen)")
-	}
-	if err != nil {
-		if s.l.cfg.RenewErrors == RenewerDies && !errors.Is(context.Cause(ctx), context.Canceled) {
-			s.mu.Lock()
-			if s.died == nil {
-				s.died = err
-			}
-			s.mu.Unlock()
-		}
-		return wrap("renew", err)
+	var r tableRun
+	if r.drive(ctx, s.l, machine.Request{Kind: machine.Renew, Lease: &s.m}, s) != lm.OK {
+		return r.err
 	}
 	s.mu.Lock()
-	s.until = until
+	s.until = r.until
 	s.mu.Unlock()
 	return nil
 }
@@ -436,12 +504,9 @@ func (s *Lease) RenewerDied() error {
 // Release implements locks.Lease: Locker's release, which clears locked_by
 // if it is still ours and changes nothing otherwise.
 func (s *Lease) Release(ctx context.Context) error {
-	tag, err := s.l.db.Exec(ctx, s.l.releaseSQL, s.key, s.id)
-	if err != nil {
-		return wrap("release", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return s.Lose("release: the row is no longer ours")
+	var r tableRun
+	if r.drive(ctx, s.l, machine.Request{Kind: machine.Release, Lease: &s.m}, s) != lm.OK {
+		return r.err
 	}
 	return nil
 }
@@ -465,11 +530,11 @@ func (s *Lease) Release(ctx context.Context) error {
 // waits until its wait timeout or ctx ends, as the gem's blocking run
 // loops on get forever (its row is made once, at Locker.new, line 26).
 func (l *Locker) Prune(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := l.db.Exec(ctx, l.pruneSQL, before)
-	if err != nil {
-		return 0, wrap("prune", err)
+	var r tableRun
+	if r.drive(ctx, l, machine.Request{Kind: machine.Prune, Before: before.UnixNano()}, nil) != lm.OK {
+		return 0, r.err
 	}
-	return tag.RowsAffected(), nil
+	return r.n, nil
 }
 
 // wrap makes err a *locks.BackendError for op; nil stays nil.
