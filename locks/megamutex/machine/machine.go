@@ -89,7 +89,6 @@ type Machine struct {
 	continuum []point
 	connected []bool
 	deadUntil []int64
-	objectID  uint64
 }
 
 // New returns the machine of one client.
@@ -109,7 +108,7 @@ func New(cfg Config) *Machine {
 	if len(cfg.Servers) == 0 {
 		cfg.Servers = []string{"localhost:11211"}
 	}
-	m := &Machine{cfg: cfg, connected: make([]bool, len(cfg.Servers)), deadUntil: make([]int64, len(cfg.Servers)), objectID: 8}
+	m := &Machine{cfg: cfg, connected: make([]bool, len(cfg.Servers)), deadUntil: make([]int64, len(cfg.Servers))}
 	if cfg.TTL > 0 {
 		m.exp = int32((cfg.TTL + time.Second - 1) / time.Second)
 	}
@@ -207,6 +206,9 @@ type Request struct {
 	// Unix is the client clock's Unix seconds: the time part of the lock
 	// id (Acquire, TryAcquire).
 	Unix int64
+	// ObjectID is the DistributedMutex's object_id, the lock id's middle
+	// part: the driver's, unique within the client process.
+	ObjectID uint64
 	// Lease is the grant to release (Release).
 	Lease *Lease
 }
@@ -368,9 +370,8 @@ func (m *Machine) Request(c *Call, r Request, now int64, out []Output) []Output 
 		c.phase = phRelGet
 		return m.sendOp(c, Op{Kind: OpGet, Key: c.lease.CacheKey}, now, out)
 	}
-	m.objectID += 8
 	ck := m.CacheKey(r.Key)
-	c.lease = Lease{Key: r.Key, CacheKey: ck, ID: LockID(m.cfg.PID, m.objectID, r.Unix)}
+	c.lease = Lease{Key: r.Key, CacheKey: ck, ID: LockID(m.cfg.PID, r.ObjectID, r.Unix)}
 	if !validKey(ck) {
 		// ArgumentError from get_server_for_key, and again from run's
 		// ensure unlock!.

@@ -36,6 +36,9 @@ func TestMachine(t *testing.T) {
 			now    int64
 			calls  = map[string]*Call{}
 			leases = map[string]*Lease{}
+			// Ruby's object ids: a new one at every acquire (a new
+			// DistributedMutex per request), 16, 24, ...
+			objectID uint64
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			args := map[string]string{}
@@ -80,6 +83,7 @@ func TestMachine(t *testing.T) {
 			var out []Output
 			switch d.Cmd {
 			case "new":
+				objectID = 8
 				m = New(Config{
 					Servers:     strings.Split(args["servers"], ","),
 					NoFailover:  has(flags, "no-failover"),
@@ -97,11 +101,14 @@ func TestMachine(t *testing.T) {
 				c := &Call{}
 				calls[args["id"]] = c
 				var r Request
+				if args["kind"] != "release" {
+					objectID += 8
+				}
 				switch k := args["kind"]; k {
 				case "acquire":
-					r = Request{Kind: Acquire, Key: args["key"], Unix: num("unix", 1265500000)}
+					r = Request{Kind: Acquire, Key: args["key"], Unix: num("unix", 1265500000), ObjectID: objectID}
 				case "try-acquire":
-					r = Request{Kind: TryAcquire, Key: args["key"], Unix: num("unix", 1265500000)}
+					r = Request{Kind: TryAcquire, Key: args["key"], Unix: num("unix", 1265500000), ObjectID: objectID}
 				case "release":
 					r = Request{Kind: Release, Lease: leases[args["lease"]]}
 					if r.Lease == nil {
@@ -236,8 +243,8 @@ func TestContinuum(t *testing.T) {
 func TestLockID(t *testing.T) {
 	m := New(Config{Servers: []string{"a:1"}, PID: 77})
 	var c Call
-	out := m.Request(&c, Request{Kind: TryAcquire, Key: "k", Unix: 1265500000}, 0, nil)
-	out2 := m.Request(&Call{}, Request{Kind: TryAcquire, Key: "k", Unix: 1265500001}, 0, nil)
+	out := m.Request(&c, Request{Kind: TryAcquire, Key: "k", Unix: 1265500000, ObjectID: 16}, 0, nil)
+	out2 := m.Request(&Call{}, Request{Kind: TryAcquire, Key: "k", Unix: 1265500001, ObjectID: 24}, 0, nil)
 	if c.lease.ID != "77.16.1265500000" || len(out) != 1 || len(out2) != 1 {
 		t.Fatalf("id %q, outputs %v %v", c.lease.ID, out, out2)
 	}
