@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,11 @@ type Config struct {
 	// Servers are "host:port" addresses (MegaMutex's memcache_servers);
 	// the continuum hashes these strings. Default: 127.0.0.1:11211.
 	Servers []string
+	// Names are the servers as the continuum hashes them, one per
+	// server; nil: Servers. Clients that reach the same servers at
+	// different addresses (through proxies) must share Names to place
+	// keys alike, as memcache-client's users share one server list.
+	Names []string
 	// Weights are the servers' weights (memcache-client's
 	// "host:port:weight"); nil: 1 each.
 	Weights []int
@@ -59,16 +65,25 @@ type Config struct {
 // RunConfig is the Config of a locksim run, real (package harness, with
 // the servers' addresses through the client's proxies) and simulated
 // (package sim, with its servers' names): memcache-client's defaults, as
-// written (a dead server is skipped for 30 s).
+// written (a dead server is skipped for 30 s), and the continuum over the
+// names "memcachedN:11211" (as cluster/ names the servers), so that every
+// client of a run, and a real and a simulated run, place a key alike.
 func RunConfig(servers []string, noFailover bool) Config {
-	return Config{Servers: servers, NoFailover: noFailover}
+	names := make([]string, len(servers))
+	for i := range servers {
+		names[i] = "memcached" + strconv.Itoa(i+1) + ":11211"
+	}
+	return Config{Servers: servers, Names: names, NoFailover: noFailover}
 }
 
 // MachineConfig is the client machine's configuration for cfg and the
 // options o (after locks.Apply), with pid the lock id's first part. The
 // real driver (New) and the simulator both build their machines with it.
 func MachineConfig(cfg Config, o locks.Options, pid int) machine.Config {
-	servers := cfg.Servers
+	servers := cfg.Names
+	if len(servers) != len(cfg.Servers) {
+		servers = cfg.Servers
+	}
 	if len(servers) == 0 {
 		servers = []string{"127.0.0.1:11211"}
 	}
@@ -115,11 +130,17 @@ func New(cfg Config, opts ...locks.Option) (*Locker, error) {
 	if cfg.TTL < 0 || cfg.TTL > 30*24*time.Hour {
 		return nil, fmt.Errorf("megamutex: TTL %v is not between 0 and memcached's 30 days", cfg.TTL)
 	}
+	if len(cfg.Servers) == 0 {
+		cfg.Servers = []string{"127.0.0.1:11211"}
+	}
+	if cfg.Names != nil && len(cfg.Names) != len(cfg.Servers) {
+		return nil, fmt.Errorf("megamutex: %d names for %d servers", len(cfg.Names), len(cfg.Servers))
+	}
 	mc := MachineConfig(cfg, o, os.Getpid())
 	m := machine.New(mc)
 	mc = m.Config()
-	l := &Locker{addrs: mc.Servers, opts: o, epoch: o.Clock.Now(), m: m}
-	for _, a := range mc.Servers {
+	l := &Locker{addrs: cfg.Servers, opts: o, epoch: o.Clock.Now(), m: m}
+	for _, a := range cfg.Servers {
 		c := memcache.New(a)
 		c.Timeout = mc.Timeout
 		c.MaxIdleConns = 8
