@@ -86,10 +86,10 @@ type Lock struct {
 	// (the gem's renewer thread dies: the lease renews no more and the
 	// holder runs on unrenewed). Other backends ignore it.
 	RenewErrors string `yaml:"renew_errors"`
-	// Failover is memcache's failover to another server when the key's
-	// server cannot be reached (Failovers): on (unset) or off
-	// (locks/memcache's Config.NoFailover), in real runs and the
-	// simulator alike.
+	// Failover is memcache's and megamutex's failover to another server
+	// when the key's server cannot be reached (Failovers): on (unset) or
+	// off (locks/memcache's and locks/megamutex's Config.NoFailover,
+	// memcache-client's :failover), in real runs and the simulator alike.
 	Failover string `yaml:"failover"`
 }
 
