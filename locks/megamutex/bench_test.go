@@ -53,9 +53,11 @@ func BenchmarkLock(b *testing.B) {
 	})
 	b.Run("megamutex/TryAcquire-held", func(b *testing.B) {
 		l := newLocker(b, megamutex.Config{Servers: m.Addrs()})
-		if _, err := l.TryAcquire(ctx, "held"); err != nil {
+		lease, err := l.TryAcquire(ctx, "held")
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { _ = lease.Release(ctx) }) // free for the next -count
 		for b.Loop() {
 			if _, err := l.TryAcquire(ctx, "held"); !errors.Is(err, locks.ErrNotAcquired) {
 				b.Fatal(err)
