@@ -12,6 +12,7 @@ import (
 	"github.com/locksim/locksim/locks"
 	consullock "github.com/locksim/locksim/locks/consul"
 	etcdlock "github.com/locksim/locksim/locks/etcd"
+	"github.com/locksim/locksim/locks/megamutex"
 	memcachelock "github.com/locksim/locksim/locks/memcache"
 	pglock "github.com/locksim/locksim/locks/postgres"
 )
@@ -19,7 +20,7 @@ import (
 // BackendClient says how a client process reaches the lock service: the
 // addresses of its own proxies to every server.
 type BackendClient struct {
-	Kind      string   `json:"kind"`      // etcd, postgres, postgres-advisory, memcache, consul
+	Kind      string   `json:"kind"`      // etcd, postgres, postgres-advisory, memcache, consul, megamutex
 	Endpoints []string `json:"endpoints"` // host:port, one per server, through the client's proxies
 	// Home is the index in Endpoints of the server a client talks to when
 	// it talks to one (Consul's local agent, PostgreSQL's only server).
@@ -87,6 +88,12 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 			return nil, nil, err
 		}
 		return l, nop, nil
+	case "megamutex":
+		l, err := megamutex.New(megamutex.RunConfig(b.Endpoints, b.NoFailover), opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, nop, nil
 	case "consul":
 		if len(b.Endpoints) == 0 {
 			return nil, nil, fmt.Errorf("harness: consul: no endpoint")
@@ -105,4 +112,11 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 // dead-server window and failover switch).
 func newMemcache(b BackendClient, opts ...locks.Option) (*memcachelock.Locker, error) {
 	return memcachelock.New(memcachelock.RunConfig(b.Endpoints, b.NoFailover), opts...)
+}
+
+// MegamutexTTLNote is what a megamutex verdict says of a scenario's
+// lock.ttl: MegaMutex adds its key with no expiry, so the TTL only bounds
+// locks.Run's release (real and simulated runs alike).
+func MegamutexTTLNote(ttl time.Duration) string {
+	return fmt.Sprintf("lock.ttl (%v) does not expire the lock on megamutex: MegaMutex adds its key with no expiry (freed only by unlock); the TTL only bounds locks.Run's release", ttl)
 }

@@ -168,6 +168,7 @@ type holdState struct {
 	mu       sync.Mutex
 	acquired bool
 	tok      int64
+	hasTok   bool
 	ended    bool // lost written or release invoked
 	released bool // release invoked
 }
@@ -185,8 +186,8 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 	watcher := make(chan struct{})
 	err := locks.Run(ctx, l, key, func(fctx context.Context, lease locks.Lease) error {
 		st.mu.Lock()
-		st.acquired, st.tok = true, int64(lease.Token())
-		c.emit(history.OK, history.FAcquire, key, st.tok, true, nil)
+		st.acquired, st.tok, st.hasTok = true, int64(lease.Token()), hasToken(lease)
+		c.emit(history.OK, history.FAcquire, key, st.tok, st.hasTok, nil)
 		st.mu.Unlock()
 		go func() {
 			defer close(watcher)
@@ -195,7 +196,7 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 				st.mu.Lock()
 				if !st.ended {
 					st.ended = true
-					c.emit(history.Info, history.FLost, key, st.tok, true, errValue(lease.Err()))
+					c.emit(history.Info, history.FLost, key, st.tok, st.hasTok, errValue(lease.Err()))
 				}
 				st.mu.Unlock()
 			case <-done:
@@ -204,12 +205,12 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 		if c.cfg.Fencing == string(scenario.FenceGuarded) {
 			c.guardedSection(fctx, lease)
 		} else {
-			c.section(fctx, key, st.tok)
+			c.section(fctx, key, st.tok, st.hasTok)
 		}
 		st.mu.Lock()
 		if !st.ended {
 			st.ended, st.released = true, true
-			c.emit(history.Invoke, history.FRelease, key, st.tok, true, nil)
+			c.emit(history.Invoke, history.FRelease, key, st.tok, st.hasTok, nil)
 		}
 		st.mu.Unlock()
 		return nil
@@ -230,22 +231,35 @@ func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
 	}
 	switch {
 	case err == nil:
-		c.emit(history.OK, history.FRelease, key, st.tok, true, nil)
+		c.emit(history.OK, history.FRelease, key, st.tok, st.hasTok, nil)
 	case errors.Is(err, locks.ErrLockLost):
 		// Lost before Run could release: the release did not happen.
-		c.emit(history.Fail, history.FRelease, key, st.tok, true, errValue(err))
+		c.emit(history.Fail, history.FRelease, key, st.tok, st.hasTok, errValue(err))
 	default:
-		c.emit(history.Info, history.FRelease, key, st.tok, true, errValue(err))
+		c.emit(history.Info, history.FRelease, key, st.tok, st.hasTok, errValue(err))
 	}
+}
+
+// hasToken reports whether lease carries a fencing token: every backend's
+// does but MegaMutex's (a lease with HasToken() false).
+func hasToken(lease locks.Lease) bool {
+	if t, ok := lease.(interface{ HasToken() bool }); ok {
+		return t.HasToken()
+	}
+	return true
 }
 
 // section reads the counter, holds the lock for a while, and writes the
 // counter plus one with the lease's token. With fencing all the read
-// carries the token too, and a refused read ends the section.
-func (c *client) section(ctx context.Context, key string, tok int64) {
-	var readTok *int64
-	if c.cfg.Fencing == string(scenario.FenceAll) {
+// carries the token too, and a refused read ends the section. A lease
+// without a token (hasTok false: megamutex) reads and writes without one.
+func (c *client) section(ctx context.Context, key string, tok int64, hasTok bool) {
+	var readTok, writeTok *int64
+	if c.cfg.Fencing == string(scenario.FenceAll) && hasTok {
 		readTok = &tok
+	}
+	if hasTok {
+		writeTok = &tok
 	}
 	c.emit(history.Invoke, history.FRead, key, tok, readTok != nil, nil)
 	v, err := c.res.Read(key, readTok)
@@ -258,14 +272,14 @@ func (c *client) section(ctx context.Context, key string, tok int64) {
 		return
 	}
 	nv := strconv.AppendInt(nil, v+1, 10)
-	c.emit(history.Invoke, history.FWrite, key, tok, true, nv)
-	switch err := c.res.Write(key, &tok, v+1); {
+	c.emit(history.Invoke, history.FWrite, key, tok, hasTok, nv)
+	switch err := c.res.Write(key, writeTok, v+1); {
 	case err == nil:
-		c.emit(history.OK, history.FWrite, key, tok, true, nv)
+		c.emit(history.OK, history.FWrite, key, tok, hasTok, nv)
 	case errors.Is(err, resource.ErrStaleToken):
-		c.emit(history.Fail, history.FWrite, key, tok, true, nv)
+		c.emit(history.Fail, history.FWrite, key, tok, hasTok, nv)
 	default:
-		c.emit(history.Info, history.FWrite, key, tok, true, nv)
+		c.emit(history.Info, history.FWrite, key, tok, hasTok, nv)
 	}
 }
 

@@ -126,7 +126,7 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 			}
 		}
 		return d, nil
-	case "memcache":
+	case "memcache", "megamutex":
 		cfg := cluster.MemcachedConfig{Servers: max(1, size)}
 		if evict {
 			cfg.MemoryMB = 2 // small enough for the nemesis to force evictions

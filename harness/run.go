@@ -233,6 +233,9 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	if s.Lock.RenewErrors != "" && opts.Backend != "postgres" {
 		r.note(fmt.Sprintf("lock.renew_errors (%s) not applied: it is the PostgreSQL lease table's (backend postgres); %s keeps its own renewal", s.Lock.RenewErrors, opts.Backend))
 	}
+	if s.Lock.TTL > 0 && opts.Backend == "megamutex" {
+		r.note(MegamutexTTLNote(s.Lock.TTL))
+	}
 	has := func(kind string) bool {
 		return slices.ContainsFunc(s.Faults, func(f scenario.Fault) bool { return f.Fault == kind })
 	}

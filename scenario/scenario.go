@@ -86,10 +86,10 @@ type Lock struct {
 	// (the gem's renewer thread dies: the lease renews no more and the
 	// holder runs on unrenewed). Other backends ignore it.
 	RenewErrors string `yaml:"renew_errors"`
-	// Failover is memcache's failover to another server when the key's
-	// server cannot be reached (Failovers): on (unset) or off
-	// (locks/memcache's Config.NoFailover), in real runs and the
-	// simulator alike.
+	// Failover is memcache's and megamutex's failover to another server
+	// when the key's server cannot be reached (Failovers): on (unset) or
+	// off (locks/memcache's and locks/megamutex's Config.NoFailover,
+	// memcache-client's :failover), in real runs and the simulator alike.
 	Failover string `yaml:"failover"`
 }
 
@@ -140,7 +140,7 @@ type Fault struct {
 
 // Known names.
 var (
-	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex"}
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}

@@ -132,7 +132,7 @@ func (p *proc) acquire() {
 			return
 		}
 		p.token, p.held, p.lost = tok, true, false
-		p.openTok, p.hasTok = tok, true
+		p.openTok, p.hasTok = tok, p.r.tokens
 		p.complete(history.OK, nil)
 		p.r.lastGrant = p
 		p.renewer(gen)
@@ -153,14 +153,14 @@ func (p *proc) onLost(reason string) {
 		return
 	}
 	p.lost = true
-	p.r.emit(p.name, history.Info, history.FLost, p.key, p.token, true, quote(reason))
+	p.r.emit(p.name, history.Info, history.FLost, p.key, p.token, p.r.tokens, quote(reason))
 }
 
 // resourceTimeout bounds a read or write to the fenced resource.
 const resourceTimeout = int64(time.Second)
 
 func (p *proc) readResource(gen uint32) {
-	p.invoke(history.FRead, p.key, p.token, p.r.res.readsToken(), nil)
+	p.invoke(history.FRead, p.key, p.token, p.r.tokens && p.r.res.readsToken(), nil)
 	p.r.res.read(p, p.key, gen)
 }
 
@@ -191,7 +191,7 @@ func (p *proc) write(gen uint32) {
 		return
 	}
 	v := p.read + 1
-	p.invoke(history.FWrite, p.key, p.token, true, num(v))
+	p.invoke(history.FWrite, p.key, p.token, p.r.tokens, num(v))
 	p.r.res.write(p, p.key, p.token, v, gen)
 }
 
@@ -214,7 +214,7 @@ func (p *proc) release(gen uint32) {
 		p.endCycle()
 		return
 	}
-	p.invoke(history.FRelease, p.key, p.token, true, nil)
+	p.invoke(history.FRelease, p.key, p.token, p.r.tokens, nil)
 	p.held = false
 	p.lc.release(func(t history.Type) {
 		if p.gen != gen || p.open != history.FRelease {

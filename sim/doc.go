@@ -29,7 +29,8 @@
 //
 // Each backend model is in its own file and names, in its doc comment, the
 // real behaviour it reproduces and where it simplifies: etcd (etcd.go),
-// Consul (consul.go), memcached with MegaMutex's client (memcache.go),
+// Consul (consul.go), memcached with seed 004's mutex client (memcache.go)
+// and with MegaMutex's (megamutex.go, on memcache.go's servers),
 // PostgreSQL's Locker lease table and session advisory locks (postgres.go),
 // and the fenced resource (resource.go). The clients (client.go) follow the
 // algorithms and defaults of the backends in package locks. Every model is

@@ -12,7 +12,8 @@ import (
 )
 
 // memcache models memcached 1.6 servers under locks/memcache, which is
-// MegaMutex (seeds 000/001) and seed 004's mutex_lock.
+// seed 004's mutex_lock with locksim's renewal and incr token (MegaMutex
+// as written is backend megamutex, megamutex.go, on these same servers).
 //
 // Reproduced on the server:
 //   - add stores only if the key is absent (or expired): the lock. incr of

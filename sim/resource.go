@@ -109,9 +109,9 @@ func (c *resCall) serve(*call) {
 	if c.ok {
 		s.value[key] = v
 		s.maxTok[key] = max(s.maxTok[key], tok)
-		s.r.emit(history.ProcResource, history.Info, history.FAccept, key, tok, true, num(v))
+		s.r.emit(history.ProcResource, history.Info, history.FAccept, key, tok, s.r.tokens, num(v))
 	} else {
-		s.r.emit(history.ProcResource, history.Info, history.FReject, key, tok, true, num(v))
+		s.r.emit(history.ProcResource, history.Info, history.FReject, key, tok, s.r.tokens, num(v))
 	}
 	c.call.replyH()
 }

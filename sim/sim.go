@@ -15,6 +15,7 @@ import (
 	"github.com/locksim/locksim/locks"
 	lockConsul "github.com/locksim/locksim/locks/consul"
 	lockEtcd "github.com/locksim/locksim/locks/etcd"
+	lockMega "github.com/locksim/locksim/locks/megamutex"
 	lockMemcache "github.com/locksim/locksim/locks/memcache"
 	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
@@ -22,7 +23,12 @@ import (
 
 // Backends lists the backends the simulator has models of, in the names
 // scenario files use.
-var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex"}
+
+// Tokenless are the backends whose grants carry no fencing token
+// (MegaMutex has none): their holders' reads and writes reach the
+// resource without one.
+var Tokenless = []string{"megamutex"}
 
 // Config is one simulated run: a scenario on one backend with one seed.
 type Config struct {
@@ -196,6 +202,8 @@ func defaults(backend string) options {
 		o = lockConsul.Defaults
 	case "memcache":
 		o = lockMemcache.Defaults
+	case "megamutex":
+		o = lockMega.Defaults
 	case "postgres":
 		o = lockPostgres.DefaultOptions
 		extra.clock = string(lockPostgres.ClockDB)
@@ -250,6 +258,9 @@ type run struct {
 	keep    bool // keep hist
 	chk     *checker.Checker
 	keys    []string
+	// tokens: the backend's grants carry a fencing token (history events
+	// have one); not so for Tokenless backends.
+	tokens bool
 	// timing is what the seed chose of the run's timing: the clients'
 	// start offsets and the faults' start times (scenario.Timing, drawn as
 	// real runs draw it).
@@ -331,6 +342,7 @@ func newRun(cfg Config) (*run, error) {
 		keep:    !cfg.NoHistory,
 		chk:     checker.New(cfg.Checker),
 		timing:  sc.Timing(cfg.Seed),
+		tokens:  !slices.Contains(Tokenless, backend),
 	}
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
@@ -351,6 +363,8 @@ func newRun(cfg Config) (*run, error) {
 		r.be = newConsul(r, max(sc.Cluster.Size, 1))
 	case "memcache":
 		r.be = newMemcache(r, max(sc.Cluster.Size, 1))
+	case "megamutex":
+		r.be = newMegamutex(r, max(sc.Cluster.Size, 1))
 	case "postgres":
 		r.be = newPostgres(r, false)
 	case "postgres-advisory":

@@ -525,6 +525,9 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 		shown = bad[0].Seed
 	}
 	c.Kinds = kindsOf(c.Counts)
+	if cc.backend == "megamutex" && cc.sc.Lock.TTL > 0 {
+		c.Notes = append(c.Notes, harness.MegamutexTTLNote(cc.sc.Lock.TTL))
+	}
 	if len(bad) == 0 && (first != 1 || n == 0) {
 		return c, nil // a shard without seed 1 draws no run unless one violates
 	}
@@ -561,7 +564,7 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 	}
 	v := harness.Verdict{
 		Summary:  checker.Summarize([]string{hist}, []checker.Result{verdict}),
-		Scenario: cc.sc.Name, Backend: cc.backend, Seed: shown,
+		Scenario: cc.sc.Name, Backend: cc.backend, Seed: shown, Notes: c.Notes,
 	}
 	if err := writeVerdict(filepath.Join(abs, "verdict.json"), &v); err != nil {
 		return c, err

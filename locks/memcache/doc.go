@@ -1,50 +1,49 @@
-// Package memcache is MegaMutex (seeds 000/001) and the memcached mailing
-// list's recipe (seed 004) as a locks.Locker: a lock is a memcached `add`
-// of the key with an expiry, which is atomic, so two callers never both
-// get STORED from one server.
+// Package memcache is the memcached mailing list's recipe (seed 004) as a
+// locks.Locker: a lock is a memcached `add` of the key with an expiry,
+// which is atomic, so two callers never both get STORED from one server.
+// MegaMutex as its source is written (no expiry, get/add/get, 0.1 s
+// polling, memcache-client's continuum) is package locks/megamutex,
+// backend megamutex.
 //
-// It reproduces the seeds, flaws included:
+// Seed 004's, reproduced with its flaws:
 //
-//   - Acquire polls: it retries the add every PollInterval (seed 004:
-//     "re-trying the lock once a second", the default), TryAcquire makes
-//     one attempt (seed 004's mutex_lock_nonblock), Release is
-//     mutex_unlock, and TTL is mutex_lock's duration.
+//   - mutex_lock(key, duration): Acquire polls, retrying the add every
+//     PollInterval ("re-trying the lock once a second", the default);
+//     mutex_lock_nonblock is TryAcquire, one attempt; mutex_unlock is
+//     Release; the item's expiry is the duration, Options.TTL.
 //   - The lock lives only in memcached's memory: it is lost when the item
 //     is evicted (there is no way to pin an item) or the server restarts,
 //     and the next caller's add then succeeds while the first holder still
 //     believes it holds the lock. A holder that dies keeps the lock until
-//     the TTL ends.
-//   - Several servers (MegaMutex's memcache_servers): the key is placed by
-//     hashing over the server list, and when that server is down the
-//     client fails over to another live server, as Ruby's memcache-client
-//     does (it rehashes "<try><key>" for up to 20 tries and skips servers
-//     it marked dead for Config.RetryDead, 30 s by default, on the
-//     client's clock). A client that cannot reach the key's
-//     server therefore takes the lock on another server while the holder
-//     still holds it on the first: two holders. This is the default;
-//     Config.NoFailover turns it off.
+//     the duration ends.
 //
-// Fencing token: after a successful add the client increments a counter
-// (TokenKey) on the same server with `incr`; the new value is the token.
-// The counter is an ordinary memcached item, so it is evicted or emptied
-// by a restart with the lock, and tokens then start again at 1: a grant
-// can carry a token no greater than an earlier one. That is a real flaw of
-// the design, left visible for the checker to find.
+// locksim's, not the seed's:
 //
-// Deviations from the seeds, all for locksim's interface:
-//
+//   - Renewal: Renew (locks.Run calls it) rewrites the item with a fresh
+//     expiry by `gets` + `cas`, and reports the lock lost if the item is
+//     gone or holds another owner's value. The seed's duration is fixed.
+//   - The fencing token: after a successful add the client increments a
+//     counter (TokenKey) on the same server with `incr`; the new value is
+//     the token. The counter is an ordinary memcached item, so it is
+//     evicted or emptied by a restart with the lock, and tokens then start
+//     again at 1: a grant can carry a token no greater than an earlier
+//     one, a flaw left visible for the checker to find.
+//   - Several servers (seed 000's memcache_servers): the key is placed by
+//     crc32(key) mod N, and when that server is down the client fails over
+//     to another live server, rehashing "<try><key>" for up to 20 tries
+//     and skipping servers it marked dead for Config.RetryDead (30 s by
+//     default, 1 s in locksim's runs; on the client's clock). A client
+//     that cannot reach the key's server therefore takes the lock on
+//     another server while the holder still holds it on the first: two
+//     holders. This is the default; Config.NoFailover turns it off.
 //   - Release deletes the key only if its value is still this holder's:
 //     it reads the item with `gets` and deletes it by a `cas` with a
-//     negative expiry, which memcached treats as "expire now". MegaMutex's
-//     unlock compared and deleted in two steps.
-//   - Renew (which the seeds do not have; locks.Run calls it) rewrites the
-//     item with a fresh expiry by `gets` + `cas`, and reports the lock lost
-//     if the item is gone or holds another owner's value.
+//     negative expiry, which memcached treats as "expire now".
 //   - Renew and Release talk to the server the add succeeded on, not to
 //     the one the key hashes to now.
 //   - memcached expiries are whole seconds, so TTL is rounded up to one.
 //   - Keys memcached refuses (spaces, control characters, longer than 250
-//     bytes) are percent-encoded or hashed, so that MegaMutex's
+//     bytes) are percent-encoded or hashed, so that a key such as
 //     "WidgetMaker Mutex ID" works.
 //
 // No guarded writes: a Lease does not implement locks.Guarded. memcached

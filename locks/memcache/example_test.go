@@ -10,7 +10,7 @@ import (
 	"github.com/locksim/locksim/locks/memcache"
 )
 
-// MegaMutex's with_distributed_mutex: run a critical section under a lock
+// Seed 004's mutex_lock: run a critical section under a lock
 // held in memcached, and fence the work with the lease's token.
 func Example() {
 	servers, err := cluster.StartMemcached(cluster.MemcachedConfig{Servers: 2})

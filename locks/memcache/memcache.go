@@ -26,7 +26,7 @@ var Defaults = locks.Options{
 // Config says where the memcached servers are and how the client treats
 // them.
 type Config struct {
-	// Servers are host:port addresses (MegaMutex's memcache_servers).
+	// Servers are host:port addresses (as MegaMutex's memcache_servers).
 	// Default: one server on the local machine, 127.0.0.1:11211.
 	Servers []string
 	// NoFailover keeps every key on the server it hashes to, even when
@@ -85,7 +85,8 @@ func MachineConfig(cfg Config, o locks.Options) machine.Config {
 	}
 }
 
-// Locker is a MegaMutex client. It is safe for concurrent use.
+// Locker is a client of seed 004's memcached mutex. It is safe for
+// concurrent use.
 //
 // It is the real driver of the client machine (package
 // locks/memcache/machine): each request runs the machine on the caller's

@@ -16,7 +16,7 @@ import (
 	"github.com/locksim/locksim/locks/memcache/machine"
 )
 
-// servers is the client side of MegaMutex's memcache_servers: one
+// servers is the client side of a memcached server list: one
 // connection pool per server, and the client machine, which places keys
 // and keeps the servers marked dead, behind one mutex.
 type servers struct {

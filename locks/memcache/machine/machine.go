@@ -21,8 +21,9 @@
 // an attempt (an acquire request, the poll timer firing), so that a
 // simulated client is deterministic.
 //
-// The algorithm, as MegaMutex over memcache-client and seed 004 have it,
-// with locksim's token and renewal:
+// The algorithm: seed 004's mutex (an add with the duration as expiry,
+// polling), with locksim's placement over several servers (after older
+// memcache-client's crc32 mod N and its rehash), token and renewal:
 //
 //   - Placement: the key's server is crc32(key) mod N; with failover (the
 //     default) the candidates then are the servers "<try><key>" hashes to
