@@ -241,9 +241,13 @@ faults:
 }
 
 // Consul: a destroyed session releases the key with its lock-delay; nobody
-// gets the key until the delay has passed.
+// gets the key until the delay has passed — except an acquire that reached
+// the leader before the destroy was committed: Consul checks the
+// lock-delay there (kvsPreApply), so it commits after the destroy, within
+// a commit of it (a few ms). That race is the rarer outcome.
 func TestConsulLockDelay(t *testing.T) {
 	for _, delay := range []time.Duration{time.Second, 3 * time.Second} {
+		raced := 0
 		sc := parse(t, fmt.Sprintf(`name: consul-delay
 backends: [consul]
 clients: 2
@@ -263,13 +267,19 @@ faults:
 			if g == nil {
 				t.Fatalf("lock-delay %v seed %d: no grant after the destroy", delay, seed)
 			}
-			if got := time.Duration(g.T - d); got < delay || got > delay+300*time.Millisecond {
+			switch got := time.Duration(g.T - d); {
+			case got < 10*time.Millisecond:
+				raced++ // the acquire was past the leader's check
+			case got < delay || got > delay+300*time.Millisecond:
 				t.Errorf("lock-delay %v seed %d: next grant %v after the destroy", delay, seed, got)
 			}
 			lost := firstEvent(res, d, func(e *history.Event) bool { return e.Proc == holder && e.F == history.FLost })
 			if lost == nil || lost.T > d+100*int64(time.Millisecond) {
 				t.Errorf("lock-delay %v seed %d: the watcher's lost notice %v, want one at once", delay, seed, lost)
 			}
+		}
+		if raced > 3 {
+			t.Errorf("lock-delay %v: %d of 10 seeds granted within 10 ms of the destroy, want the pre-commit race to be rare", delay, raced)
 		}
 	}
 }
