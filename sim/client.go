@@ -55,8 +55,11 @@ func (p *proc) start(delay int64) {
 	p.think(delay)
 }
 
+// think waits d of true time before the next acquire: the workload's
+// sleeps in real runs are time.Timer's (harness/client.go), which a fault
+// on the client's locks.Clock does not reach.
 func (p *proc) think(d int64) {
-	p.n.afterH(d, p.timer(ptThink, p.gen))
+	p.n.afterTrueH(d, p.timer(ptThink, p.gen))
 }
 
 // procTimer is one of a proc's timers, for its cycle gen: from the run's
@@ -172,8 +175,10 @@ func (p *proc) readDone(gen uint32, v int64) {
 	}
 	p.complete(history.OK, num(v))
 	p.read = v
+	// The hold is a sleep on true time, as in real runs: the client's
+	// clock times its lock (renewals, TTLs), not its work.
 	hold := p.r.w.between(int64(p.r.sc.Workload.HoldMin), int64(p.r.sc.Workload.HoldMax))
-	p.n.afterH(hold, p.timer(ptHold, gen))
+	p.n.afterTrueH(hold, p.timer(ptHold, gen))
 }
 
 // resourceFailed is a read or write of cycle gen that got no answer: its

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/checker"
+	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -188,6 +189,46 @@ func TestIsolatedClientReachesResource(t *testing.T) {
 		}
 		if r.res.n.name != "resource" {
 			t.Fatalf("the resource node is %q", r.res.n.name)
+		}
+	}
+}
+
+// TestHoldOnTrueTime (issue 14): a client's hold is a sleep on true time
+// in real runs (time.Timer in harness/client.go), which a fault on its
+// locks.Clock does not reach; the simulator timed it on the client's
+// skewed clock, so a client clock running twice as fast halved the hold.
+func TestHoldOnTrueTime(t *testing.T) {
+	sc := parse(t, `name: hold
+backends: [etcd]
+cluster: {size: 3}
+clients: 3
+duration: 6s
+lock: {ttl: 2s, renew_every: 500ms, poll: 100ms}
+workload: {hold_min: 400ms, fencing: true}
+faults:
+  - {at: 100ms, jitter: 0s, fault: clock-drift, target: clients, drift: 1, for: 5s}
+`)
+	for _, b := range Backends {
+		res := simulate(t, sc, b, 1)
+		readAt := map[string]int64{}
+		holds := 0
+		for _, e := range res.Events {
+			switch {
+			case e.F == history.FRead && e.Type == history.OK:
+				readAt[e.Proc] = e.T
+			case e.F == history.FWrite && e.Type == history.Invoke:
+				at, ok := readAt[e.Proc]
+				if !ok || at < int64(200*time.Millisecond) {
+					continue
+				}
+				holds++
+				if d := time.Duration(e.T - at); d < 400*time.Millisecond {
+					t.Errorf("%s: %s held %v of true time, want at least the 400ms hold", b, e.Proc, d)
+				}
+			}
+		}
+		if holds < 3 {
+			t.Errorf("%s: only %d holds under the drift", b, holds)
 		}
 	}
 }
