@@ -48,6 +48,32 @@ type ClientConfig struct {
 	StartDelay time.Duration `json:"start_delay"`
 }
 
+// setLock sets cfg's lock settings from the scenario's, by the rules the
+// simulator uses: the renew interval is scenario.Lock.Renewal (with a TTL
+// alone, a third of it).
+func (cfg *ClientConfig) setLock(l scenario.Lock) {
+	cfg.TTL, cfg.RenewEvery, cfg.Poll, cfg.WaitTimeout = l.TTL, l.Renewal(), l.Poll, l.WaitTimeout
+}
+
+// lockOptions are the options a client gives its locker on top of the
+// backend's defaults (the clock is added by RunClient).
+func (cfg *ClientConfig) lockOptions() []locks.Option {
+	opts := []locks.Option{locks.WithOwner(cfg.Proc)}
+	if cfg.TTL > 0 {
+		opts = append(opts, locks.WithTTL(cfg.TTL))
+	}
+	if cfg.RenewEvery > 0 {
+		opts = append(opts, locks.WithRenewEvery(cfg.RenewEvery))
+	}
+	if cfg.Poll > 0 {
+		opts = append(opts, locks.WithPollInterval(cfg.Poll))
+	}
+	if cfg.WaitTimeout > 0 {
+		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
+	}
+	return opts
+}
+
 // client is one running client process.
 type client struct {
 	cfg   ClientConfig
@@ -77,19 +103,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 	defer stop()
 	go c.control(control, stop)
 
-	opts := []locks.Option{locks.WithClock(c.skew), locks.WithOwner(cfg.Proc)}
-	if cfg.TTL > 0 {
-		opts = append(opts, locks.WithTTL(cfg.TTL))
-	}
-	if cfg.RenewEvery > 0 {
-		opts = append(opts, locks.WithRenewEvery(cfg.RenewEvery))
-	}
-	if cfg.Poll > 0 {
-		opts = append(opts, locks.WithPollInterval(cfg.Poll))
-	}
-	if cfg.WaitTimeout > 0 {
-		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
-	}
+	opts := append(cfg.lockOptions(), locks.WithClock(c.skew))
 	if cfg.Workload == "list" {
 		c.sleep(ctx, cfg.StartDelay)
 		return c.runList(ctx, opts)

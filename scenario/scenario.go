@@ -93,6 +93,22 @@ type Lock struct {
 	Failover string `yaml:"failover"`
 }
 
+// Renewal is the renew interval the clients of a run use, in real runs
+// and in the simulator alike (one rule for both): renew_every if set; else
+// a third of ttl if ttl is set — etcd's keepalive interval, and what every
+// backend's clients get when the scenario gives a TTL alone, rather than
+// the backend's default renew_every, which may not be shorter than the
+// TTL (locks.Apply refuses such a pair); else 0, the backend's default.
+func (l Lock) Renewal() time.Duration {
+	switch {
+	case l.RenewEvery > 0:
+		return l.RenewEvery
+	case l.TTL > 0:
+		return l.TTL / 3
+	}
+	return 0
+}
+
 // NoFailover reports whether the scenario turns memcache's failover off.
 func (l Lock) NoFailover() bool { return l.Failover == "off" }
 

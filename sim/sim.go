@@ -211,12 +211,11 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	o := defaults(backend)
 	if l.TTL > 0 {
 		o.ttl = int64(l.TTL)
-		if l.RenewEvery == 0 && (o.renewEvery >= o.ttl || backend == "etcd") {
-			o.renewEvery = o.ttl / 3
-		}
 	}
-	if l.RenewEvery > 0 {
-		o.renewEvery = int64(l.RenewEvery)
+	// The renew interval by the rule real runs use (harness/ passes the
+	// same to its clients).
+	if re := l.Renewal(); re > 0 {
+		o.renewEvery = int64(re)
 	}
 	if l.Poll > 0 {
 		o.poll = int64(l.Poll)
