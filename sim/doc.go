@@ -31,7 +31,7 @@
 // real behaviour it reproduces and where it simplifies: etcd (etcd.go),
 // Consul (consul.go), memcached with MegaMutex's client (memcache.go),
 // PostgreSQL's Locker lease table and session advisory locks (postgres.go),
-// and the fenced resource (resource.go). The clients (client.go) follow the
+// and the fenced resource (resource.go). The lock clients follow the
 // algorithms and defaults of the backends in package locks. Every model is
 // held to its real server by the behaviour cases of package sim/behaviour
 // (one table per service, run against the server from package cluster and
@@ -46,7 +46,10 @@
 // (locks/consul.LossReason). memcache's client is not mirrored at all:
 // it is the machine of locks/memcache/machine, which locks/memcache drives
 // over gomemcache and memcache.go's mcClient drives here, with the
-// configuration real runs use (locks/memcache.RunConfig). The other
+// configuration real runs use (locks/memcache.RunConfig). Nor are
+// locks.Run's hold loop and the workloads: client.go drives the machines
+// of locks/machine/hold (which locks.Run drives) and package workload
+// (which harness/ drives in real runs) over the models. The other
 // clients' algorithms (poll loops, renewal, loss detection) are still
 // mirrored: the locks/ backends run them in goroutines over real clients,
 // and each model's doc comment says which function it follows.

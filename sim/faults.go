@@ -105,7 +105,7 @@ func (nm *nemesis) schedule() {
 // holding is the first client that holds a lock, or nil.
 func (nm *nemesis) holding() *proc {
 	for _, p := range nm.r.procs {
-		if p.held && !p.lost && !p.n.down {
+		if p.holds() && !p.n.down {
 			return p
 		}
 	}

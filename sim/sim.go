@@ -391,9 +391,7 @@ func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasT
 func (r *run) finish() {
 	r.w.now = r.w.end
 	for _, p := range r.procs {
-		if p.open != "" {
-			p.complete(history.Info, nil)
-		}
+		p.finish()
 	}
 }
 

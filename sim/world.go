@@ -414,14 +414,6 @@ func (w *world) float64() float64 {
 	return float64(w.pcg.Uint64()<<11>>11) / (1 << 53)
 }
 
-// between is a uniform draw in [lo, hi].
-func (w *world) between(lo, hi int64) int64 {
-	if hi <= lo {
-		return lo
-	}
-	return lo + w.int64n(hi-lo+1)
-}
-
 // clock is a node's clock: piecewise linear in virtual time. Its reading
 // at virtual time t is base + (t - t0) * rate.
 type clock struct {

@@ -99,7 +99,15 @@ type Machine struct {
 }
 
 // New returns the hold of a grant just made; Start begins it.
-func New(cfg Config) *Machine { return &Machine{cfg: cfg} }
+func New(cfg Config) *Machine {
+	m := &Machine{}
+	m.Init(cfg)
+	return m
+}
+
+// Init makes m the hold of a grant just made, as New does, in memory the
+// driver keeps from one hold to the next.
+func (m *Machine) Init(cfg Config) { *m = Machine{cfg: cfg} }
 
 // Start begins the hold (the critical section starts): the renewer's
 // first timer.
