@@ -347,3 +347,46 @@ func TestTTLAloneRenewal(t *testing.T) {
 		t.Errorf("memcache's default renew_every: %v, want 10s", time.Duration(o.renewEvery))
 	}
 }
+
+// TestLossCutsHoldShort: a holder that learns its lock is lost stops its
+// critical section at once (locks.Run cancels its context) and, not
+// releasing, backs off and asks again, as real clients do; the
+// simulator's own copy of the workload waited out the hold first.
+func TestLossCutsHoldShort(t *testing.T) {
+	sc := parse(t, `name: loss-cuts-hold
+backends: [consul]
+cluster: {size: 3}
+clients: 2
+duration: 10s
+lock: {ttl: 2s, renew_every: 500ms, poll: 100ms, lock_delay: 0s}
+workload: {hold_min: 4s, fencing: true}
+faults:
+  - {at: 3s, fault: session-destroy, target: holder}
+`)
+	checked := 0
+	for seed := uint64(1); seed <= 5; seed++ {
+		res := simulate(t, sc, "consul", seed)
+		for i, e := range res.Events {
+			if e.F != history.FLost {
+				continue
+			}
+			var next *history.Event
+			for j := i + 1; j < len(res.Events); j++ {
+				if f := &res.Events[j]; f.Proc == e.Proc && f.Type == history.Invoke {
+					next = f
+					break
+				}
+			}
+			if next == nil || next.F != history.FAcquire {
+				t.Fatalf("seed %d: after %s's loss at %d, its next operation is %+v, want an acquire", seed, e.Proc, e.T, next)
+			}
+			if d := time.Duration(next.T - e.T); d > 250*time.Millisecond {
+				t.Errorf("seed %d: %s asked again %v after its loss, want within the back-off (200 ms)", seed, e.Proc, d)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no loss in 5 seeds")
+	}
+}
