@@ -395,7 +395,7 @@ func (c *client) opTimeout() time.Duration {
 	if c.cfg.OpTimeout > 0 {
 		return c.cfg.OpTimeout
 	}
-	return 5 * time.Second // the resource client's own timeout
+	return resource.ClientTimeout // the resource client's own timeout
 }
 
 // emitResource writes the resource's decision on a guarded write, as the

@@ -7,6 +7,7 @@ import (
 	"github.com/locksim/locksim/history"
 	lm "github.com/locksim/locksim/locks/machine"
 	"github.com/locksim/locksim/locks/machine/hold"
+	realres "github.com/locksim/locksim/resource"
 	"github.com/locksim/locksim/scenario"
 	"github.com/locksim/locksim/workload"
 )
@@ -274,8 +275,9 @@ func (p *proc) onLost(reason string) {
 	p.doW(p.wl.Lost(p.lostWhy, p.wbuf()))
 }
 
-// resourceTimeout bounds a read or write to the fenced resource.
-const resourceTimeout = int64(time.Second)
+// resourceTimeout bounds a read or write to the fenced resource, and a
+// guarded operation, as in real runs (the resource client's timeout).
+const resourceTimeout = int64(realres.ClientTimeout)
 
 // readDone is the resource's answer to the read of cycle gen.
 func (p *proc) readDone(gen uint32, v int64) {
