@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -238,53 +237,4 @@ func (n *Network) Close() {
 	for _, r := range relays {
 		r.close()
 	}
-}
-
-// Shapes of partitions, named as Jepsen names them. Each returns groups
-// for Partition.
-
-// Halves splits nodes into a minority and a majority at random.
-func Halves(rng *rand.Rand, nodes []string) [][]string {
-	s := slices.Clone(nodes)
-	rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
-	k := len(s) / 2
-	return [][]string{s[:k], s[k:]}
-}
-
-// BridgeCuts returns the pairs to cut for a bridge: two halves that cannot
-// see each other and one node in the middle that sees both.
-func BridgeCuts(nodes []string) [][2]string {
-	if len(nodes) < 3 {
-		return nil
-	}
-	mid := len(nodes) / 2
-	var cuts [][2]string
-	for _, a := range nodes[:mid] {
-		for _, b := range nodes[mid+1:] {
-			cuts = append(cuts, [2]string{a, b})
-		}
-	}
-	return cuts
-}
-
-// RingCuts returns the pairs to cut for majorities ring: nodes in a ring,
-// each keeping the links to its nearest neighbours so that it sees a
-// majority, but no two nodes see the same majority. With fewer than five
-// nodes no such ring exists and it is a bridge.
-func RingCuts(nodes []string) [][2]string {
-	n := len(nodes)
-	if n < 5 {
-		return BridgeCuts(nodes)
-	}
-	keep := (n/2 + 1) / 2 // neighbours kept on each side
-	var cuts [][2]string
-	for i := 0; i < n; i++ {
-		for j := i + 1; j < n; j++ {
-			d := min(j-i, n-(j-i))
-			if d > keep {
-				cuts = append(cuts, [2]string{nodes[i], nodes[j]})
-			}
-		}
-	}
-	return cuts
 }

@@ -3,7 +3,6 @@ package faults_test
 import (
 	"bufio"
 	"net"
-	"slices"
 	"testing"
 	"time"
 
@@ -164,23 +163,5 @@ func TestAddLinkRefusesNonLoopback(t *testing.T) {
 	defer n.Close()
 	if _, err := n.AddLink("c1", "s1", "10.0.0.1:80"); err == nil {
 		t.Fatal("a non-loopback upstream was accepted")
-	}
-}
-
-func TestShapes(t *testing.T) {
-	nodes := []string{"n1", "n2", "n3", "n4", "n5"}
-	ring := faults.RingCuts(nodes)
-	// Each node keeps 2 neighbours (sees a majority of 3): 5 links cut.
-	if len(ring) != 5 {
-		t.Fatalf("ring cuts %v", ring)
-	}
-	for _, c := range ring {
-		if (c[0] == "n1" && c[1] == "n2") || (c[0] == "n1" && c[1] == "n5") {
-			t.Fatalf("ring cut a neighbour link: %v", c)
-		}
-	}
-	bridge := faults.BridgeCuts([]string{"a", "b", "c"})
-	if !slices.Equal(bridge, [][2]string{{"a", "c"}}) {
-		t.Fatalf("bridge of 3: %v", bridge)
 	}
 }

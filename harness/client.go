@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,8 +17,10 @@ import (
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
+	lm "github.com/locksim/locksim/locks/machine"
 	"github.com/locksim/locksim/resource"
 	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/workload"
 )
 
 // ClientConfig is everything a client process needs; the harness passes it
@@ -46,6 +49,32 @@ type ClientConfig struct {
 	// StartDelay is how long the client waits, on true time, before its
 	// workload begins: its start offset (scenario.Timing).
 	StartDelay time.Duration `json:"start_delay"`
+}
+
+// setLock sets cfg's lock settings from the scenario's, by the rules the
+// simulator uses: the renew interval is scenario.Lock.Renewal (with a TTL
+// alone, a third of it).
+func (cfg *ClientConfig) setLock(l scenario.Lock) {
+	cfg.TTL, cfg.RenewEvery, cfg.Poll, cfg.WaitTimeout = l.TTL, l.Renewal(), l.Poll, l.WaitTimeout
+}
+
+// lockOptions are the options a client gives its locker on top of the
+// backend's defaults (the clock is added by RunClient).
+func (cfg *ClientConfig) lockOptions() []locks.Option {
+	opts := []locks.Option{locks.WithOwner(cfg.Proc)}
+	if cfg.TTL > 0 {
+		opts = append(opts, locks.WithTTL(cfg.TTL))
+	}
+	if cfg.RenewEvery > 0 {
+		opts = append(opts, locks.WithRenewEvery(cfg.RenewEvery))
+	}
+	if cfg.Poll > 0 {
+		opts = append(opts, locks.WithPollInterval(cfg.Poll))
+	}
+	if cfg.WaitTimeout > 0 {
+		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
+	}
+	return opts
 }
 
 // client is one running client process.
@@ -77,19 +106,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 	defer stop()
 	go c.control(control, stop)
 
-	opts := []locks.Option{locks.WithClock(c.skew), locks.WithOwner(cfg.Proc)}
-	if cfg.TTL > 0 {
-		opts = append(opts, locks.WithTTL(cfg.TTL))
-	}
-	if cfg.RenewEvery > 0 {
-		opts = append(opts, locks.WithRenewEvery(cfg.RenewEvery))
-	}
-	if cfg.Poll > 0 {
-		opts = append(opts, locks.WithPollInterval(cfg.Poll))
-	}
-	if cfg.WaitTimeout > 0 {
-		opts = append(opts, locks.WithWaitTimeout(cfg.WaitTimeout))
-	}
+	opts := append(cfg.lockOptions(), locks.WithClock(c.skew))
 	if cfg.Workload == "list" {
 		c.sleep(ctx, cfg.StartDelay)
 		return c.runList(ctx, opts)
@@ -100,18 +117,7 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 	}
 	defer closer.Close()
 	c.sleep(ctx, cfg.StartDelay)
-	for ctx.Err() == nil {
-		key := cfg.Keys[c.rng.IntN(len(cfg.Keys))]
-		c.critical(ctx, locker, key)
-		if cfg.Workload == "rotation" {
-			// Locker's pattern: sleep(Kernel.rand + 1).
-			c.sleep(ctx, time.Second+time.Duration(c.rng.Int64N(int64(time.Second))))
-		} else {
-			// Back off about as long as a waiter polls, so that the last
-			// holder does not win every time.
-			c.sleep(ctx, time.Duration(c.rng.Int64N(int64(max(20*time.Millisecond, 2*cfg.Poll)))))
-		}
-	}
+	c.runWorkload(ctx, locker)
 	return nil
 }
 
@@ -161,203 +167,233 @@ func (c *client) emit(typ history.Type, f, key string, tok int64, hasTok bool, v
 	_ = c.out.Flush()
 }
 
-// holdState orders a section's lost notice against its release invoke:
-// whichever comes first ends the proc's belief, and the other is not
-// written as such.
-type holdState struct {
-	mu       sync.Mutex
-	acquired bool
-	tok      int64
-	hasTok   bool
-	ended    bool // lost written or release invoked
-	released bool // release invoked
-}
-
-// critical runs one critical section with locks.Run: acquire, read the
-// counter, hold, write it plus one with the token, release. Run renews the
-// lease and cancels the section's context when the lock is lost; the
-// section, as a well-behaved user would, skips its write once its context
-// is cancelled — but a write already under way goes on, which is what
-// fencing is for.
-func (c *client) critical(ctx context.Context, l locks.Locker, key string) {
-	c.emit(history.Invoke, history.FAcquire, key, 0, false, nil)
-	st := &holdState{}
-	done := make(chan struct{})
-	watcher := make(chan struct{})
-	err := locks.Run(ctx, l, key, func(fctx context.Context, lease locks.Lease) error {
-		st.mu.Lock()
-		st.acquired, st.tok, st.hasTok = true, int64(lease.Token()), hasToken(lease)
-		c.emit(history.OK, history.FAcquire, key, st.tok, st.hasTok, nil)
-		st.mu.Unlock()
-		go func() {
-			defer close(watcher)
-			select {
-			case <-lease.Lost():
-				st.mu.Lock()
-				if !st.ended {
-					st.ended = true
-					c.emit(history.Info, history.FLost, key, st.tok, st.hasTok, errValue(lease.Err()))
-				}
-				st.mu.Unlock()
-			case <-done:
-			}
-		}()
-		if c.cfg.Fencing == string(scenario.FenceGuarded) {
-			c.guardedSection(fctx, lease)
-		} else {
-			c.section(fctx, key, st.tok, st.hasTok)
-		}
-		st.mu.Lock()
-		if !st.ended {
-			st.ended, st.released = true, true
-			c.emit(history.Invoke, history.FRelease, key, st.tok, st.hasTok, nil)
-		}
-		st.mu.Unlock()
-		return nil
-	})
-	close(done)
-	if !st.acquired {
-		switch {
-		case errors.Is(err, locks.ErrNotAcquired), errors.Is(err, context.Canceled):
-			c.emit(history.Fail, history.FAcquire, key, 0, false, errValue(err))
-		default:
-			c.emit(history.Info, history.FAcquire, key, 0, false, errValue(err))
-		}
-		return
-	}
-	<-watcher
-	if !st.released {
-		return // the lost notice ended the belief; Run did not release
-	}
-	switch {
-	case err == nil:
-		c.emit(history.OK, history.FRelease, key, st.tok, st.hasTok, nil)
-	case errors.Is(err, locks.ErrLockLost):
-		// Lost before Run could release: the release did not happen.
-		c.emit(history.Fail, history.FRelease, key, st.tok, st.hasTok, errValue(err))
-	default:
-		c.emit(history.Info, history.FRelease, key, st.tok, st.hasTok, errValue(err))
-	}
-}
-
-// hasToken reports whether lease carries a fencing token: every backend's
-// does but MegaMutex's (a lease with HasToken() false).
-func hasToken(lease locks.Lease) bool {
-	if t, ok := lease.(interface{ HasToken() bool }); ok {
-		return t.HasToken()
-	}
-	return true
-}
-
-// section reads the counter, holds the lock for a while, and writes the
-// counter plus one with the lease's token. With fencing all the read
-// carries the token too, and a refused read ends the section. A lease
-// without a token (hasTok false: megamutex) reads and writes without one.
-func (c *client) section(ctx context.Context, key string, tok int64, hasTok bool) {
-	var readTok, writeTok *int64
-	if c.cfg.Fencing == string(scenario.FenceAll) && hasTok {
-		readTok = &tok
-	}
-	if hasTok {
-		writeTok = &tok
-	}
-	c.emit(history.Invoke, history.FRead, key, tok, readTok != nil, nil)
-	v, err := c.res.Read(key, readTok)
-	if err != nil {
-		c.emit(history.Fail, history.FRead, key, tok, readTok != nil, errValue(err))
-		return
-	}
-	c.emit(history.OK, history.FRead, key, tok, readTok != nil, strconv.AppendInt(nil, v, 10))
-	if !c.hold(ctx) {
-		return
-	}
-	nv := strconv.AppendInt(nil, v+1, 10)
-	c.emit(history.Invoke, history.FWrite, key, tok, hasTok, nv)
-	switch err := c.res.Write(key, writeTok, v+1); {
-	case err == nil:
-		c.emit(history.OK, history.FWrite, key, tok, hasTok, nv)
-	case errors.Is(err, resource.ErrStaleToken):
-		c.emit(history.Fail, history.FWrite, key, tok, hasTok, nv)
-	default:
-		c.emit(history.Info, history.FWrite, key, tok, hasTok, nv)
-	}
-}
-
-// hold sleeps for the hold time drawn between HoldMin and HoldMax; false
-// if ctx ended first (the lock is lost: the section does not write).
-func (c *client) hold(ctx context.Context) bool {
-	hold := c.cfg.HoldMin
-	if c.cfg.HoldMax > c.cfg.HoldMin {
-		hold += time.Duration(c.rng.Int64N(int64(c.cfg.HoldMax - c.cfg.HoldMin)))
-	}
-	c.sleep(ctx, hold)
-	return ctx.Err() == nil
-}
-
 // DataKey is where the guarded counter of lock key lives in the lock
 // service's own store (fencing: guarded).
 func DataKey(key string) string { return "locksim-data/" + key }
 
-// guardedSection is section with the counter in the lock service's store
-// (fencing: guarded): the read and the write are the lease's guarded
-// operations, each conditional on the lock in one atomic step with the
-// lock check. The write's outcome is recorded as the resource's accept or
-// reject (proc "resource", stamped when the answer came), so the checker
-// judges it as any other write; a write whose outcome is unknown (the
-// answer was lost) has no resource event.
-//
-// The stamp of an accept is taken after the service's answer: were the
-// client paused between the two, a later accept of another holder could be
-// stamped before it. The window is the few microseconds between reading
-// the answer and writing the event.
-func (c *client) guardedSection(ctx context.Context, lease locks.Lease) {
-	key, tok := lease.Key(), int64(lease.Token())
+// wdriver carries out the outputs of a client's workload machine (package
+// workload, which the simulator drives alike): it records the events and
+// hands the operations, in order, to the workload's goroutine. Inputs
+// come from that goroutine and from the lease's loss watcher, one at a
+// time.
+type wdriver struct {
+	c   *client
+	mu  sync.Mutex
+	m   *workload.Machine
+	ops chan workload.Output
+	buf []workload.Output
+}
+
+// feed gives the machine one input (in appends its outputs to out) and
+// carries out what it says.
+func (d *wdriver) feed(in func(out []workload.Output) []workload.Output) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := in(d.buf[:0])
+	for _, o := range out {
+		if o.Kind == workload.OutEmit {
+			e := &o.Event
+			d.c.emit(e.Type, e.F, e.Key, e.Token, e.HasToken, e.Value)
+		} else {
+			d.ops <- o
+		}
+	}
+	d.buf = out[:0]
+}
+
+// next is the next operation, or false once ctx ends.
+func (d *wdriver) next(ctx context.Context) (workload.Output, bool) {
+	select {
+	case o := <-d.ops:
+		return o, true
+	case <-ctx.Done():
+		return workload.Output{}, false
+	}
+}
+
+// runWorkload runs the counter or rotation workload until ctx ends: its
+// machine asks for the lock, which locks.Run holds while the machine's
+// critical section runs, and for the sleeps between cycles, on true time.
+func (c *client) runWorkload(ctx context.Context, l locks.Locker) {
+	mode := scenario.Fencing(c.cfg.Fencing)
+	d := &wdriver{c: c, ops: make(chan workload.Output, 8), m: workload.New(workload.Config{
+		Kind: c.cfg.Workload, Keys: c.cfg.Keys, HoldMin: c.cfg.HoldMin, HoldMax: c.cfg.HoldMax,
+		ReadToken: mode == scenario.FenceAll || mode == scenario.FenceGuarded, Poll: c.cfg.Poll,
+		Tokenless: slices.Contains(scenario.TokenlessBackends, c.cfg.Backend.Kind),
+	})}
+	d.feed(func(out []workload.Output) []workload.Output { return d.m.Begin(c.rng, out) })
+	for {
+		op, ok := d.next(ctx)
+		if !ok {
+			return
+		}
+		switch op.Kind {
+		case workload.OutTimer:
+			c.sleep(ctx, op.D)
+			if ctx.Err() != nil {
+				return
+			}
+			d.feed(func(out []workload.Output) []workload.Output { return d.m.Fire(c.rng, out) })
+		case workload.OutAcquire:
+			c.critical(ctx, l, d, op.Key)
+		}
+	}
+}
+
+// critical runs one critical section under locks.Run: the machine's read,
+// hold and write. Run renews the lease and cancels the section's context
+// when the lock is lost; the machine then skips its write, as a
+// well-behaved user would — but a write already under way goes on, which
+// is what fencing is for.
+func (c *client) critical(ctx context.Context, l locks.Locker, d *wdriver, key string) {
+	done := make(chan struct{})
+	watcher := make(chan struct{})
+	started := false
+	err := locks.Run(ctx, l, key, func(fctx context.Context, lease locks.Lease) error {
+		started = true
+		go func() {
+			defer close(watcher)
+			select {
+			case <-lease.Lost():
+				why := errValue(lease.Err())
+				d.feed(func(out []workload.Output) []workload.Output { return d.m.Lost(why, out) })
+			case <-done:
+			}
+		}()
+		tok := int64(lease.Token())
+		d.feed(func(out []workload.Output) []workload.Output { return d.m.Granted(tok, out) })
+		for {
+			op, ok := d.next(ctx)
+			if !ok {
+				// The run is ending: a hold is cut short, and the section
+				// is over (Run releases).
+				d.feed(d.m.Stop)
+				return nil
+			}
+			switch op.Kind {
+			case workload.OutRead:
+				o, v, why := c.read(lease, op)
+				d.feed(func(out []workload.Output) []workload.Output { return d.m.ReadDone(o, v, why, c.rng, out) })
+			case workload.OutTimer: // the hold
+				c.sleep(fctx, op.D)
+				switch {
+				case fctx.Err() == nil:
+					d.feed(func(out []workload.Output) []workload.Output { return d.m.Fire(c.rng, out) })
+				case lease.Err() == nil:
+					// The run is ending, not the lock: the section is over.
+					d.feed(d.m.Stop)
+				}
+				// Else the lock is lost: the watcher's notice ends the
+				// section.
+			case workload.OutWrite:
+				o := c.write(lease, op)
+				d.feed(func(out []workload.Output) []workload.Output { return d.m.WriteDone(o, out) })
+			case workload.OutSectionDone:
+				return nil
+			}
+		}
+	})
+	close(done)
+	if started {
+		<-watcher
+	}
+	res := runResult(err)
+	why := errValue(err)
+	d.feed(func(out []workload.Output) []workload.Output { return d.m.RunDone(res, why, c.rng, out) })
+}
+
+// runResult is how locks.Run ended, as the workload machine takes it.
+func runResult(err error) lm.Result {
+	switch {
+	case err == nil:
+		return lm.OK
+	case errors.Is(err, locks.ErrNotAcquired):
+		return lm.NotAcquired
+	case errors.Is(err, context.Canceled):
+		return lm.Cancelled
+	case errors.Is(err, locks.ErrLockLost):
+		return lm.Lost
+	}
+	return lm.Failed
+}
+
+// read is the machine's read of the counter: at the resource (with the
+// token under fencing all), or under guarded in the lock service's store
+// through the lease's guarded get, checked in one atomic step with the
+// lock. Any error of the resource fails the read; a guarded read fails
+// if the lock is not held, and is unknown on other errors.
+func (c *client) read(lease locks.Lease, op workload.Output) (workload.Outcome, int64, []byte) {
+	if c.cfg.Fencing != string(scenario.FenceGuarded) {
+		var tok *int64
+		if op.HasToken {
+			tok = &op.Token
+		}
+		v, err := c.res.Read(op.Key, tok)
+		if err != nil {
+			return workload.Refused, 0, errValue(err)
+		}
+		return workload.Done, v, nil
+	}
 	g, ok := lease.(locks.Guarded)
 	if !ok {
-		c.emit(history.Invoke, history.FRead, key, tok, true, nil)
-		c.emit(history.Fail, history.FRead, key, tok, true, errValue(fmt.Errorf("harness: backend %s has no guarded writes", c.cfg.Backend.Kind)))
-		return
+		return workload.Refused, 0, errValue(fmt.Errorf("harness: backend %s has no guarded writes", c.cfg.Backend.Kind))
 	}
-	opCtx := func() (context.Context, context.CancelFunc) {
-		// Not the section's context: a lost lock must not cancel an
-		// operation already sent (that is what the guard is for).
-		return context.WithTimeout(context.WithoutCancel(ctx), c.opTimeout())
-	}
-	c.emit(history.Invoke, history.FRead, key, tok, true, nil)
-	rctx, cancel := opCtx()
-	raw, err := g.GuardedGet(rctx, DataKey(key))
+	// Not the section's context: a lost lock must not cancel an operation
+	// already sent (that is what the guard is for).
+	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+	raw, err := g.GuardedGet(ctx, DataKey(op.Key))
 	cancel()
 	var v int64
 	if err == nil && raw != nil {
 		v, err = strconv.ParseInt(string(raw), 10, 64)
 	}
-	if err != nil {
-		typ := history.Info
-		if errors.Is(err, locks.ErrNotHeld) {
-			typ = history.Fail
+	switch {
+	case err == nil:
+		return workload.Done, v, nil
+	case errors.Is(err, locks.ErrNotHeld):
+		return workload.Refused, 0, errValue(err)
+	}
+	return workload.Unknown, 0, errValue(err)
+}
+
+// write is the machine's write of the counter with the token: at the
+// fenced resource, or under guarded through the lease's guarded put,
+// whose decision is recorded as the resource's accept or reject (proc
+// "resource", stamped when the answer came), so the checker judges it as
+// any other write; a write whose outcome is unknown (the answer was
+// lost) has no resource event.
+//
+// The stamp of an accept is taken after the service's answer: were the
+// client paused between the two, a later accept of another holder could be
+// stamped before it. The window is the few microseconds between reading
+// the answer and writing the event.
+func (c *client) write(lease locks.Lease, op workload.Output) workload.Outcome {
+	if c.cfg.Fencing != string(scenario.FenceGuarded) {
+		var tok *int64
+		if op.HasToken {
+			tok = &op.Token // a tokenless lock's holder writes without one
 		}
-		c.emit(typ, history.FRead, key, tok, true, errValue(err))
-		return
+		switch err := c.res.Write(op.Key, tok, op.Value); {
+		case err == nil:
+			return workload.Done
+		case errors.Is(err, resource.ErrStaleToken):
+			return workload.Refused
+		}
+		return workload.Unknown
 	}
-	c.emit(history.OK, history.FRead, key, tok, true, strconv.AppendInt(nil, v, 10))
-	if !c.hold(ctx) {
-		return
-	}
-	nv := strconv.AppendInt(nil, v+1, 10)
-	c.emit(history.Invoke, history.FWrite, key, tok, true, nv)
-	wctx, cancel := opCtx()
-	err = g.GuardedPut(wctx, DataKey(key), nv)
+	nv := strconv.AppendInt(nil, op.Value, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opTimeout())
+	err := lease.(locks.Guarded).GuardedPut(ctx, DataKey(op.Key), nv)
 	cancel()
 	switch {
 	case err == nil:
-		c.emitResource(history.FAccept, key, tok, nv)
-		c.emit(history.OK, history.FWrite, key, tok, true, nv)
+		c.emitResource(history.FAccept, op.Key, op.Token, nv)
+		return workload.Done
 	case errors.Is(err, locks.ErrNotHeld):
-		c.emitResource(history.FReject, key, tok, nv)
-		c.emit(history.Fail, history.FWrite, key, tok, true, nv)
-	default:
-		c.emit(history.Info, history.FWrite, key, tok, true, nv)
+		c.emitResource(history.FReject, op.Key, op.Token, nv)
+		return workload.Refused
 	}
+	return workload.Unknown
 }
 
 // opTimeout bounds one guarded operation.
@@ -365,7 +401,7 @@ func (c *client) opTimeout() time.Duration {
 	if c.cfg.OpTimeout > 0 {
 		return c.cfg.OpTimeout
 	}
-	return 5 * time.Second // the resource client's own timeout
+	return resource.ClientTimeout // the resource client's own timeout
 }
 
 // emitResource writes the resource's decision on a guarded write, as the

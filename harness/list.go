@@ -3,12 +3,12 @@ package harness
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
 	memcachelock "github.com/locksim/locksim/locks/memcache"
+	"github.com/locksim/locksim/workload"
 )
 
 // listTTL is the expiry of the list's keys: far beyond any run.
@@ -23,8 +23,9 @@ func newList(b BackendClient, key string, opts ...locks.Option) (*memcachelock.L
 	return l.List(key, listTTL), nil
 }
 
-// runList is the list workload: insert items drawn at random, so that many
-// inserts race on the same item; ok means inserted, fail refused as
+// runList is the list workload (package workload's List, a machine the
+// simulator could drive alike): inserts of items drawn at random, so that
+// many inserts race on the same item; ok means inserted, fail refused as
 // already present, info unknown.
 func (c *client) runList(ctx context.Context, opts []locks.Option) error {
 	lists := map[string]*memcachelock.List{}
@@ -35,24 +36,41 @@ func (c *client) runList(ctx context.Context, opts []locks.Option) error {
 		}
 		lists[k] = l
 	}
-	items := max(1, c.cfg.Items)
-	for ctx.Err() == nil {
-		key := c.cfg.Keys[c.rng.IntN(len(c.cfg.Keys))]
-		item := strconv.Itoa(c.rng.IntN(items))
-		v, _ := json.Marshal(item)
-		c.emit(history.Invoke, history.FInsert, key, 0, false, v)
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		_, inserted, err := lists[key].Insert(octx, item)
-		cancel()
-		switch {
-		case err != nil:
-			c.emit(history.Info, history.FInsert, key, 0, false, v)
-		case inserted:
-			c.emit(history.OK, history.FInsert, key, 0, false, v)
-		default:
-			c.emit(history.Fail, history.FInsert, key, 0, false, v)
+	m := workload.NewList(workload.ListConfig{Keys: c.cfg.Keys, Items: c.cfg.Items})
+	if ctx.Err() != nil {
+		return nil
+	}
+	// The outputs of each input are carried out in full (an insert's
+	// outcome is always recorded); the run's end is heeded at the pause.
+	out := m.Begin(c.rng, nil)
+	for len(out) > 0 {
+		var next []workload.Output
+		for _, o := range out {
+			switch o.Kind {
+			case workload.OutEmit:
+				e := &o.Event
+				c.emit(e.Type, e.F, e.Key, e.Token, e.HasToken, e.Value)
+			case workload.OutInsert:
+				octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				_, inserted, err := lists[o.Key].Insert(octx, o.Item)
+				cancel()
+				res := workload.Refused
+				switch {
+				case err != nil:
+					res = workload.Unknown
+				case inserted:
+					res = workload.Done
+				}
+				next = m.Inserted(res, c.rng, next)
+			case workload.OutTimer:
+				c.sleep(ctx, o.D)
+				if ctx.Err() != nil {
+					return nil
+				}
+				next = m.Fire(c.rng, next)
+			}
 		}
-		c.sleep(ctx, time.Duration(c.rng.Int64N(int64(10*time.Millisecond))))
+		out = next
 	}
 	return nil
 }

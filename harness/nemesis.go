@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/faults"
+	"github.com/locksim/locksim/faults/plan"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
 )
@@ -131,7 +132,7 @@ func (n *nemesis) targets(ctx context.Context, target string) []string {
 	case "servers":
 		return r.dep.nodeNames()
 	case "minority", "majority":
-		h := faults.Halves(n.rng, r.dep.nodeNames())
+		h := plan.Halves(n.rng, r.dep.nodeNames())
 		if target == "minority" {
 			return h[0]
 		}
@@ -192,7 +193,7 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 	case "isolate", "partition", "cut-holder":
 		n.record(f.Fault, info)
 		if f.Fault == "partition" && (f.Target == "servers" || f.Target == "majority" || f.Target == "minority") {
-			h := faults.Halves(n.rng, r.dep.nodeNames())
+			h := plan.Halves(n.rng, r.dep.nodeNames())
 			info["groups"] = h
 			r.net.Partition(h...)
 		} else {
@@ -202,15 +203,15 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 		}
 		return n.healer(info)
 	case "halves":
-		h := faults.Halves(n.rng, r.dep.nodeNames())
+		h := plan.Halves(n.rng, r.dep.nodeNames())
 		info["groups"] = h
 		n.record("halves", info)
 		r.net.Partition(h...)
 		return n.healer(info)
 	case "bridge", "ring":
-		cuts := faults.BridgeCuts(r.dep.nodeNames())
+		cuts := plan.BridgeCuts(r.dep.nodeNames())
 		if f.Fault == "ring" {
-			cuts = faults.RingCuts(r.dep.nodeNames())
+			cuts = plan.RingCuts(r.dep.nodeNames())
 		}
 		info["cuts"] = cuts
 		n.record(f.Fault, info)

@@ -363,8 +363,8 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i), StartDelay: startDelay,
 		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind, Items: s.Workload.Items,
 		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax, Fencing: string(s.Workload.Fencing.Mode()),
-		TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, Poll: s.Lock.Poll, WaitTimeout: s.Lock.WaitTimeout,
 	}
+	cfg.setLock(s.Lock)
 	conf, err := json.Marshal(cfg)
 	if err != nil {
 		return err

@@ -251,9 +251,14 @@ type Client struct {
 	http *http.Client
 }
 
+// ClientTimeout bounds one read or write of a Client: past it the
+// outcome is unknown. The simulator bounds its clients' reads and writes
+// (and their guarded operations, as harness/ does) by the same.
+const ClientTimeout = 5 * time.Second
+
 // NewClient returns a client of the server at baseURL.
 func NewClient(baseURL string) *Client {
-	return &Client{base: baseURL, http: &http.Client{Timeout: 5 * time.Second}}
+	return &Client{base: baseURL, http: &http.Client{Timeout: ClientTimeout}}
 }
 
 // Read returns the value of key, reading with token (nil: no token). It

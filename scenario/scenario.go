@@ -93,6 +93,22 @@ type Lock struct {
 	Failover string `yaml:"failover"`
 }
 
+// Renewal is the renew interval the clients of a run use, in real runs
+// and in the simulator alike (one rule for both): renew_every if set; else
+// a third of ttl if ttl is set — etcd's keepalive interval, and what every
+// backend's clients get when the scenario gives a TTL alone, rather than
+// the backend's default renew_every, which may not be shorter than the
+// TTL (locks.Apply refuses such a pair); else 0, the backend's default.
+func (l Lock) Renewal() time.Duration {
+	switch {
+	case l.RenewEvery > 0:
+		return l.RenewEvery
+	case l.TTL > 0:
+		return l.TTL / 3
+	}
+	return 0
+}
+
 // NoFailover reports whether the scenario turns memcache's failover off.
 func (l Lock) NoFailover() bool { return l.Failover == "off" }
 
@@ -154,6 +170,10 @@ var (
 	// conditional on the lock (workload.fencing: guarded). memcached has no
 	// such operation: a guarded write cannot exist there.
 	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul"}
+	// TokenlessBackends are the backends whose grants carry no fencing
+	// token (MegaMutex has none): their holders' reads and writes reach
+	// the resource without one.
+	TokenlessBackends = []string{"megamutex"}
 )
 
 // Fencing is a fencing mode: what the protected resource checks.

@@ -14,16 +14,12 @@ const DefaultStartWindow = time.Second
 
 // DefaultJitter is the window either side of a fault's at from which its
 // start is drawn when the fault sets no jitter: one renew interval — the
-// scenario's lock.renew_every, else a third of lock.ttl (the renew
-// interval of etcd's keepalive and of locksim's clients when only a TTL is
-// given), else 500 ms — so that the fault meets the clients' renewals and
-// polls at every phase, not at one.
+// clients' (Lock.Renewal: the scenario's lock.renew_every, else a third of
+// lock.ttl), else 500 ms — so that the fault meets the clients' renewals
+// and polls at every phase, not at one.
 func (s *Scenario) DefaultJitter() time.Duration {
-	switch {
-	case s.Lock.RenewEvery > 0:
-		return s.Lock.RenewEvery
-	case s.Lock.TTL > 0:
-		return s.Lock.TTL / 3
+	if r := s.Lock.Renewal(); r > 0 {
+		return r
 	}
 	return 500 * time.Millisecond
 }

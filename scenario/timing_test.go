@@ -60,6 +60,14 @@ func TestDefaultJitter(t *testing.T) {
 		if got := s.DefaultJitter(); got != c.want {
 			t.Errorf("DefaultJitter(%+v) = %v, want %v", c.lock, got, c.want)
 		}
+		// The renew interval of the clients, where the scenario sets one.
+		if c.lock.TTL > 0 {
+			if got := c.lock.Renewal(); got != c.want {
+				t.Errorf("Renewal(%+v) = %v, want %v", c.lock, got, c.want)
+			}
+		} else if got := c.lock.Renewal(); got != 0 {
+			t.Errorf("Renewal(%+v) = %v, want 0 (the backend's default)", c.lock, got)
+		}
 	}
 }
 

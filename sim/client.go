@@ -5,20 +5,21 @@ import (
 	"time"
 
 	"github.com/locksim/locksim/history"
+	lm "github.com/locksim/locksim/locks/machine"
+	"github.com/locksim/locksim/locks/machine/hold"
+	realres "github.com/locksim/locksim/resource"
+	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/workload"
 )
 
-// proc is one simulated client process running the scenario's workload
-// through locks.Run's shape: acquire (blocking), then the critical section
-// with a renewer beside it every RenewEvery, then release unless the lock
-// was lost. The critical section of the counter workload reads the fenced
-// resource, holds for a time drawn between hold_min and hold_max, and
-// writes what it read plus one with its token. It does not write once it
-// has learnt that the lock is lost (it honours Run's cancelled context);
-// what it does not know yet, it does — which is the point.
-//
-// The rotation workload is Locker's "common pattern": the same critical
-// section, then a sleep of 1 s plus a random fraction of a second before
-// the next acquire.
+// proc is one simulated client process. It decides nothing itself: it
+// drives the two machines real runs drive — the scenario's workload
+// (package workload: acquire, read the fenced resource, hold on true time,
+// write what it read plus one with the token, release; then back off or,
+// for a rotation, sleep 1 s plus a fraction), and locks.Run's hold loop
+// (package locks/machine/hold: the renewer on the client's clock, the
+// watcher, no release once lost) — over the backend's simulated lock
+// client (lockClient), the simulated resource and virtual time.
 type proc struct {
 	r    *run
 	n    *node
@@ -26,16 +27,21 @@ type proc struct {
 	name string
 	lc   lockClient
 
-	gen     uint32 // bumped at every new cycle and crash: stale callbacks check it
-	key     string
-	token   int64
-	held    bool // between acquire ok and release invoke
-	lost    bool // the current hold was lost
-	open    string
-	openKey string
-	openTok int64
-	hasTok  bool
-	read    int64
+	gen   uint32 // bumped at every new cycle and crash: stale callbacks check it
+	wseq  uint32 // bumped at every workload timer: only the latest counts
+	key   string
+	token int64
+	wl    *workload.Machine
+	hm    *hold.Machine // the hold of the current grant (&hmv), nil outside one
+	hmv   hold.Machine
+	// lostWhy is the reason of the loss the hold machine is being told.
+	lostWhy []byte
+
+	// Output buffers of the machines, one per depth of nested inputs.
+	wbufs [][]workload.Output
+	hbufs [][]hold.Output
+	wd    int
+	hd    int
 }
 
 func newProc(r *run, i int) *proc {
@@ -45,22 +51,45 @@ func newProc(r *run, i int) *proc {
 	p.n.onCrash = p.crashed
 	p.n.onRestart = p.restarted
 	p.lc = r.be.client(p)
+	p.wl = workload.New(workloadConfig(r))
 	return p
 }
 
-// start begins the first cycle after delay: the client's start offset
-// (scenario.Timing) at the start of the run, or a restarted process's
-// start-up.
+// workloadConfig is the workload of the run's clients, as harness/ gives
+// it to real ones.
+func workloadConfig(r *run) workload.Config {
+	w := r.sc.Workload
+	mode := w.Fencing.Mode()
+	return workload.Config{
+		Kind: w.Kind, Keys: r.keys, HoldMin: w.HoldMin, HoldMax: w.HoldMax,
+		ReadToken: mode == scenario.FenceAll || mode == scenario.FenceGuarded,
+		Poll:      time.Duration(r.opts.poll),
+		Tokenless: !r.tokens,
+	}
+}
+
+// renewNotifier is a lockClient that says when a renewal is over, as
+// lease.Renew returns to locks.Run's renewer, and can cut one short, as
+// the section's context does. A lockClient without it is told each
+// renewal as done at once: its next renewal is due renew_every after the
+// last began.
+type renewNotifier interface {
+	// renewThen is one renewal; done gets how it ended.
+	renewThen(done func(lm.Result))
+	// cancelRenew sends no further operation of a renewal in progress.
+	cancelRenew()
+}
+
+// start begins the first cycle after delay of true time: the client's
+// start offset (scenario.Timing) at the start of the run, or a restarted
+// process's start-up.
 func (p *proc) start(delay int64) {
-	p.think(delay)
+	p.wseq++
+	p.n.afterTrueH(delay, p.timer(ptWork, p.wseq))
 }
 
-func (p *proc) think(d int64) {
-	p.n.afterH(d, p.timer(ptThink, p.gen))
-}
-
-// procTimer is one of a proc's timers, for its cycle gen: from the run's
-// arena, instead of a closure.
+// procTimer is one of a proc's timers: from the run's arena, instead of a
+// closure.
 type procTimer struct {
 	p    *proc
 	gen  uint32
@@ -69,9 +98,8 @@ type procTimer struct {
 
 // Kinds of procTimer.
 const (
-	ptThink uint8 = iota // the think time is over: acquire
-	ptRenew              // the renewer's tick
-	ptHold               // the hold is over: write
+	ptWork  uint8 = iota // the workload's timer (gen: wseq)
+	ptRenew              // the hold loop's renew timer (gen: the cycle)
 )
 
 // procTimers keeps the memory of procTimers from one run to the next.
@@ -84,115 +112,199 @@ func (p *proc) timer(kind uint8, gen uint32) *procTimer {
 }
 
 func (t *procTimer) handle() {
-	p, gen := t.p, t.gen
+	p := t.p
 	switch t.kind {
-	case ptThink:
-		if p.gen == gen {
-			p.acquire()
+	case ptWork:
+		if p.wseq == t.gen {
+			p.doW(p.wl.Fire(p.r.w, p.wbuf()))
 		}
 	case ptRenew:
-		if p.gen != gen || !p.held || p.lost {
+		if p.gen == t.gen && p.hm != nil {
+			p.doH(p.hm.Fire(p.hbuf()))
+		}
+	}
+}
+
+// Int64N is the run's PRNG as the machines' workload.Rand.
+func (w *world) Int64N(n int64) int64 { return w.int64n(n) }
+
+func (p *proc) wbuf() []workload.Output {
+	if p.wd == len(p.wbufs) {
+		p.wbufs = append(p.wbufs, make([]workload.Output, 0, 4))
+	}
+	return p.wbufs[p.wd][:0]
+}
+
+func (p *proc) hbuf() []hold.Output {
+	if p.hd == len(p.hbufs) {
+		p.hbufs = append(p.hbufs, make([]hold.Output, 0, 4))
+	}
+	return p.hbufs[p.hd][:0]
+}
+
+// doW carries out the workload machine's outputs.
+func (p *proc) doW(out []workload.Output) {
+	d := p.wd
+	p.wbufs[d] = out[:0]
+	p.wd++
+	defer func() { p.wd = d }()
+	gen := p.gen
+	for i := range out {
+		if p.gen != gen {
+			return // crashed while carrying them out
+		}
+		o := &out[i]
+		switch o.Kind {
+		case workload.OutEmit:
+			e := &o.Event
+			p.r.emit(p.name, e.Type, e.F, e.Key, e.Token, e.HasToken, e.Value)
+		case workload.OutAcquire:
+			p.acquire(o.Key)
+		case workload.OutRead:
+			p.r.res.read(p, p.key, p.gen)
+		case workload.OutWrite:
+			p.r.res.write(p, p.key, o.Token, o.Value, p.gen)
+		case workload.OutTimer:
+			p.wseq++
+			p.n.afterTrueH(int64(o.D), p.timer(ptWork, p.wseq))
+		case workload.OutSectionDone:
+			if p.hm != nil {
+				p.doH(p.hm.SectionDone(p.hbuf()))
+			}
+		}
+	}
+}
+
+// doH carries out the hold machine's outputs.
+func (p *proc) doH(out []hold.Output) {
+	d := p.hd
+	p.hbufs[d] = out[:0]
+	p.hd++
+	defer func() { p.hd = d }()
+	gen := p.gen
+	for i := range out {
+		if p.gen != gen || p.hm == nil {
 			return
 		}
-		p.lc.renew()
-		p.renewer(gen)
-	case ptHold:
-		if p.gen == gen {
-			p.write(gen)
+		o := out[i]
+		switch o.Kind {
+		case hold.OutTimer:
+			p.n.afterH(int64(o.D), p.timer(ptRenew, gen))
+		case hold.OutRenew:
+			// The bound (renew_every on the client's clock) is the lock
+			// client's to apply, as it applies the TTL to a release.
+			if rn, ok := p.lc.(renewNotifier); ok {
+				rn.renewThen(func(res lm.Result) {
+					if p.gen == gen && p.hm != nil {
+						p.doH(p.hm.Renewed(res, p.hbuf()))
+					}
+				})
+			} else {
+				p.lc.renew()
+				p.doH(p.hm.Renewed(lm.OK, p.hbuf()))
+			}
+		case hold.OutCancel:
+			if rn, ok := p.lc.(renewNotifier); ok {
+				rn.cancelRenew()
+			}
+			if o.Lost {
+				why := p.lostWhy
+				if why == nil {
+					why = quote("renewal found the lock lost")
+				}
+				p.doW(p.wl.Lost(why, p.wbuf()))
+			}
+		case hold.OutRelease:
+			p.lc.release(func(t history.Type) {
+				if p.gen != gen || p.hm == nil {
+					return
+				}
+				res := lm.Failed
+				switch t {
+				case history.OK:
+					res = lm.OK
+				case history.Fail:
+					res = lm.Lost
+				}
+				p.doH(p.hm.Released(res, p.hbuf()))
+			})
+		case hold.OutDone:
+			p.hm = nil
+			p.doW(p.wl.RunDone(o.Result, nil, p.r.w, p.wbuf()))
 		}
 	}
 }
 
-func (p *proc) invoke(f, key string, tok int64, hasTok bool, value []byte) {
-	p.open, p.openKey, p.openTok, p.hasTok = f, key, tok, hasTok
-	p.r.emit(p.name, history.Invoke, f, key, tok, hasTok, value)
-}
-
-func (p *proc) complete(typ history.Type, value []byte) {
-	p.r.emit(p.name, typ, p.open, p.openKey, p.openTok, p.hasTok, value)
-	p.open = ""
-}
-
-func (p *proc) acquire() {
+// acquire asks the lock client for key's lock; a grant starts the hold.
+func (p *proc) acquire(key string) {
 	p.gen++
 	gen := p.gen
-	keys := p.r.keys
-	p.key = keys[0]
-	if len(keys) > 1 {
-		p.key = keys[p.r.w.int64n(int64(len(keys)))]
-	}
-	p.invoke(history.FAcquire, p.key, 0, false, nil)
-	p.lc.acquire(p.key, func(ok bool, tok int64) {
-		if p.gen != gen || p.open != history.FAcquire {
+	p.key, p.token, p.lostWhy = key, 0, nil
+	p.lc.acquire(key, func(ok bool, tok int64) {
+		if p.gen != gen || p.hm != nil {
 			return
 		}
 		if !ok {
-			p.complete(history.Fail, nil)
-			p.think(p.r.opts.poll)
+			p.doW(p.wl.RunDone(lm.NotAcquired, nil, p.r.w, p.wbuf()))
 			return
 		}
-		p.token, p.held, p.lost = tok, true, false
-		p.openTok, p.hasTok = tok, p.r.tokens
-		p.complete(history.OK, nil)
+		p.token = tok
+		p.hmv.Init(hold.Config{RenewEvery: time.Duration(p.r.opts.renewEvery), TTL: time.Duration(p.r.opts.ttl)})
+		p.hm = &p.hmv
 		p.r.lastGrant = p
-		p.renewer(gen)
-		p.readResource(gen)
+		p.doW(p.wl.Granted(tok, p.wbuf()))
+		if p.gen == gen && p.hm != nil {
+			p.doH(p.hm.Start(p.hbuf()))
+		}
 		p.r.granted()
 	})
 }
 
-// renewer is locks.Run's renewer goroutine: a renewal every RenewEvery
-// while the critical section runs.
-func (p *proc) renewer(gen uint32) {
-	p.n.afterH(p.r.opts.renewEvery, p.timer(ptRenew, gen))
-}
+// holds reports whether p believes it holds a lock.
+func (p *proc) holds() bool { return p.wl.Holds() }
 
-// onLost is called by the lock client when it learns the lock is gone.
+// onLost is called by the lock client when it learns the lock is gone:
+// the lease's loss notice, to locks.Run's watcher and the workload's.
 func (p *proc) onLost(reason string) {
-	if !p.held || p.lost {
+	if p.hm == nil {
 		return
 	}
-	p.lost = true
-	p.r.emit(p.name, history.Info, history.FLost, p.key, p.token, p.r.tokens, quote(reason))
+	p.lostWhy = quote(reason)
+	p.doH(p.hm.Lost(p.hbuf()))
+	// The workload's own watcher, if the hold did not pass it on (a loss
+	// after the section's end changes nothing).
+	p.doW(p.wl.Lost(p.lostWhy, p.wbuf()))
 }
 
-// resourceTimeout bounds a read or write to the fenced resource.
-const resourceTimeout = int64(time.Second)
+// resourceTimeout bounds a read or write to the fenced resource, and a
+// guarded operation, as in real runs (the resource client's timeout).
+const resourceTimeout = int64(realres.ClientTimeout)
 
-func (p *proc) readResource(gen uint32) {
-	p.invoke(history.FRead, p.key, p.token, p.r.tokens && p.r.res.readsToken(), nil)
-	p.r.res.read(p, p.key, gen)
-}
-
-// readDone is the resource's answer to the read of cycle gen: hold, then
-// write.
+// readDone is the resource's answer to the read of cycle gen.
 func (p *proc) readDone(gen uint32, v int64) {
-	if p.gen != gen {
-		return
+	if p.gen == gen {
+		p.doW(p.wl.ReadDone(workload.Done, v, nil, p.r.w, p.wbuf()))
 	}
-	p.complete(history.OK, num(v))
-	p.read = v
-	hold := p.r.w.between(int64(p.r.sc.Workload.HoldMin), int64(p.r.sc.Workload.HoldMax))
-	p.n.afterH(hold, p.timer(ptHold, gen))
+}
+
+// readRefused is the resource's refusal of the read of cycle gen (a stale
+// token, or not held at the lock service).
+func (p *proc) readRefused(gen uint32) {
+	if p.gen == gen {
+		p.doW(p.wl.ReadDone(workload.Refused, 0, nil, p.r.w, p.wbuf()))
+	}
 }
 
 // resourceFailed is a read or write of cycle gen that got no answer: its
-// outcome is unknown, and the cycle goes on to the release.
+// outcome is unknown. (Each machine input ignores the operation that is
+// not under way.)
 func (p *proc) resourceFailed(gen uint32) {
 	if p.gen == gen {
-		p.complete(history.Info, nil)
-		p.release(gen)
+		p.doW(p.wl.ReadDone(workload.Unknown, 0, nil, p.r.w, p.wbuf()))
 	}
-}
-
-func (p *proc) write(gen uint32) {
-	if p.lost {
-		p.endCycle()
-		return
+	if p.gen == gen {
+		p.doW(p.wl.WriteDone(workload.Unknown, p.wbuf()))
 	}
-	v := p.read + 1
-	p.invoke(history.FWrite, p.key, p.token, p.r.tokens, num(v))
-	p.r.res.write(p, p.key, p.token, v, gen)
 }
 
 // writeDone is the resource's answer to the write of cycle gen.
@@ -200,41 +312,16 @@ func (p *proc) writeDone(gen uint32, accepted bool) {
 	if p.gen != gen {
 		return
 	}
-	if accepted {
-		p.complete(history.OK, nil)
-	} else {
-		p.complete(history.Fail, nil)
+	o := workload.Done
+	if !accepted {
+		o = workload.Refused
 	}
-	p.release(gen)
+	p.doW(p.wl.WriteDone(o, p.wbuf()))
 }
 
-// release is the end of locks.Run: a lost lock is not released.
-func (p *proc) release(gen uint32) {
-	if p.lost {
-		p.endCycle()
-		return
-	}
-	p.invoke(history.FRelease, p.key, p.token, p.r.tokens, nil)
-	p.held = false
-	p.lc.release(func(t history.Type) {
-		if p.gen != gen || p.open != history.FRelease {
-			return
-		}
-		p.complete(t, nil)
-		p.endCycle()
-	})
-}
-
-func (p *proc) endCycle() {
-	p.held = false
-	p.gen++
-	if p.r.sc.Workload.Kind == "rotation" {
-		p.think(int64(time.Second) + p.r.w.int64n(int64(time.Second)))
-		return
-	}
-	// As harness/client.go: back off about as long as a waiter polls, so
-	// that the last holder does not win every time.
-	p.think(p.r.w.int64n(max(int64(20*time.Millisecond), 2*int64(p.r.sc.Lock.Poll))))
+// finish is the run's end: an operation still open ends unknown.
+func (p *proc) finish() {
+	p.doW(p.wl.Finish(p.wbuf()))
 }
 
 // crashed is the client process killed: its open operation's outcome is
@@ -243,18 +330,15 @@ func (p *proc) crashed() {
 	if cr, ok := p.lc.(interface{ crashed() }); ok {
 		cr.crashed()
 	}
-	if p.open != "" {
-		p.complete(history.Info, nil)
-	}
-	if p.held && !p.lost {
-		p.onLost("client crashed")
-	}
-	p.held = false
+	p.hm = nil
+	p.doW(p.wl.Crash(quote("client crashed"), p.wbuf()))
 	p.gen++
+	p.wseq++
 }
 
 // restarted is a new client process under the same name.
 func (p *proc) restarted() {
 	p.lc = p.r.be.client(p)
+	p.wl = workload.New(workloadConfig(p.r))
 	p.start(p.r.w.int64n(int64(10 * time.Millisecond)))
 }

@@ -32,7 +32,7 @@
 // Consul (consul.go), memcached with seed 004's mutex client (memcache.go)
 // and with MegaMutex's (megamutex.go, on memcache.go's servers),
 // PostgreSQL's Locker lease table and session advisory locks (postgres.go),
-// and the fenced resource (resource.go). The clients (client.go) follow the
+// and the fenced resource (resource.go). The lock clients follow the
 // algorithms and defaults of the backends in package locks. Every model is
 // held to its real server by the behaviour cases of package sim/behaviour
 // (one table per service, run against the server from package cluster and
@@ -44,18 +44,22 @@
 // locks/memcache.Defaults, locks/postgres.DefaultOptions and
 // DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
 // memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
-// (locks/consul.LossReason). The memcache and PostgreSQL clients are not
-// mirrored at all: they are the machines of locks/memcache/machine and
+// (locks/consul.LossReason). The memcache, MegaMutex and PostgreSQL
+// clients are not mirrored at all: they are the machines of
+// locks/memcache/machine, locks/megamutex/machine and
 // locks/postgres/machine (the lease table and the advisory lock), which
-// locks/memcache and locks/postgres drive over gomemcache and pgx and
-// memcache.go's mcClient and postgres.go's pgClient drive here, with the
-// configuration real runs use (locks/memcache.RunConfig,
-// locks/postgres.TableConfig and AdvisoryMachineConfig); the drivers add
-// only what locks.Run and the client library do beside the machine. The
-// other clients' algorithms (etcd's and Consul's poll loops, renewal,
-// loss detection) are still mirrored: the locks/ backends run them in
-// goroutines over real clients, and each model's doc comment says which
-// function it follows.
+// locks/memcache, locks/megamutex and locks/postgres drive over gomemcache
+// and pgx and memcache.go's mcClient, megamutex.go and postgres.go's
+// pgClient drive here, with the configuration real runs use
+// (locks/memcache.RunConfig, locks/postgres.TableConfig and
+// AdvisoryMachineConfig); the drivers add only what locks.Run and the
+// client library do beside the machine. Nor are locks.Run's hold loop and
+// the workloads: client.go drives the machines of locks/machine/hold
+// (which locks.Run drives) and package workload (which harness/ drives in
+// real runs) over the models. The other clients' algorithms (etcd's and
+// Consul's poll loops, renewal, loss detection) are still mirrored: the
+// locks/ backends run them in goroutines over real clients, and each
+// model's doc comment says which function it follows.
 //
 // Run runs one seed; its events stream into the checker, and with
 // Config.NoHistory they are not kept, which is how locksim sim sweeps

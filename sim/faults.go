@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/locksim/locksim/faults/plan"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
 )
@@ -18,13 +19,19 @@ import (
 //	pause         the targets stop (timers, renewals, message handling) for `for`
 //	kill          the targets crash; with `for`, they start again after it
 //	restart       the targets crash and start again after `for` (or at once)
-//	partition     the targets are cut off from every other node, both ways
-//	isolate       the same as partition
+//	partition     each target is cut off from every client and server, both
+//	              ways (not from the resource, which real runs reach
+//	              directly); on servers, majority or minority, the servers
+//	              split into a random minority and majority, as halves
+//	isolate       each target is cut off from every client and server
 //	cut-holder    the lock holder is cut off from the servers (not from the resource)
-//	one-way       nothing the targets send arrives (they still receive)
-//	halves        servers and clients split in two halves
-//	bridge        servers split in two halves joined by one server that sees both
-//	ring          each server sees only its two neighbours
+//	one-way       nothing the targets send to a client or server arrives (they still receive)
+//	halves        the servers split into a random minority and majority;
+//	              clients keep every link (faults/plan.Halves)
+//	bridge        servers split in two halves joined by one server that sees
+//	              both (faults/plan.BridgeCuts)
+//	ring          each server sees a majority, no two the same one; on fewer
+//	              than five servers a bridge (faults/plan.RingCuts)
 //	heal          every partition ends
 //	slow          the targets' links get latency and jitter
 //	clock-offset  the targets' clocks jump by offset, and back after `for`
@@ -98,7 +105,7 @@ func (nm *nemesis) schedule() {
 // holding is the first client that holds a lock, or nil.
 func (nm *nemesis) holding() *proc {
 	for _, p := range nm.r.procs {
-		if p.held && !p.lost && !p.n.down {
+		if p.holds() && !p.n.down {
 			return p
 		}
 	}
@@ -263,6 +270,26 @@ func apart(a, b []*node) [][2]*node {
 	return out
 }
 
+// bothWays returns each cut pair's links, both ways.
+func bothWays(cuts [][2]*node) [][2]*node {
+	out := make([][2]*node, 0, 2*len(cuts))
+	for _, c := range cuts {
+		out = append(out, c, [2]*node{c[1], c[0]})
+	}
+	return out
+}
+
+// endpoints are the nodes the network's links join in real runs, where
+// every link that a fault can cut runs through a proxy of package faults:
+// the clients and the servers. The resource is reached directly.
+func (nm *nemesis) endpoints() []*node {
+	eps := make([]*node, 0, len(nm.r.procs)+len(nm.r.servers))
+	for _, p := range nm.r.procs {
+		eps = append(eps, p.n)
+	}
+	return append(eps, nm.r.servers...)
+}
+
 func others(all, except []*node) []*node {
 	var out []*node
 	for _, n := range all {
@@ -331,50 +358,50 @@ func (nm *nemesis) start(f scenario.Fault) {
 			w.at(w.now+int64(100*time.Millisecond), func() { restart(); r.be.faultChanged() })
 		}
 	case "partition", "isolate":
-		p := nm.cut(apart(nodes, others(w.nodes, nodes)))
+		var pairs [][2]*node
+		if f.Fault == "partition" && (f.Target == "servers" || f.Target == "majority" || f.Target == "minority") {
+			// As real runs: the servers split into a random minority and
+			// majority; the clients keep their links to every server.
+			h := plan.Halves(w.rng, r.servers)
+			pairs = apart(h[0], h[1])
+		} else {
+			// As faults.Network.Isolate: each target is cut from every
+			// other endpoint of the network (the clients and the
+			// servers), one by one. The resource is not behind the
+			// network's proxies in real runs: an isolated client still
+			// reaches it.
+			eps := nm.endpoints()
+			for _, n := range nodes {
+				pairs = append(pairs, apart([]*node{n}, others(eps, []*node{n}))...)
+			}
+		}
+		p := nm.cut(pairs)
 		end = func() { nm.uncut(p) }
 	case "cut-holder":
 		p := nm.cut(apart(nodes, r.servers))
 		end = func() { nm.uncut(p) }
 	case "one-way":
 		var pairs [][2]*node
+		eps := nm.endpoints()
 		for _, x := range nodes {
-			for _, y := range others(w.nodes, nodes) {
+			for _, y := range others(eps, []*node{x}) {
 				pairs = append(pairs, [2]*node{x, y})
 			}
 		}
 		p := nm.cut(pairs)
 		end = func() { nm.uncut(p) }
-	case "halves":
-		var a, b []*node
-		half := (len(r.servers) + 1) / 2
-		a, b = append(a, r.servers[:half]...), append(b, r.servers[half:]...)
-		for i, p := range r.procs {
-			if i < (len(r.procs)+1)/2 {
-				a = append(a, p.n)
-			} else {
-				b = append(b, p.n)
-			}
-		}
-		p := nm.cut(apart(a, b))
-		end = func() { nm.uncut(p) }
-	case "bridge":
-		srv := r.servers
-		if len(srv) >= 3 {
-			mid := len(srv) / 2
-			p := nm.cut(apart(srv[:mid], srv[mid+1:]))
-			end = func() { nm.uncut(p) }
-		}
-	case "ring":
-		srv := r.servers
+	case "halves", "bridge", "ring":
+		// The shapes real runs cut (package faults/plan), on the
+		// servers only: a random minority and majority for halves.
 		var pairs [][2]*node
-		for i := range srv {
-			for j := range srv {
-				d := (i - j + len(srv)) % len(srv)
-				if i != j && d != 1 && d != len(srv)-1 {
-					pairs = append(pairs, [2]*node{srv[i], srv[j]})
-				}
-			}
+		switch f.Fault {
+		case "halves":
+			h := plan.Halves(w.rng, r.servers)
+			pairs = apart(h[0], h[1])
+		case "bridge":
+			pairs = bothWays(plan.BridgeCuts(r.servers))
+		case "ring":
+			pairs = bothWays(plan.RingCuts(r.servers))
 		}
 		p := nm.cut(pairs)
 		end = func() { nm.uncut(p) }

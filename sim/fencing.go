@@ -81,16 +81,6 @@ func (s *resource) guardedWrite(p *proc, key string, tok, v int64, gen uint32) {
 	}, func() { p.resourceFailed(gen) })
 }
 
-// readRefused is the resource's refusal of the read of cycle gen (a stale
-// token, or not held at the lock service): the read failed, and the cycle
-// goes on to the release without writing.
-func (p *proc) readRefused(gen uint32) {
-	if p.gen == gen {
-		p.complete(history.Fail, nil)
-		p.release(gen)
-	}
-}
-
 // guarded implements guardedClient: a transaction If(IsOwner()) through
 // the quorum, held while the grant's key still exists with its create
 // revision.

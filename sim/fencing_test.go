@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
@@ -101,5 +102,40 @@ func TestFencingModesDeterministic(t *testing.T) {
 	sc.Workload.Fencing = scenario.FenceGuarded
 	if _, err := Run(Config{Scenario: &sc, Backend: "memcache", Seed: 1}); err == nil {
 		t.Error("guarded on memcache: no error")
+	}
+}
+
+// TestGuardedTimeoutAsRealRuns: a guarded operation that gets no answer
+// ends unknown after the resource client's timeout, as harness/ bounds
+// it (resource.ClientTimeout, 5 s); the simulator gave up after 1 s.
+func TestGuardedTimeoutAsRealRuns(t *testing.T) {
+	sc := parse(t, `name: guarded-timeout
+backends: [postgres]
+clients: 1
+duration: 20s
+lock: {ttl: 30s, renew_every: 10s, poll: 100ms}
+workload: {hold_min: 2s, fencing: guarded}
+faults:
+  - {at: 3s, jitter: 0s, fault: cut-holder, target: holder, for: 10s}
+`)
+	res := simulate(t, sc, "postgres", 1)
+	invoked := map[string]int64{}
+	unknown := 0
+	for _, e := range res.Events {
+		if e.Proc != "c1" || (e.F != history.FRead && e.F != history.FWrite) {
+			continue
+		}
+		switch e.Type {
+		case history.Invoke:
+			invoked[e.F] = e.T
+		case history.Info:
+			unknown++
+			if d := time.Duration(e.T - invoked[e.F]); d < 5*time.Second && e.T < int64(sc.Duration) {
+				t.Errorf("a guarded %s ended unknown after %v, want the 5 s of the resource client", e.F, d)
+			}
+		}
+	}
+	if unknown == 0 {
+		t.Fatal("no guarded operation went unanswered under the cut")
 	}
 }

@@ -302,12 +302,14 @@ func (m *memcache) client(p *proc) lockClient {
 // timer on the proc's clock, and gives it the answers. It decides
 // nothing of the algorithm.
 //
-// Beside the machine it applies what locks.Run's hold loop does in real
-// runs: a renewal may take until the next one is due (renew_every) and a
-// release one TTL, both on the client's clock; past that no further
-// operation of the request is sent (as the real driver checks its
-// context before each operation), and a release ends with an unknown
-// outcome.
+// Beside the machine it applies the bounds of locks.Run's hold loop
+// (package locks/machine/hold, which package sim drives as real runs do):
+// a renewal may take until the next one is due (renew_every) and a
+// release one TTL, both on the client's clock; past that, or once the
+// hold cancels a renewal, no further operation of the request is sent (as
+// the real driver checks its context before each operation), and a
+// release ends with an unknown outcome. It tells the hold when a renewal
+// is over (renewNotifier).
 type mcClient struct {
 	m     *memcache
 	p     *proc
@@ -333,7 +335,8 @@ type mcSlot struct {
 	deadline int64 // virtual time past which no op is sent; 0: none
 	acqDone  func(bool, int64)
 	relDone  func(history.Type)
-	last     lm.Result // how the last request ended
+	renDone  func(lm.Result) // renewThen's, if any
+	last     lm.Result       // how the last request ended
 }
 
 // mcOp is one operation of a machine in flight to one server, from the
@@ -379,6 +382,25 @@ func (c *mcClient) renew() {
 	}
 	s := c.start(slotRenew, c.m.r.opts.renewEvery)
 	c.drive(slotRenew, c.mc.Request(&s.c, mcm.Request{Kind: mcm.Renew, Lease: c.lease}, c.p.n.now(), 0, c.buf[:0]))
+}
+
+// renewThen implements renewNotifier: the renewal's end goes to done, as
+// lease.Renew returns to locks.Run's renewer.
+func (c *mcClient) renewThen(done func(lm.Result)) {
+	if c.lease == nil || c.slots[slotRenew].busy {
+		done(lm.Failed)
+		return
+	}
+	c.slots[slotRenew].renDone = done
+	c.renew()
+}
+
+// cancelRenew implements renewNotifier: a renewal in progress sends no
+// further operation, as the real driver checks its context before each.
+func (c *mcClient) cancelRenew() {
+	if s := &c.slots[slotRenew]; s.busy {
+		s.deadline = max(c.m.r.w.now, 1)
+	}
 }
 
 func (c *mcClient) release(done func(history.Type)) {
@@ -461,6 +483,11 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 			tok = c.lease.Token
 		}
 		s.acqDone(res == lm.OK, tok)
+	case slotRenew:
+		if done := s.renDone; done != nil {
+			s.renDone = nil
+			done(res)
+		}
 	case slotRelease:
 		t := history.Info
 		switch res {

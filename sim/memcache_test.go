@@ -121,7 +121,7 @@ workload: {hold_min: 30s, hold_max: 30s}
 	for c.slots[slotRenew].busy {
 		r.w.runUntil(r.w.now + int64(time.Millisecond))
 	}
-	if !p.held || c.lease == nil {
+	if !p.holds() || c.lease == nil {
 		t.Fatal("not holding at 3 s")
 	}
 	before := m0exp(r)

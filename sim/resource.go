@@ -78,11 +78,6 @@ func (s *resource) write(p *proc, key string, tok, v int64, gen uint32) {
 	s.start(&resCall{s: s, p: p, gen: gen, write: true, key: key, tok: tok, v: v})
 }
 
-// readsToken reports whether reads carry the holder's token.
-func (s *resource) readsToken() bool {
-	return s.mode == scenario.FenceAll || s.mode == scenario.FenceGuarded
-}
-
 func (s *resource) start(c *resCall) {
 	rc := s.calls.alloc()
 	*rc = *c

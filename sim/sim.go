@@ -25,11 +25,6 @@ import (
 // scenario files use.
 var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex"}
 
-// Tokenless are the backends whose grants carry no fencing token
-// (MegaMutex has none): their holders' reads and writes reach the
-// resource without one.
-var Tokenless = []string{"megamutex"}
-
 // Config is one simulated run: a scenario on one backend with one seed.
 type Config struct {
 	// Scenario is the parsed scenario (scenario.Load).
@@ -219,12 +214,11 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	o := defaults(backend)
 	if l.TTL > 0 {
 		o.ttl = int64(l.TTL)
-		if l.RenewEvery == 0 && (o.renewEvery >= o.ttl || backend == "etcd") {
-			o.renewEvery = o.ttl / 3
-		}
 	}
-	if l.RenewEvery > 0 {
-		o.renewEvery = int64(l.RenewEvery)
+	// The renew interval by the rule real runs use (harness/ passes the
+	// same to its clients).
+	if re := l.Renewal(); re > 0 {
+		o.renewEvery = int64(re)
 	}
 	if l.Poll > 0 {
 		o.poll = int64(l.Poll)
@@ -259,7 +253,7 @@ type run struct {
 	chk     *checker.Checker
 	keys    []string
 	// tokens: the backend's grants carry a fencing token (history events
-	// have one); not so for Tokenless backends.
+	// have one); not so for scenario.TokenlessBackends.
 	tokens bool
 	// timing is what the seed chose of the run's timing: the clients'
 	// start offsets and the faults' start times (scenario.Timing, drawn as
@@ -342,7 +336,7 @@ func newRun(cfg Config) (*run, error) {
 		keep:    !cfg.NoHistory,
 		chk:     checker.New(cfg.Checker),
 		timing:  sc.Timing(cfg.Seed),
-		tokens:  !slices.Contains(Tokenless, backend),
+		tokens:  !slices.Contains(scenario.TokenlessBackends, backend),
 	}
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
@@ -406,9 +400,7 @@ func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasT
 func (r *run) finish() {
 	r.w.now = r.w.end
 	for _, p := range r.procs {
-		if p.open != "" {
-			p.complete(history.Info, nil)
-		}
+		p.finish()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -320,5 +321,72 @@ func TestValidate(t *testing.T) {
 	}
 	if err := Validate(Config{Scenario: load(t, "memcache-list"), Seed: 1}); err == nil {
 		t.Fatal("the list workload validated")
+	}
+}
+
+// TestTTLAloneRenewal (issue 14): a TTL without renew_every renews every
+// third of the TTL on every backend, as real runs' clients do
+// (scenario.Lock.Renewal, which harness/ passes to them), and the pair is
+// one the backend's locker accepts. The simulator used to keep a
+// non-etcd backend's default renew_every when it was shorter than the TTL
+// (10 s of a 60 s TTL on memcache), where real runs renewed every 20 s.
+func TestTTLAloneRenewal(t *testing.T) {
+	for _, ttl := range []time.Duration{2 * time.Second, 60 * time.Second} {
+		for _, b := range Backends {
+			o := resolveOptions(b, scenario.Lock{TTL: ttl})
+			if o.ttl != int64(ttl) || o.renewEvery != int64(ttl/3) {
+				t.Errorf("%s ttl %v: ttl %v renew every %v, want %v and %v", b, ttl, time.Duration(o.ttl), time.Duration(o.renewEvery), ttl, ttl/3)
+			}
+			if _, err := locks.Apply(locks.Options{TTL: time.Duration(o.ttl), RenewEvery: time.Duration(o.renewEvery)}); err != nil {
+				t.Errorf("%s ttl %v: %v", b, ttl, err)
+			}
+		}
+	}
+	// Without a TTL the backend's defaults stand.
+	if o := resolveOptions("memcache", scenario.Lock{}); o.renewEvery != int64(10*time.Second) {
+		t.Errorf("memcache's default renew_every: %v, want 10s", time.Duration(o.renewEvery))
+	}
+}
+
+// TestLossCutsHoldShort: a holder that learns its lock is lost stops its
+// critical section at once (locks.Run cancels its context) and, not
+// releasing, backs off and asks again, as real clients do; the
+// simulator's own copy of the workload waited out the hold first.
+func TestLossCutsHoldShort(t *testing.T) {
+	sc := parse(t, `name: loss-cuts-hold
+backends: [consul]
+cluster: {size: 3}
+clients: 2
+duration: 10s
+lock: {ttl: 2s, renew_every: 500ms, poll: 100ms, lock_delay: 0s}
+workload: {hold_min: 4s, fencing: true}
+faults:
+  - {at: 3s, fault: session-destroy, target: holder}
+`)
+	checked := 0
+	for seed := uint64(1); seed <= 5; seed++ {
+		res := simulate(t, sc, "consul", seed)
+		for i, e := range res.Events {
+			if e.F != history.FLost {
+				continue
+			}
+			var next *history.Event
+			for j := i + 1; j < len(res.Events); j++ {
+				if f := &res.Events[j]; f.Proc == e.Proc && f.Type == history.Invoke {
+					next = f
+					break
+				}
+			}
+			if next == nil || next.F != history.FAcquire {
+				t.Fatalf("seed %d: after %s's loss at %d, its next operation is %+v, want an acquire", seed, e.Proc, e.T, next)
+			}
+			if d := time.Duration(next.T - e.T); d > 250*time.Millisecond {
+				t.Errorf("seed %d: %s asked again %v after its loss, want within the back-off (200 ms)", seed, e.Proc, d)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no loss in 5 seeds")
 	}
 }

@@ -414,14 +414,6 @@ func (w *world) float64() float64 {
 	return float64(w.pcg.Uint64()<<11>>11) / (1 << 53)
 }
 
-// between is a uniform draw in [lo, hi].
-func (w *world) between(lo, hi int64) int64 {
-	if hi <= lo {
-		return lo
-	}
-	return lo + w.int64n(hi-lo+1)
-}
-
 // clock is a node's clock: piecewise linear in virtual time. Its reading
 // at virtual time t is base + (t - t0) * rate.
 type clock struct {
@@ -517,6 +509,11 @@ func (n *node) lateness() int64 {
 // does not reach. A pause still holds them back.
 func (n *node) afterTrue(d int64, fn func()) {
 	n.w.onNode(n, n.w.now+d+n.lateness(), fn)
+}
+
+// afterTrueH is afterTrue with a handler object instead of a closure.
+func (n *node) afterTrueH(d int64, h handler) {
+	n.w.schedule(n.w.now+d+n.lateness(), n, nil, evHandler, h, nil)
 }
 
 // pause stops the node: nothing it would do runs until resume.
