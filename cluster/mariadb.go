@@ -187,7 +187,6 @@ func (m *MariaDB) command() *exec.Cmd {
 		"bind-address":      "127.0.0.1",
 		"socket":            filepath.Join(m.dir, "mariadbd.sock"),
 		"pid-file":          filepath.Join(m.dir, "mariadbd.pid"),
-		"log-error":         filepath.Join(m.dir, "mariadbd.err"),
 		"tmpdir":            m.dir,
 		"init-file":         filepath.Join(m.dir, "init.sql"),
 		"skip-name-resolve": "ON",
@@ -260,7 +259,7 @@ func (m *MariaDB) ping(ctx context.Context) error {
 }
 
 func (m *MariaDB) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(m.dir, "mariadbd.err"))
+	b, _ := os.ReadFile(m.LogPath())
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
@@ -291,12 +290,9 @@ func (m *MariaDB) Port() int { return m.port }
 // Addr is the server's TCP address, "127.0.0.1:port".
 func (m *MariaDB) Addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
 
-// Dir is the server's temporary directory (data directory, socket, logs).
+// Dir is the server's temporary directory (data directory, socket, log:
+// mariadbd writes its error log to stderr, which goes to LogPath).
 func (m *MariaDB) Dir() string { return m.dir }
-
-// ErrorLogPath is the server's error log (--log-error), where mariadbd
-// writes its notes and warnings; LogPath has only its stdout and stderr.
-func (m *MariaDB) ErrorLogPath() string { return filepath.Join(m.dir, "mariadbd.err") }
 
 // DSN is a go-sql-driver/mysql data source name for root on database
 // "locksim" over TCP to the server.

@@ -352,7 +352,7 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		endpoints = append(endpoints, l.Addr())
 	}
 	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors,
-		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover()}
+		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover(), Pooled: s.Lock.Pooled()}
 	if r.dep.dsn != nil {
 		b.DSN = r.dep.dsn(endpoints[0])
 	}

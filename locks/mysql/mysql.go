@@ -369,3 +369,10 @@ func (le *Lease) request(ctx context.Context, kind machine.ReqKind) error {
 	}
 	return r.err
 }
+
+// RunConfig is the Config of a locksim run, real (package harness) and
+// simulated (package sim): both build it here, so that both get the same
+// timeout and connection mode.
+func RunConfig(pooled bool) Config {
+	return Config{Timeout: DefaultTimeout, Pooled: pooled}
+}
