@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,9 @@ func TestMySQLPooledPitfall(t *testing.T) {
 				lostAtRelease++
 				t.Logf("pooled=%v: %s release failed: %s", pooled, e.Proc, e.Value)
 			}
+		}
+		if !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "lock.ttl has no effect on mysql") }) {
+			t.Errorf("no note that lock.ttl has no effect: %q", v.Notes)
 		}
 		me := slices.Contains(kinds(v), string(checker.MutualExclusion))
 		if pooled && (!me || lostAtRelease == 0) {

@@ -241,6 +241,9 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, fmt.Errorf("harness: start %s: %w", opts.Backend, err)
 	}
 	defer r.dep.close()
+	if opts.Backend == "mysql" && s.Lock.TTL > 0 {
+		r.note("lock.ttl has no effect on mysql: a named lock (GET_LOCK) has no expiry and lives as long as its connection")
+	}
 	// Runs before close, while the servers' directories exist.
 	defer r.saveServerLogs()
 
