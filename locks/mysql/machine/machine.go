@@ -71,9 +71,9 @@ type Config struct {
 	Pooled bool
 }
 
-// Machine is one MySQL lock client. It keeps no state between requests
-// beyond its configuration; it is safe to share across Calls that run one
-// at a time each.
+// Machine is one MySQL lock client. It keeps no state but its
+// configuration (a lease's state is in its Lease, a request's in its
+// Call), so Calls may run on it concurrently.
 type Machine struct{ cfg Config }
 
 // New returns the machine of one client.
