@@ -14,13 +14,14 @@ import (
 	etcdlock "github.com/locksim/locksim/locks/etcd"
 	"github.com/locksim/locksim/locks/megamutex"
 	memcachelock "github.com/locksim/locksim/locks/memcache"
+	mysqllock "github.com/locksim/locksim/locks/mysql"
 	pglock "github.com/locksim/locksim/locks/postgres"
 )
 
 // BackendClient says how a client process reaches the lock service: the
 // addresses of its own proxies to every server.
 type BackendClient struct {
-	Kind      string   `json:"kind"`      // etcd, postgres, postgres-advisory, memcache, consul, megamutex
+	Kind      string   `json:"kind"`      // etcd, postgres, postgres-advisory, memcache, consul, megamutex, mysql
 	Endpoints []string `json:"endpoints"` // host:port, one per server, through the client's proxies
 	// Home is the index in Endpoints of the server a client talks to when
 	// it talks to one (Consul's local agent, PostgreSQL's only server).
@@ -33,6 +34,8 @@ type BackendClient struct {
 	LockDelay     time.Duration `json:"lock_delay,omitempty"` // consul: 0 is Consul's default, < 0 none
 	// NoFailover keeps a memcache key on its server (scenario lock.failover: off).
 	NoFailover bool `json:"no_failover,omitempty"`
+	// Pooled runs mysql's pool pitfall (scenario lock.connection: pooled).
+	Pooled bool `json:"pooled,omitempty"`
 }
 
 type closerFunc func() error
@@ -82,6 +85,12 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 			return nil, nil, err
 		}
 		return l, nop, nil
+	case "mysql":
+		l, err := mysqllock.New(ctx, b.DSN, mysqllock.RunConfig(b.Pooled), opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, l, nil
 	case "memcache":
 		l, err := newMemcache(b, opts...)
 		if err != nil {

@@ -126,6 +126,17 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 			}
 		}
 		return d, nil
+	case "mysql":
+		m, err := cluster.StartMariaDB(cluster.MariaDBConfig{Name: "mysql", Settings: mariadbRunSettings})
+		if err != nil {
+			return nil, err
+		}
+		d := &deployment{kind: kind, nodes: []cluster.Node{m}, upstreams: []string{m.Addr()}, close: m.Close}
+		d.dsn = func(addr string) string { return cluster.MariaDBDSN(addr) + "?timeout=2s" }
+		if serverClock {
+			d.notes = append(d.notes, "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it")
+		}
+		return d, nil
 	case "memcache", "megamutex":
 		cfg := cluster.MemcachedConfig{Servers: max(1, size)}
 		if evict {
@@ -173,6 +184,13 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 	}
 	return nil, fmt.Errorf("harness: unknown backend %q", kind)
 }
+
+// mariadbRunSettings are the MariaDB server options of a run: its
+// defaults for how long a server waits on a silent connection
+// (wait_timeout 28800 s, net_read_timeout 30 s, net_write_timeout 60 s)
+// are kept, and so is its TCP keepalive (the kernel's: tcp_keepalive_time
+// 0); see sim/behaviour/mysql.go for what they mean behind the proxies.
+var mariadbRunSettings = map[string]string{"max_connections": "200"}
 
 // peerNetwork returns what carries the traffic between servers: net, with
 // each server in a network namespace of its own, where this process can

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
 }
 
-var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "mysql"}
 
 // scen builds a short scenario for these tests: 3 clients, 2 s leases;
 // the faults start exactly at their at (jitter 0s), as the tests' timings
@@ -149,7 +149,7 @@ func TestControlIsClean(t *testing.T) {
 					servers++
 				}
 			}
-			want := map[string]int{"etcd": 3, "consul": 3, "memcache": 3, "postgres": 1, "postgres-advisory": 1}[b]
+			want := map[string]int{"etcd": 3, "consul": 3, "memcache": 3, "postgres": 1, "postgres-advisory": 1, "mysql": 1}[b]
 			if servers != want {
 				t.Fatalf("%d server logs in logs/, want %d: %v", servers, want, entries)
 			}
@@ -314,6 +314,8 @@ func TestCrashPerBackend(t *testing.T) {
 			switch b {
 			case "postgres", "postgres-advisory":
 				target = "pg"
+			case "mysql":
+				target = "mysql"
 			case "memcache":
 				target = "servers"
 			}

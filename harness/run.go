@@ -244,6 +244,9 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		return nil, fmt.Errorf("harness: start %s: %w", opts.Backend, err)
 	}
 	defer r.dep.close()
+	if opts.Backend == "mysql" && s.Lock.TTL > 0 {
+		r.note("lock.ttl has no effect on mysql: a named lock (GET_LOCK) has no expiry and lives as long as its connection")
+	}
 	// Runs before close, while the servers' directories exist.
 	defer r.saveServerLogs()
 
@@ -355,7 +358,7 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		endpoints = append(endpoints, l.Addr())
 	}
 	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors,
-		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover()}
+		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover(), Pooled: s.Lock.Pooled()}
 	if r.dep.dsn != nil {
 		b.DSN = r.dep.dsn(endpoints[0])
 	}

@@ -91,6 +91,11 @@ type Lock struct {
 	// off (locks/memcache's and locks/megamutex's Config.NoFailover,
 	// memcache-client's :failover), in real runs and the simulator alike.
 	Failover string `yaml:"failover"`
+	// Connection is where the mysql backend runs GET_LOCK (Connections):
+	// pinned (unset: a connection of the lease's own) or pooled (the
+	// database/sql pitfall, locks/mysql's Config.Pooled: the lock goes
+	// with the pool's connection). Other backends ignore it.
+	Connection string `yaml:"connection"`
 }
 
 // Renewal is the renew interval the clients of a run use, in real runs
@@ -108,6 +113,10 @@ func (l Lock) Renewal() time.Duration {
 	}
 	return 0
 }
+
+// Pooled reports whether the scenario runs the mysql backend's pool
+// pitfall.
+func (l Lock) Pooled() bool { return l.Connection == "pooled" }
 
 // NoFailover reports whether the scenario turns memcache's failover off.
 func (l Lock) NoFailover() bool { return l.Failover == "off" }
@@ -156,7 +165,7 @@ type Fault struct {
 
 // Known names.
 var (
-	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex"}
+	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex", "mysql"}
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
@@ -164,6 +173,8 @@ var (
 	// locks/postgres.RenewErrors.
 	RenewErrorModes = []string{"retry", "stop"}
 	Failovers       = []string{"on", "off"}
+	// Connections are the values of lock.connection (mysql).
+	Connections = []string{"pinned", "pooled"}
 	// FencingModes are the values of workload.fencing, weakest first.
 	FencingModes = []Fencing{FenceNone, FenceWrites, FenceAll, FenceGuarded}
 	// GuardedBackends are the backends whose lock service can make a write
@@ -455,6 +466,8 @@ func (p *parser) lock(n *yaml.Node, l *Lock) error {
 			return true, p.oneOf(v, field, &l.RenewErrors, RenewErrorModes)
 		case "failover":
 			return true, p.oneOf(v, field, &l.Failover, Failovers)
+		case "connection":
+			return true, p.oneOf(v, field, &l.Connection, Connections)
 		}
 		return false, nil
 	})

@@ -43,6 +43,7 @@ func Marshal(s *Scenario) []byte {
 		{"clock", s.Lock.Clock},
 		{"renew_errors", s.Lock.RenewErrors},
 		{"failover", s.Lock.Failover},
+		{"connection", s.Lock.Connection},
 	})
 	w := s.Workload
 	fencing := string(w.Fencing) // unset stays unset

@@ -17,6 +17,11 @@ fi
 check memcached memcached
 check faketime faketime
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || need+=(libfaketime)
+# MariaDB (MySQL GET_LOCK backend): mariadbd and mariadb-install-db, which
+# may live off PATH (/usr/sbin).
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+	need+=(mariadb-server)
+fi
 # Headless Chromium for the report's browser test (report/browser_test.go).
 check chromium chromium
 

@@ -17,13 +17,14 @@ import (
 	lockEtcd "github.com/locksim/locksim/locks/etcd"
 	lockMega "github.com/locksim/locksim/locks/megamutex"
 	lockMemcache "github.com/locksim/locksim/locks/memcache"
+	lockMySQL "github.com/locksim/locksim/locks/mysql"
 	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
 )
 
 // Backends lists the backends the simulator has models of, in the names
 // scenario files use.
-var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex"}
+var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex", "mysql"}
 
 // Config is one simulated run: a scenario on one backend with one seed.
 type Config struct {
@@ -180,6 +181,7 @@ type options struct {
 	ttl, renewEvery, poll, waitTimeout, lockDelay int64
 	clock                                         string // postgres: db or client
 	renewErrors                                   string // postgres: retry or stop
+	pooled                                        bool   // mysql: lock.connection pooled
 }
 
 // defaults are the Defaults of each backend's package in locks/, read from
@@ -205,6 +207,8 @@ func defaults(backend string) options {
 		extra.renewErrors = string(lockPostgres.RenewRetry)
 	case "postgres-advisory":
 		o = lockPostgres.DefaultAdvisoryOptions
+	case "mysql":
+		o = lockMySQL.Defaults
 	}
 	extra.ttl, extra.renewEvery, extra.poll = int64(o.TTL), int64(o.RenewEvery), int64(o.PollInterval)
 	return extra
@@ -235,6 +239,7 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	if l.RenewErrors != "" && backend == "postgres" {
 		o.renewErrors = l.RenewErrors
 	}
+	o.pooled = backend == "mysql" && l.Pooled()
 	return o
 }
 
@@ -363,6 +368,8 @@ func newRun(cfg Config) (*run, error) {
 		r.be = newPostgres(r, false)
 	case "postgres-advisory":
 		r.be = newPostgres(r, true)
+	case "mysql":
+		r.be = newMySQL(r)
 	}
 	r.res = newResource(r)
 	for i := 0; i < sc.Clients; i++ {

@@ -99,14 +99,14 @@ func TestSimJUnit(t *testing.T) {
 	}
 	j := readJUnit(t, path)
 	cases := j.Suites[0].Cases
-	if len(cases) != 4 || j.Failures != 3 {
+	if len(cases) != 5 || j.Failures != 3 {
 		t.Fatalf("%d cases, %d failures", len(cases), j.Failures)
 	}
 	for _, c := range cases {
 		switch c.Name {
-		case "holder-paused-past-lease/consul":
+		case "holder-paused-past-lease/consul", "holder-paused-past-lease/mysql":
 			if c.Failure != nil {
-				t.Errorf("consul: %+v", c.Failure)
+				t.Errorf("%s: %+v", c.Name, c.Failure)
 			}
 		default:
 			b := strings.TrimPrefix(c.Name, "holder-paused-past-lease/")

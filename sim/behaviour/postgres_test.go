@@ -278,6 +278,8 @@ type realHolder struct {
 	net   *faults.Network
 	name  string
 	token int64
+	// server is the node name of the link Cut cuts ("" is "pg").
+	server string
 
 	waitOnce sync.Once
 }
@@ -304,17 +306,22 @@ func (p *realPG) Hold(key string, direct bool) (behaviour.Holder, error) {
 		holderEnv+"_KEY="+key)
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	h.cmd.Stderr = os.Stderr
+	return h, h.begin()
+}
+
+// begin starts the holder's process (h.cmd, set up) and reads its token.
+func (h *realHolder) begin() error {
 	in, err := h.cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	h.in = in
 	out, err := h.cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := h.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -325,14 +332,14 @@ func (p *realPG) Hold(key string, direct bool) (behaviour.Holder, error) {
 	}()
 	line, err := h.read(15 * time.Second)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tok, ok := strings.CutPrefix(line, "token ")
 	if !ok {
-		return nil, fmt.Errorf("holder %s: %s", h.name, line)
+		return fmt.Errorf("holder %s: %s", h.name, line)
 	}
 	h.token, err = strconv.ParseInt(tok, 10, 64)
-	return h, err
+	return err
 }
 
 func (h *realHolder) read(limit time.Duration) (string, error) {
@@ -376,7 +383,14 @@ func (h *realHolder) Release() (behaviour.RenewResult, error) {
 	return h.ask("release", 10*time.Second)
 }
 
-func (h *realHolder) Cut() error    { h.net.Cut(h.name, "pg", faults.Both); return nil }
+func (h *realHolder) Cut() error {
+	server := h.server
+	if server == "" {
+		server = "pg"
+	}
+	h.net.Cut(h.name, server, faults.Both)
+	return nil
+}
 func (h *realHolder) Heal() error   { h.net.Heal(); return nil }
 func (h *realHolder) Pause() error  { return h.cmd.Process.Signal(syscall.SIGSTOP) }
 func (h *realHolder) Resume() error { return h.cmd.Process.Signal(syscall.SIGCONT) }
