@@ -519,6 +519,11 @@ func (n *node) afterTrue(d int64, fn func()) {
 	n.w.onNode(n, n.w.now+d+n.lateness(), fn)
 }
 
+// afterTrueH is afterTrue with a handler object instead of a closure.
+func (n *node) afterTrueH(d int64, h handler) {
+	n.w.schedule(n.w.now+d+n.lateness(), n, nil, evHandler, h, nil)
+}
+
 // pause stops the node: nothing it would do runs until resume.
 func (n *node) pause() { n.paused = true }
 
