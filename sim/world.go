@@ -579,17 +579,6 @@ type link struct {
 // timeout.
 const rto = int64(200 * time.Millisecond)
 
-// send delivers fn to run on to, after the link's delay. A blocked link
-// holds the message until it heals; a crashed receiver refuses it, and
-// refused (if not nil) runs on the sender one delay later.
-func (w *world) send(from, to *node, fn func(), refused func()) {
-	var h handler
-	if refused != nil {
-		h = fnHandler(refused)
-	}
-	w.sendEv(from, to, evFn, h, fn)
-}
-
 // sendEv delivers the event {kind, h, fn} from → to after the link's
 // delay, to run on to at its incarnation when it arrives.
 func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
@@ -721,11 +710,6 @@ func (r *call) serve() {
 // as a client library without a deadline does.
 func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(rpcErr)) {
 	w.start(&call{w: w, c: c, s: s, sf: serve, ff: failed}, timeout)
-}
-
-// call is rpc with a handler object instead of two functions.
-func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
-	w.start(&call{w: w, c: c, s: s, h: h}, timeout)
 }
 
 // start sends the call r, whose w, c, s and h (or sf and ff) are set: a
