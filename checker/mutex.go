@@ -32,7 +32,7 @@ type overlap struct {
 // beginHold starts ps's belief in key at acquire ok e, pairing it with
 // every hold open on the key.
 func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.Event) {
-	if _, held := ps.holds[key]; held {
+	if ps.hold(key) != nil {
 		// A new grant while still believing: the old belief ends here.
 		c.closeHold(ps, key, e.T, e.Line)
 	}
@@ -44,13 +44,13 @@ func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.
 		h.overlaps = append(h.overlaps, ov)
 	}
 	ks.holders = append(ks.holders, h)
-	ps.holds[key] = h
+	ps.holds = append(ps.holds, h)
 	c.live.holdStart(key, e.T)
 }
 
 // endHold ends ps's belief in key at release invoke e.
 func (c *Checker) endHold(ps *procState, key string, e *history.Event) {
-	if _, held := ps.holds[key]; held {
+	if ps.hold(key) != nil {
 		c.closeHold(ps, key, e.T, e.Line)
 	}
 }
@@ -58,8 +58,8 @@ func (c *Checker) endHold(ps *procState, key string, e *history.Event) {
 // endLost ends ps's belief in key at lost info e, unless the notice names a
 // token of an earlier grant than the one now held.
 func (c *Checker) endLost(ps *procState, key string, e *history.Event) {
-	h, held := ps.holds[key]
-	if !held || (e.HasToken && h.hasToken && e.Token != h.token) {
+	h := ps.hold(key)
+	if h == nil || (e.HasToken && h.hasToken && e.Token != h.token) {
 		return
 	}
 	c.closeHold(ps, key, e.T, e.Line)
@@ -68,10 +68,12 @@ func (c *Checker) endLost(ps *procState, key string, e *history.Event) {
 // closeHold ends ps's hold on key at time t (line 0: the end of the
 // history) and settles its overlaps.
 func (c *Checker) closeHold(ps *procState, key string, t int64, line int) {
-	h := ps.holds[key]
-	delete(ps.holds, key)
+	h := ps.hold(key)
+	if i := slices.Index(ps.holds, h); i >= 0 {
+		ps.holds = slices.Delete(ps.holds, i, i+1)
+	}
 	c.live.holdEnd(key, t)
-	ks := c.keys[key]
+	ks := c.keys.get(key)
 	if i := slices.Index(ks.holders, h); i >= 0 {
 		ks.holders = slices.Delete(ks.holders, i, i+1)
 	}
