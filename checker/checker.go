@@ -111,6 +111,10 @@ type Checker struct {
 	out    []Violation
 	lin    *linRecorder
 	live   *liveness
+
+	// The chunks new holds and overlaps are taken from (newHold).
+	holdMem    []hold
+	overlapMem []overlap
 }
 
 // procState is what the checker remembers of one proc: its open invoke.

@@ -36,16 +36,40 @@ func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.
 		// A new grant while still believing: the old belief ends here.
 		c.closeHold(ps, key, e.T, e.Line)
 	}
-	h := &hold{proc: e.Proc, key: key, start: e.T, line: e.Line}
+	h := c.newHold()
+	h.proc, h.key, h.start, h.line = e.Proc, key, e.T, e.Line
 	h.token, h.hasToken = token(&ps.inv, e)
 	for _, other := range ks.holders {
-		ov := &overlap{a: other, b: h, from: e.T}
+		ov := c.newOverlap()
+		ov.a, ov.b, ov.from = other, h, e.T
 		other.overlaps = append(other.overlaps, ov)
 		h.overlaps = append(h.overlaps, ov)
 	}
 	ks.holders = append(ks.holders, h)
 	ps.holds = append(ps.holds, h)
 	c.live.holdStart(key, e.T)
+}
+
+// holdChunk is how many holds (or overlaps) the checker allocates at once.
+const holdChunk = 32
+
+// newHold returns a zeroed hold from the checker's current chunk: one
+// allocation per holdChunk grants instead of one each.
+func (c *Checker) newHold() *hold {
+	if len(c.holdMem) == cap(c.holdMem) {
+		c.holdMem = make([]hold, 0, holdChunk)
+	}
+	c.holdMem = c.holdMem[:len(c.holdMem)+1]
+	return &c.holdMem[len(c.holdMem)-1]
+}
+
+// newOverlap is newHold for overlaps.
+func (c *Checker) newOverlap() *overlap {
+	if len(c.overlapMem) == cap(c.overlapMem) {
+		c.overlapMem = make([]overlap, 0, holdChunk)
+	}
+	c.overlapMem = c.overlapMem[:len(c.overlapMem)+1]
+	return &c.overlapMem[len(c.overlapMem)-1]
 }
 
 // endHold ends ps's belief in key at release invoke e.
