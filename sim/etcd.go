@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"time"
 
 	"github.com/locksim/locksim/history"
@@ -89,6 +90,7 @@ type etcdLease struct {
 	ttl    int64 // granted, in whole seconds (ns)
 	expiry int64 // on the leader's clock
 	keys   []*etcdKey
+	keys0  [1]*etcdKey // keys' first array: a lease has one key
 }
 
 type etcdKey struct {
@@ -192,6 +194,7 @@ func (m *etcd) grant(ttl int64) int64 {
 	ttl = max(ttl, minTTL)
 	ls := m.lss.alloc()
 	ls.id, ls.alive, ls.ttl, ls.expiry = int64(len(m.leases)+1), true, ttl, m.q.leaderNode().now()+ttl
+	ls.keys = ls.keys0[:0]
 	m.leases = append(m.leases, ls)
 	return ls.id
 }
@@ -236,7 +239,7 @@ func (m *etcd) deleteKey(k *etcdKey) {
 			continue
 		}
 		m.rev++
-		q = append(q[:i:i], q[i+1:]...)
+		q = slices.Delete(q, i, i+1) // in place: nothing else holds the queue
 		m.queues[k.lock] = q
 		if i == 0 && len(q) > 0 {
 			m.notify(q[0])
