@@ -29,6 +29,11 @@ type world struct {
 	// the run stops early, and stopped says so.
 	poll    func(now int64) (stop bool)
 	stopped bool
+
+	// topo counts the changes of who can talk to whom: a node paused,
+	// resumed, crashed or restarted, a link cut or healed. What is worked
+	// out from those alone (a quorum's majorities) is kept until it moves.
+	topo uint64
 }
 
 // pollEvery is how many events run between two calls of world.poll: a
@@ -243,17 +248,40 @@ func (h *evHeap) insert(k evKey, near bool) {
 	s[i] = k
 }
 
-// pop removes the first event and returns its slot: the event stays
-// there (and its slot taken) until release.
-func (h *evHeap) pop() int32 {
-	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
-		idx := h.near[h.nh].idx
-		h.nh++
-		if h.nh == len(h.near) {
-			h.near, h.nh = h.near[:0], 0
+// popDue removes the first event if it is due by limit and returns its
+// slot: the event stays there (and its slot taken) until release. ok is
+// false if the queue is empty or its first event is later (it stays
+// queued).
+func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
+	if h.nh < len(h.near) {
+		k := &h.near[h.nh]
+		if len(h.keys) == 0 || k.less(&h.keys[0]) {
+			if k.at > limit {
+				return 0, false
+			}
+			return h.popNear(), true
 		}
-		return idx
+	} else if len(h.keys) == 0 {
+		return 0, false
 	}
+	if h.keys[0].at > limit {
+		return 0, false
+	}
+	return h.popHeap(), true
+}
+
+// popNear pops the first key of near, which comes first.
+func (h *evHeap) popNear() int32 {
+	idx := h.near[h.nh].idx
+	h.nh++
+	if h.nh == len(h.near) {
+		h.near, h.nh = h.near[:0], 0
+	}
+	return idx
+}
+
+// popHeap pops the heap's top, which comes first.
+func (h *evHeap) popHeap() int32 {
 	s := h.keys
 	top := s[0]
 	last := len(s) - 1
@@ -280,14 +308,6 @@ func (h *evHeap) pop() int32 {
 	}
 	h.keys = s
 	return top.idx
-}
-
-// peekAt is when the first event is due; the queue must not be empty.
-func (h *evHeap) peekAt() int64 {
-	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
-		return h.near[h.nh].at
-	}
-	return h.keys[0].at
 }
 
 // release frees the slot of an event that has run.
@@ -346,15 +366,15 @@ func (w *world) runUntil(t int64) {
 // runTo executes the events due up to limit (the end of the run, or a
 // test's step), until the queue is empty or the poll says stop.
 func (w *world) runTo(limit int64) {
-	for steps := 1; w.q.len() > 0; steps++ {
+	for steps := 1; ; steps++ {
 		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
 			w.stopped = true
 			return
 		}
-		if w.q.peekAt() > limit {
-			return // left queued: runUntil may go on from here
+		idx, ok := w.q.popDue(limit)
+		if !ok {
+			return // empty, or left queued: runUntil may go on from here
 		}
-		idx := w.q.pop()
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.
 		e := &w.q.slab[idx]
@@ -525,7 +545,10 @@ func (n *node) afterTrueH(d int64, h handler) {
 }
 
 // pause stops the node: nothing it would do runs until resume.
-func (n *node) pause() { n.paused = true }
+func (n *node) pause() {
+	n.paused = true
+	n.w.topo++
+}
 
 // resume runs what came due during the pause, in the order it came due.
 func (n *node) resume() {
@@ -533,6 +556,7 @@ func (n *node) resume() {
 		return
 	}
 	n.paused = false
+	n.w.topo++
 	d := n.deferred
 	n.deferred = nil
 	for i := range d {
@@ -548,6 +572,7 @@ func (n *node) crash() {
 	}
 	n.down = true
 	n.paused = false
+	n.w.topo++
 	n.deferred = nil
 	n.inc++
 	if n.onCrash != nil {
@@ -561,6 +586,7 @@ func (n *node) restart() {
 		return
 	}
 	n.down = false
+	n.w.topo++
 	n.inc++
 	if n.onRestart != nil {
 		n.onRestart()
@@ -614,6 +640,7 @@ func (w *world) linkDelay() int64 {
 func (w *world) block(from, to *node) {
 	if from != to {
 		w.links[from.id][to.id].blocked++
+		w.topo++
 	}
 }
 
@@ -628,6 +655,7 @@ func (w *world) unblock(from, to *node) {
 		return
 	}
 	l.blocked--
+	w.topo++
 	if l.blocked == 0 {
 		w.flush(l)
 	}
@@ -640,6 +668,7 @@ func (w *world) healAll() {
 			l := &w.links[i][j]
 			if l.blocked > 0 {
 				l.blocked = 0
+				w.topo++
 				w.flush(l)
 			}
 		}
