@@ -112,9 +112,12 @@ type Checker struct {
 	lin    *linRecorder
 	live   *liveness
 
-	// The chunks new holds and overlaps are taken from (newHold).
-	holdMem    []hold
-	overlapMem []overlap
+	// The chunks new holds and overlaps are taken from (newHold), and
+	// what Reset keeps for the next history: the first chunks and the
+	// keys' grant lists.
+	holds       chunks[hold]
+	overlaps    chunks[overlap]
+	spareGrants [][]grantRef
 }
 
 // procState is what the checker remembers of one proc: its open invoke.
@@ -180,10 +183,34 @@ func New(opts Options) *Checker {
 	return c
 }
 
+// Reset makes c ready to judge a new history with opts, as New(opts)
+// would return it, keeping some of the memory the last history took (its
+// holds, its grant lists): for a caller that checks many histories one
+// after another, as the simulator does its seeds. A Result that Finish
+// returned is not touched.
+func (c *Checker) Reset(opts Options) {
+	spare := c.spareGrants
+	for _, ks := range c.keys.all() {
+		if g := ks.grants.sorted; cap(g) > 0 && len(spare) < indexSmall {
+			clear(g)
+			spare = append(spare, g[:0])
+		}
+	}
+	holds, overlaps := c.holds, c.overlaps
+	holds.reset()
+	overlaps.reset()
+	*c = *New(opts)
+	c.holds, c.overlaps, c.spareGrants = holds, overlaps, spare
+}
+
 func (c *Checker) key(k string) *keyState {
 	ks := c.keys.get(k)
 	if ks == nil {
 		ks = &keyState{}
+		if n := len(c.spareGrants); n > 0 {
+			ks.grants.sorted = c.spareGrants[n-1]
+			c.spareGrants = c.spareGrants[:n-1]
+		}
 		ks.damage.counter = true
 		c.keys.put(k, ks)
 	}

@@ -43,6 +43,15 @@ func (x *index[T]) put(name string, v *T) {
 
 func (x *index[T]) len() int { return len(x.names) + len(x.more) }
 
+// all returns every value, in no particular order.
+func (x *index[T]) all() []*T {
+	out := append([]*T(nil), x.vals...)
+	for _, v := range x.more {
+		out = append(out, v)
+	}
+	return out
+}
+
 // sorted returns every name, sorted.
 func (x *index[T]) sorted() []string {
 	out := make([]string, 0, x.len())

@@ -50,26 +50,56 @@ func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.
 	c.live.holdStart(key, e.T)
 }
 
-// holdChunk is how many holds (or overlaps) the checker allocates at once.
-const holdChunk = 32
-
-// newHold returns a zeroed hold from the checker's current chunk: one
-// allocation per holdChunk grants instead of one each.
-func (c *Checker) newHold() *hold {
-	if len(c.holdMem) == cap(c.holdMem) {
-		c.holdMem = make([]hold, 0, holdChunk)
-	}
-	c.holdMem = c.holdMem[:len(c.holdMem)+1]
-	return &c.holdMem[len(c.holdMem)-1]
-}
+// newHold returns a zeroed hold from the checker's chunks: one allocation
+// per chunkLen grants instead of one each.
+func (c *Checker) newHold() *hold { return c.holds.alloc() }
 
 // newOverlap is newHold for overlaps.
-func (c *Checker) newOverlap() *overlap {
-	if len(c.overlapMem) == cap(c.overlapMem) {
-		c.overlapMem = make([]overlap, 0, holdChunk)
+func (c *Checker) newOverlap() *overlap { return c.overlaps.alloc() }
+
+// chunks hands out zeroed Ts, chunkLen at a time. The first chunksKept
+// chunks are kept for Reset to hand out again; the later ones go once
+// nothing points into them (a long history keeps only the chunks of its
+// open holds).
+type chunks[T any] struct {
+	cur  []T   // the chunk handed out from
+	kept [][]T // the first chunks
+	at   int   // kept[at] is cur, if at < len(kept)
+}
+
+const (
+	chunkLen   = 32
+	chunksKept = 16
+)
+
+func (c *chunks[T]) alloc() *T {
+	if len(c.cur) == cap(c.cur) {
+		switch {
+		case c.at+1 < len(c.kept):
+			c.at++
+			c.cur = c.kept[c.at][:0]
+		case len(c.kept) < chunksKept:
+			c.cur = make([]T, 0, chunkLen)
+			c.kept = append(c.kept, c.cur)
+			c.at = len(c.kept) - 1
+		default:
+			c.cur = make([]T, 0, chunkLen)
+			c.at = len(c.kept)
+		}
 	}
-	c.overlapMem = c.overlapMem[:len(c.overlapMem)+1]
-	return &c.overlapMem[len(c.overlapMem)-1]
+	c.cur = c.cur[:len(c.cur)+1]
+	return &c.cur[len(c.cur)-1]
+}
+
+// reset zeroes the kept chunks and hands them out again from the first.
+func (c *chunks[T]) reset() {
+	for _, k := range c.kept {
+		clear(k[:cap(k)])
+	}
+	c.cur, c.at = nil, 0
+	if len(c.kept) > 0 {
+		c.cur = c.kept[0][:0]
+	}
 }
 
 // endHold ends ps's belief in key at release invoke e.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/locksim/locksim/checker"
@@ -329,9 +330,11 @@ func newRun(cfg Config) (*run, error) {
 		backend: backend,
 		opts:    resolveOptions(backend, sc.Lock),
 		keep:    !cfg.NoHistory,
-		chk:     checker.New(cfg.Checker),
+		chk:     newChecker(cfg.Checker),
 		timing:  sc.Timing(cfg.Seed),
 	}
+	chk := r.chk
+	r.atEnd = append(r.atEnd, func() { checkers.Put(chk) })
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
 	if r.keep {
@@ -376,6 +379,17 @@ func newRun(cfg Config) (*run, error) {
 	}
 	nm.schedule()
 	return r, nil
+}
+
+// checkers keeps checkers from one run to the next (Checker.Reset).
+var checkers sync.Pool
+
+func newChecker(opts checker.Options) *checker.Checker {
+	if c, _ := checkers.Get().(*checker.Checker); c != nil {
+		c.Reset(opts)
+		return c
+	}
+	return checker.New(opts)
 }
 
 // emit appends one event to the history at the current virtual time.
