@@ -19,6 +19,12 @@ type world struct {
 	nodes []*node
 	links [][]link // links[from][to]
 
+	// The memory of nodes and links: nodes in chunks of 8, and the links
+	// in one array with a row of linkCap for each node (addNode).
+	nodeMem []node
+	linkMem []link
+	linkCap int
+
 	// Link shape: one-way delays drawn from delays, or, if it is nil,
 	// base + uniform [0, jitter).
 	delays            *dist
@@ -499,12 +505,32 @@ type node struct {
 }
 
 func (w *world) addNode(name string) *node {
-	n := &node{w: w, id: len(w.nodes), name: name, clk: clock{rate: 1}}
-	w.nodes = append(w.nodes, n)
-	for i := range w.links {
-		w.links[i] = append(w.links[i], link{})
+	if len(w.nodeMem) == cap(w.nodeMem) {
+		w.nodeMem = make([]node, 0, 8)
 	}
-	w.links = append(w.links, make([]link, len(w.nodes)))
+	w.nodeMem = w.nodeMem[:len(w.nodeMem)+1]
+	n := &w.nodeMem[len(w.nodeMem)-1]
+	*n = node{w: w, id: len(w.nodes), name: name, clk: clock{rate: 1}}
+	w.nodes = append(w.nodes, n)
+	k := len(w.nodes)
+	if k > w.linkCap {
+		// Room for twice as many nodes: the links in one array, a row of
+		// linkCap for each node, the rows' links copied over.
+		c := max(8, 2*w.linkCap)
+		mem := make([]link, c*c)
+		rows := make([][]link, len(w.links), c)
+		for i, row := range w.links {
+			rows[i] = mem[i*c : i*c+copy(mem[i*c:], row) : i*c+c]
+		}
+		w.links, w.linkMem, w.linkCap = rows, mem, c
+	}
+	// Every row one longer (the new link is zero: never used), and the
+	// new node's row.
+	c := w.linkCap
+	for i := range w.links {
+		w.links[i] = w.links[i][:k]
+	}
+	w.links = append(w.links, w.linkMem[(k-1)*c:(k-1)*c+k:(k-1)*c+c])
 	return n
 }
 
