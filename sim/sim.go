@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/locksim/locksim/checker"
@@ -334,7 +333,7 @@ func newRun(cfg Config) (*run, error) {
 		timing:  sc.Timing(cfg.Seed),
 	}
 	chk := r.chk
-	r.atEnd = append(r.atEnd, func() { checkers.Put(chk) })
+	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
 	if r.keep {
@@ -382,10 +381,10 @@ func newRun(cfg Config) (*run, error) {
 }
 
 // checkers keeps checkers from one run to the next (Checker.Reset).
-var checkers sync.Pool
+var checkers freeList[checker.Checker]
 
 func newChecker(opts checker.Options) *checker.Checker {
-	if c, _ := checkers.Get().(*checker.Checker); c != nil {
+	if c := checkers.get(); c != nil {
 		c.Reset(opts)
 		return c
 	}

@@ -3,7 +3,6 @@ package sim
 import (
 	"math/bits"
 	"math/rand/v2"
-	"sync"
 	"time"
 )
 
@@ -320,17 +319,17 @@ func (h *evHeap) popHeap() int32 {
 func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
 
 // evHeaps keeps the queues' memory from one run to the next.
-var evHeaps sync.Pool
+var evHeaps freeList[evHeap]
 
 // reuseQueue gives w the memory of an earlier run's queue, and registers
 // with r its return to the pool when the run ends.
 func (w *world) reuseQueue(r *run) {
-	if h, _ := evHeaps.Get().(*evHeap); h != nil {
+	if h := evHeaps.get(); h != nil {
 		w.q = *h
 	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
-		evHeaps.Put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
 		w.q = evHeap{}
 	})
 }
