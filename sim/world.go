@@ -646,9 +646,19 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	if l.loss > 0 && w.float64() < l.loss {
 		d += rto
 	}
-	t := max(w.now+d, l.last)
+	t := max(w.now+d, l.last, w.now)
 	l.last = t
-	w.schedule(t, to, from, kind, h, fn)
+	// schedule(t, to, from, kind, h, fn), written out: every message
+	// comes through here.
+	if t > w.end {
+		return
+	}
+	w.seq++
+	idx := w.q.slot()
+	e := &w.q.slab[idx]
+	e.at, e.h, e.fn, e.kind = t, h, fn, kind
+	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
+	w.q.insert(evKey{at: t, seq: w.seq, idx: idx}, t-w.now < nearWindow)
 }
 
 // linkDelay is one message's one-way delay on an unshaped link: a draw
