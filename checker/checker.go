@@ -106,11 +106,18 @@ type Checker struct {
 	events int
 	firstT int64
 	lastT  int64
-	keys   map[string]*keyState
-	procs  map[string]*procState
+	keys   index[keyState]
+	procs  index[procState]
 	out    []Violation
 	lin    *linRecorder
 	live   *liveness
+
+	// The chunks new holds and overlaps are taken from (newHold), and
+	// what Reset keeps for the next history: the first chunks and the
+	// keys' grant lists.
+	holds       chunks[hold]
+	overlaps    chunks[overlap]
+	spareGrants [][]grantRef
 }
 
 // procState is what the checker remembers of one proc: its open invoke.
@@ -119,8 +126,21 @@ type procState struct {
 	inv     history.Event // the open invoke
 	snap    grantRef      // fencing-lock: the greatest grant completed before an open acquire
 	hasSnap bool
-	// holds maps a key to that proc's current hold on it (mutual exclusion).
-	holds map[string]*hold
+	// holds are that proc's current holds, one per key (mutual
+	// exclusion), in the order they began.
+	holds []*hold
+	// wait is its open acquire, for liveness.
+	wait liveWait
+}
+
+// hold returns ps's current hold on key, or nil.
+func (ps *procState) hold(key string) *hold {
+	for _, h := range ps.holds {
+		if h.key == key {
+			return h
+		}
+	}
+	return nil
 }
 
 // keyState is everything the rule checks keep per key.
@@ -130,7 +150,7 @@ type keyState struct {
 	// fencing-lock
 	maxGrant grantRef
 	hasMax   bool
-	grants   map[int64]grantRef // every token granted so far
+	grants   grantIndex // every token granted so far
 
 	// fencing-resource
 	maxAccept grantRef
@@ -154,10 +174,8 @@ func New(opts Options) *Checker {
 		opts.LinTimeout = 10 * time.Second
 	}
 	c := &Checker{
-		opts:  opts,
-		keys:  make(map[string]*keyState),
-		procs: make(map[string]*procState),
-		live:  newLiveness(),
+		opts: opts,
+		live: newLiveness(),
 	}
 	if opts.Linearizability {
 		c.lin = newLinRecorder(opts)
@@ -165,21 +183,45 @@ func New(opts Options) *Checker {
 	return c
 }
 
+// Reset makes c ready to judge a new history with opts, as New(opts)
+// would return it, keeping some of the memory the last history took (its
+// holds, its grant lists): for a caller that checks many histories one
+// after another, as the simulator does its seeds. A Result that Finish
+// returned is not touched.
+func (c *Checker) Reset(opts Options) {
+	spare := c.spareGrants
+	for _, ks := range c.keys.all() {
+		if g := ks.grants.sorted; cap(g) > 0 && len(spare) < indexSmall {
+			clear(g)
+			spare = append(spare, g[:0])
+		}
+	}
+	holds, overlaps := c.holds, c.overlaps
+	holds.reset()
+	overlaps.reset()
+	*c = *New(opts)
+	c.holds, c.overlaps, c.spareGrants = holds, overlaps, spare
+}
+
 func (c *Checker) key(k string) *keyState {
-	ks := c.keys[k]
+	ks := c.keys.get(k)
 	if ks == nil {
-		ks = &keyState{grants: make(map[int64]grantRef)}
+		ks = &keyState{}
+		if n := len(c.spareGrants); n > 0 {
+			ks.grants.sorted = c.spareGrants[n-1]
+			c.spareGrants = c.spareGrants[:n-1]
+		}
 		ks.damage.counter = true
-		c.keys[k] = ks
+		c.keys.put(k, ks)
 	}
 	return ks
 }
 
 func (c *Checker) proc(p string) *procState {
-	ps := c.procs[p]
+	ps := c.procs.get(p)
 	if ps == nil {
-		ps = &procState{holds: make(map[string]*hold)}
-		c.procs[p] = ps
+		ps = &procState{}
+		c.procs.put(p, ps)
 	}
 	return ps
 }
@@ -215,7 +257,7 @@ func (c *Checker) invoke(ps *procState, e *history.Event) {
 	case history.FAcquire:
 		ks := c.key(e.Key)
 		ps.snap, ps.hasSnap = ks.maxGrant, ks.hasMax
-		c.live.waitStart(e.Proc, e.Key, e.T)
+		c.live.waitStart(&ps.wait, e.Proc, e.Key, e.T)
 	case history.FRelease:
 		c.endHold(ps, e.Key, e)
 	}
@@ -232,7 +274,7 @@ func (c *Checker) complete(ps *procState, inv, e *history.Event) {
 	}
 	switch e.F {
 	case history.FAcquire:
-		c.live.waitEnd(e.Proc, e.T)
+		c.live.waitEnd(&ps.wait, e.Proc, e.T)
 		if e.Type != history.OK {
 			return // fail: no grant; info: outcome unknown, no belief
 		}
@@ -264,7 +306,14 @@ func (c *Checker) notify(ps *procState, e *history.Event) {
 			c.endLost(ps, e.Key, e)
 			return
 		}
-		for k := range ps.holds {
+		// Every key held, in the order the holds began (a copy: each
+		// close removes one).
+		var keys [4]string
+		ks := keys[:0]
+		for _, h := range ps.holds {
+			ks = append(ks, h.key)
+		}
+		for _, k := range ks {
 			c.endLost(ps, k, e)
 		}
 	case history.FAccept:
@@ -290,32 +339,23 @@ func (c *Checker) report(v Violation) { c.out = append(c.out, v) }
 // belief still open, runs linearizability if asked, and returns the result.
 func (c *Checker) Finish() Result {
 	// Deterministic order: procs by name, keys by name.
-	procs := make([]string, 0, len(c.procs))
-	for p := range c.procs {
-		procs = append(procs, p)
-	}
-	sort.Strings(procs)
-	for _, p := range procs {
-		ps := c.procs[p]
+	for _, p := range c.procs.sorted() {
+		ps := c.procs.get(p)
 		keys := make([]string, 0, len(ps.holds))
-		for k := range ps.holds {
-			keys = append(keys, k)
+		for _, h := range ps.holds {
+			keys = append(keys, h.key)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
 			c.closeHold(ps, k, c.lastT, 0)
 		}
 	}
-	keys := make([]string, 0, len(c.keys))
-	for k := range c.keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if v, ok := c.keys[k].damage.verdict(k, c.keys[k]); ok {
+	for _, k := range c.keys.sorted() {
+		ks := c.keys.get(k)
+		if v, ok := ks.damage.verdict(k, ks); ok {
 			c.report(v)
 		}
-		if v, ok := c.keys[k].list.verdict(k); ok {
+		if v, ok := ks.list.verdict(k); ok {
 			c.report(v)
 		}
 	}

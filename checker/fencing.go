@@ -22,7 +22,7 @@ func (c *Checker) checkGrant(ps *procState, ks *keyState, key string, tok int64,
 			Detail: fmt.Sprintf("token %d granted to %s at line %d is not greater than token %d granted to %s at line %d, before this acquire was invoked",
 				tok, e.Proc, e.Line, ps.snap.token, ps.snap.proc, ps.snap.line),
 		})
-	} else if prev, dup := ks.grants[tok]; dup {
+	} else if prev, dup := ks.grants.get(tok); dup {
 		c.report(Violation{
 			Kind: FencingLock, Key: key,
 			Procs:  []string{prev.proc, e.Proc},
@@ -33,8 +33,8 @@ func (c *Checker) checkGrant(ps *procState, ks *keyState, key string, tok int64,
 				tok, prev.proc, prev.line, e.Proc, e.Line),
 		})
 	}
-	if _, seen := ks.grants[tok]; !seen {
-		ks.grants[tok] = ref
+	if _, seen := ks.grants.get(tok); !seen {
+		ks.grants.add(ref)
 	}
 	if !ks.hasMax || tok > ks.maxGrant.token {
 		ks.maxGrant, ks.hasMax = ref, true
@@ -64,7 +64,7 @@ func (c *Checker) checkAccept(ks *keyState, e *history.Event) {
 
 // holderOf names the proc that was granted tok on this key, or "?".
 func (ks *keyState) holderOf(tok int64) string {
-	if g, ok := ks.grants[tok]; ok {
+	if g, ok := ks.grants.get(tok); ok {
 		return g.proc
 	}
 	return "?"

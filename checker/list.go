@@ -44,8 +44,11 @@ func (l *listState) insert(inv, e *history.Event) {
 // read records a read of the list; only reads of a list (a JSON array)
 // count, and the last one is the final state.
 func (l *listState) read(e *history.Event) {
+	if l.tried == nil {
+		return // no insert yet: not a list (a counter's reads come here)
+	}
 	var items []string
-	if l.tried == nil || json.Unmarshal(e.Value, &items) != nil {
+	if json.Unmarshal(e.Value, &items) != nil {
 		return
 	}
 	l.final, l.hasFinal, l.readLine, l.readT = items, true, e.Line, e.T

@@ -2,6 +2,7 @@ package checker
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,8 +47,13 @@ type Liveness struct {
 // liveness follows every key's holds and waits for Liveness, in memory
 // per key and per proc.
 type liveness struct {
-	keys  map[string]*liveKey
-	waits map[string]string // proc → the key of its open acquire
+	keys index[liveKey]
+}
+
+// liveWait is one proc's open acquire, if any: kept with the proc's state.
+type liveWait struct {
+	key  *liveKey
+	open bool
 }
 
 // liveKey is one key's liveness so far.
@@ -56,9 +62,9 @@ type liveKey struct {
 	heldSince int64 // when holders last went from 0 to 1
 	heldNs    int64 // closed held time
 
-	waiting   map[string]bool // procs waiting for the key now
-	idleSince int64           // while idle (waiting, nobody holding): since when
-	idleProcs map[string]bool // the procs that waited in the current idle interval
+	waiting   []string // procs waiting for the key now
+	idleSince int64    // while idle (waiting, nobody holding): since when
+	idleProcs []string // the procs that waited in the current idle interval
 
 	best      int64 // the longest idle interval closed so far
 	bestFrom  int64
@@ -67,35 +73,28 @@ type liveKey struct {
 	bestEnd   bool
 }
 
-func newLiveness() *liveness {
-	return &liveness{keys: make(map[string]*liveKey), waits: make(map[string]string)}
-}
+func newLiveness() *liveness { return &liveness{} }
 
 func (l *liveness) key(k string) *liveKey {
-	lk := l.keys[k]
+	lk := l.keys.get(k)
 	if lk == nil {
-		lk = &liveKey{waiting: make(map[string]bool), idleProcs: make(map[string]bool)}
-		l.keys[k] = lk
+		lk = &liveKey{}
+		l.keys.put(k, lk)
 	}
 	return lk
 }
 
 func (lk *liveKey) idle() bool { return lk.holders == 0 && len(lk.waiting) > 0 }
 
-// change applies f to lk at time t, opening or closing an idle interval
-// if f changes whether the key is idle.
-func (lk *liveKey) change(t int64, f func()) {
-	was := lk.idle()
-	f()
+// changed opens or closes an idle interval at t if whether the key is idle
+// changed from was.
+func (lk *liveKey) changed(t int64, was bool) {
 	switch now := lk.idle(); {
 	case was && !now:
 		lk.closeIdle(t, false)
 	case !was && now:
 		lk.idleSince = t
-		clear(lk.idleProcs)
-		for p := range lk.waiting {
-			lk.idleProcs[p] = true
-		}
+		lk.idleProcs = append(lk.idleProcs[:0], lk.waiting...)
 	}
 }
 
@@ -103,74 +102,82 @@ func (lk *liveKey) change(t int64, f func()) {
 func (lk *liveKey) closeIdle(t int64, end bool) {
 	if d := t - lk.idleSince; d > lk.best {
 		lk.best, lk.bestFrom, lk.bestTo, lk.bestEnd = d, lk.idleSince, t, end
-		lk.bestProcs = lk.bestProcs[:0]
-		for p := range lk.idleProcs {
-			lk.bestProcs = append(lk.bestProcs, p)
-		}
+		lk.bestProcs = append(lk.bestProcs[:0], lk.idleProcs...)
 		sort.Strings(lk.bestProcs)
 	}
-	clear(lk.idleProcs)
+	lk.idleProcs = lk.idleProcs[:0]
 }
 
-// waitStart: proc invoked an acquire of key at t.
-func (l *liveness) waitStart(proc, key string, t int64) {
-	l.waitEnd(proc, t) // the reader allows one open invoke per proc: none is open
-	l.waits[proc] = key
+// addName adds name to the set s.
+func addName(s []string, name string) []string {
+	for _, n := range s {
+		if n == name {
+			return s
+		}
+	}
+	return append(s, name)
+}
+
+// waitStart: proc, whose wait is w, invoked an acquire of key at t.
+func (l *liveness) waitStart(w *liveWait, proc, key string, t int64) {
+	l.waitEnd(w, proc, t) // the reader allows one open invoke per proc: none is open
 	lk := l.key(key)
-	lk.change(t, func() { lk.waiting[proc] = true })
+	w.key, w.open = lk, true
+	was := lk.idle()
+	lk.waiting = addName(lk.waiting, proc)
+	lk.changed(t, was)
 	if lk.idle() {
-		lk.idleProcs[proc] = true
+		lk.idleProcs = addName(lk.idleProcs, proc)
 	}
 }
 
 // waitEnd: proc's acquire completed (ok, fail or info) at t.
-func (l *liveness) waitEnd(proc string, t int64) {
-	key, ok := l.waits[proc]
-	if !ok {
+func (l *liveness) waitEnd(w *liveWait, proc string, t int64) {
+	if !w.open {
 		return
 	}
-	delete(l.waits, proc)
-	lk := l.keys[key]
-	lk.change(t, func() { delete(lk.waiting, proc) })
+	lk := w.key
+	w.key, w.open = nil, false
+	was := lk.idle()
+	if i := slices.Index(lk.waiting, proc); i >= 0 {
+		lk.waiting = slices.Delete(lk.waiting, i, i+1)
+	}
+	lk.changed(t, was)
 }
 
 // holdStart: a proc began to hold key at t.
 func (l *liveness) holdStart(key string, t int64) {
 	lk := l.key(key)
-	lk.change(t, func() {
-		if lk.holders == 0 {
-			lk.heldSince = t
-		}
-		lk.holders++
-	})
+	was := lk.idle()
+	if lk.holders == 0 {
+		lk.heldSince = t
+	}
+	lk.holders++
+	lk.changed(t, was)
 }
 
 // holdEnd: a proc stopped holding key at t.
 func (l *liveness) holdEnd(key string, t int64) {
-	lk := l.keys[key]
+	lk := l.keys.get(key)
 	if lk == nil || lk.holders == 0 {
 		return
 	}
-	lk.change(t, func() {
-		lk.holders--
-		if lk.holders == 0 {
-			lk.heldNs += t - lk.heldSince
-		}
-	})
+	was := lk.idle()
+	lk.holders--
+	if lk.holders == 0 {
+		lk.heldNs += t - lk.heldSince
+	}
+	lk.changed(t, was)
 }
 
 // finish ends every wait and hold still open at end (the holds the
 // checker has already closed) and returns one Liveness per key, by key,
 // over a history that spans span ns.
 func (l *liveness) finish(end, span int64) []Liveness {
-	keys := make([]string, 0, len(l.keys))
-	for k := range l.keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := l.keys.sorted()
 	out := make([]Liveness, 0, len(keys))
 	for _, k := range keys {
-		lk := l.keys[k]
+		lk := l.keys.get(k)
 		if lk.idle() {
 			lk.closeIdle(end, true)
 		}

@@ -32,25 +32,79 @@ type overlap struct {
 // beginHold starts ps's belief in key at acquire ok e, pairing it with
 // every hold open on the key.
 func (c *Checker) beginHold(ps *procState, ks *keyState, key string, e *history.Event) {
-	if _, held := ps.holds[key]; held {
+	if ps.hold(key) != nil {
 		// A new grant while still believing: the old belief ends here.
 		c.closeHold(ps, key, e.T, e.Line)
 	}
-	h := &hold{proc: e.Proc, key: key, start: e.T, line: e.Line}
+	h := c.newHold()
+	h.proc, h.key, h.start, h.line = e.Proc, key, e.T, e.Line
 	h.token, h.hasToken = token(&ps.inv, e)
 	for _, other := range ks.holders {
-		ov := &overlap{a: other, b: h, from: e.T}
+		ov := c.newOverlap()
+		ov.a, ov.b, ov.from = other, h, e.T
 		other.overlaps = append(other.overlaps, ov)
 		h.overlaps = append(h.overlaps, ov)
 	}
 	ks.holders = append(ks.holders, h)
-	ps.holds[key] = h
+	ps.holds = append(ps.holds, h)
 	c.live.holdStart(key, e.T)
+}
+
+// newHold returns a zeroed hold from the checker's chunks: one allocation
+// per chunkLen grants instead of one each.
+func (c *Checker) newHold() *hold { return c.holds.alloc() }
+
+// newOverlap is newHold for overlaps.
+func (c *Checker) newOverlap() *overlap { return c.overlaps.alloc() }
+
+// chunks hands out zeroed Ts, chunkLen at a time. The first chunksKept
+// chunks are kept for Reset to hand out again; the later ones go once
+// nothing points into them (a long history keeps only the chunks of its
+// open holds).
+type chunks[T any] struct {
+	cur  []T   // the chunk handed out from
+	kept [][]T // the first chunks
+	at   int   // kept[at] is cur, if at < len(kept)
+}
+
+const (
+	chunkLen   = 32
+	chunksKept = 16
+)
+
+func (c *chunks[T]) alloc() *T {
+	if len(c.cur) == cap(c.cur) {
+		switch {
+		case c.at+1 < len(c.kept):
+			c.at++
+			c.cur = c.kept[c.at][:0]
+		case len(c.kept) < chunksKept:
+			c.cur = make([]T, 0, chunkLen)
+			c.kept = append(c.kept, c.cur)
+			c.at = len(c.kept) - 1
+		default:
+			c.cur = make([]T, 0, chunkLen)
+			c.at = len(c.kept)
+		}
+	}
+	c.cur = c.cur[:len(c.cur)+1]
+	return &c.cur[len(c.cur)-1]
+}
+
+// reset zeroes the kept chunks and hands them out again from the first.
+func (c *chunks[T]) reset() {
+	for _, k := range c.kept {
+		clear(k[:cap(k)])
+	}
+	c.cur, c.at = nil, 0
+	if len(c.kept) > 0 {
+		c.cur = c.kept[0][:0]
+	}
 }
 
 // endHold ends ps's belief in key at release invoke e.
 func (c *Checker) endHold(ps *procState, key string, e *history.Event) {
-	if _, held := ps.holds[key]; held {
+	if ps.hold(key) != nil {
 		c.closeHold(ps, key, e.T, e.Line)
 	}
 }
@@ -58,8 +112,8 @@ func (c *Checker) endHold(ps *procState, key string, e *history.Event) {
 // endLost ends ps's belief in key at lost info e, unless the notice names a
 // token of an earlier grant than the one now held.
 func (c *Checker) endLost(ps *procState, key string, e *history.Event) {
-	h, held := ps.holds[key]
-	if !held || (e.HasToken && h.hasToken && e.Token != h.token) {
+	h := ps.hold(key)
+	if h == nil || (e.HasToken && h.hasToken && e.Token != h.token) {
 		return
 	}
 	c.closeHold(ps, key, e.T, e.Line)
@@ -68,10 +122,12 @@ func (c *Checker) endLost(ps *procState, key string, e *history.Event) {
 // closeHold ends ps's hold on key at time t (line 0: the end of the
 // history) and settles its overlaps.
 func (c *Checker) closeHold(ps *procState, key string, t int64, line int) {
-	h := ps.holds[key]
-	delete(ps.holds, key)
+	h := ps.hold(key)
+	if i := slices.Index(ps.holds, h); i >= 0 {
+		ps.holds = slices.Delete(ps.holds, i, i+1)
+	}
 	c.live.holdEnd(key, t)
-	ks := c.keys[key]
+	ks := c.keys.get(key)
 	if i := slices.Index(ks.holders, h); i >= 0 {
 		ks.holders = slices.Delete(ks.holders, i, i+1)
 	}

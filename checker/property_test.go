@@ -2,6 +2,7 @@ package checker_test
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -79,5 +80,36 @@ func TestPropertyInjectionGivesExactlyItsKind(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A Checker Reset between histories gives each the Result a new one
+// gives: nothing of one history (its holds, grants, liveness, options)
+// leaks into the next.
+func TestPropertyResetIsNew(t *testing.T) {
+	reused := checker.New(checker.Options{})
+	violating := 0
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := genConfig(t, histgen.Injection(rapid.IntRange(0, int(histgen.StaleAccept)).Draw(t, "inject")))
+		seed := rapid.Uint64().Draw(t, "seed")
+		events, _ := histgen.Generate(rand.New(rand.NewPCG(seed, 1)), cfg)
+		opts := checker.Options{Linearizability: rapid.Bool().Draw(t, "lin")}
+		fresh := checker.New(opts)
+		reused.Reset(opts)
+		for i := range events {
+			events[i].Line = i + 1
+			fresh.Add(&events[i])
+			reused.Add(&events[i])
+		}
+		want, got := fresh.Finish(), reused.Finish()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("after Reset:\n got %+v\nwant %+v", got, want)
+		}
+		if len(want.Violations) > 0 {
+			violating++
+		}
+	})
+	if violating == 0 {
+		t.Fatal("no history with a violation: the property saw no overlaps")
 	}
 }

@@ -1,6 +1,9 @@
 package sim
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // arena hands out zeroed Ts for one run and takes them all back when the
 // run ends: a run's objects die with it (a Result keeps none), so the
@@ -44,19 +47,52 @@ func (a *arena[T]) reset() {
 	a.n = 0
 }
 
-// arenaPool is a sync.Pool of arenas of T.
-type arenaPool[T any] struct{ p sync.Pool }
+// arenaPool keeps arenas of T from one run to the next.
+type arenaPool[T any] struct{ l freeList[arena[T]] }
 
 // get returns an arena for a run, and registers with r its return to the
 // pool when the run ends.
 func (p *arenaPool[T]) get(r *run) *arena[T] {
-	a, _ := p.p.Get().(*arena[T])
+	a := p.l.get()
 	if a == nil {
 		a = new(arena[T])
 	}
 	r.atEnd = append(r.atEnd, func() {
 		a.reset()
-		p.p.Put(a)
+		p.l.put(a)
 	})
 	return a
+}
+
+// freeList keeps values of T that runs are done with for the next runs:
+// as many as runs can go at once (GOMAXPROCS), the rest are dropped. It
+// is not a sync.Pool, which gives a value back on the P that put it (or
+// by stealing from another P's shared list, never from its private slot)
+// and drops what it holds after two collections: a run's goroutine moves
+// between Ps, and its arenas, queue and checker were made again every few
+// runs (a sixth of etcd's bytes per seed).
+type freeList[T any] struct {
+	mu   sync.Mutex
+	free []*T
+}
+
+func (l *freeList[T]) get() *T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.free)
+	if n == 0 {
+		return nil
+	}
+	v := l.free[n-1]
+	l.free[n-1] = nil
+	l.free = l.free[:n-1]
+	return v
+}
+
+func (l *freeList[T]) put(v *T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) < runtime.GOMAXPROCS(0) {
+		l.free = append(l.free, v)
+	}
 }

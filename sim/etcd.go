@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"time"
 
 	"github.com/locksim/locksim/history"
@@ -75,6 +76,12 @@ type etcd struct {
 	leases []*etcdLease // by id; ids start at 1
 	queues map[string][]*etcdKey
 	ttl    int64
+
+	// The run's arenas.
+	reqs   *arena[etcdReq]
+	timers *arena[etcdTimer]
+	lss    *arena[etcdLease]
+	keys   *arena[etcdKey]
 }
 
 type etcdLease struct {
@@ -83,6 +90,7 @@ type etcdLease struct {
 	ttl    int64 // granted, in whole seconds (ns)
 	expiry int64 // on the leader's clock
 	keys   []*etcdKey
+	keys0  [1]*etcdKey // keys' first array: a lease has one key
 }
 
 type etcdKey struct {
@@ -116,6 +124,7 @@ const etcdCommit = 1400 * time.Microsecond
 
 func newEtcd(r *run, size int) *etcd {
 	m := &etcd{r: r, queues: make(map[string][]*etcdKey)}
+	m.reqs, m.timers, m.lss, m.keys = etcdReqs.get(r), etcdTimers.get(r), etcdLeases.get(r), etcdKeys.get(r)
 	m.ttl = int64(lockEtcd.TTLSeconds(time.Duration(r.opts.ttl))) * int64(time.Second)
 	m.q = newQuorum(r, "etcd", size, 100*time.Millisecond, etcdCommit, 5*time.Second+200*time.Millisecond)
 	m.q.onLeader = m.promote
@@ -162,23 +171,26 @@ func (m *etcd) startLessor(l *node, term int) {
 func (m *etcd) lessor(l *node, term int) { m.lessorAfter(l, term, etcdCheckInterval) }
 
 func (m *etcd) lessorAfter(l *node, term int, first int64) {
-	l.after(first, func() {
-		if !m.q.isLeader(l, term) {
-			return
+	t := m.timer(etLessor)
+	t.l, t.term = l, term
+	l.afterH(first, t)
+}
+
+// expire is one look of the leader's expiry loop: the leases whose expiry
+// has passed are revoked through a commit.
+func (m *etcd) expire(l *node, term int) {
+	if !m.q.isLeader(l, term) {
+		return
+	}
+	now := l.now()
+	for _, ls := range m.leases {
+		if ls.alive && ls.expiry <= now {
+			t := m.timer(etExpire)
+			t.l, t.term, t.ls = l, term, ls
+			l.afterH(m.q.commitDelay, t)
 		}
-		now := l.now()
-		for _, ls := range m.leases {
-			if ls.alive && ls.expiry <= now {
-				ls := ls
-				l.after(m.q.commitDelay, func() {
-					if m.q.isLeader(l, term) {
-						m.revoke(ls)
-					}
-				})
-			}
-		}
-		m.lessor(l, term)
-	})
+	}
+	m.lessor(l, term)
 }
 
 // grant makes a lease of ttl (whole seconds) and returns its ID. The server
@@ -187,7 +199,9 @@ func (m *etcd) lessorAfter(l *node, term int, first int64) {
 func (m *etcd) grant(ttl int64) int64 {
 	minTTL := (3*m.q.electionTimeout/2 + int64(time.Second) - 1) / int64(time.Second) * int64(time.Second)
 	ttl = max(ttl, minTTL)
-	ls := &etcdLease{id: int64(len(m.leases) + 1), alive: true, ttl: ttl, expiry: m.q.leaderNode().now() + ttl}
+	ls := m.lss.alloc()
+	ls.id, ls.alive, ls.ttl, ls.expiry = int64(len(m.leases)+1), true, ttl, m.q.leaderNode().now()+ttl
+	ls.keys = ls.keys0[:0]
 	m.leases = append(m.leases, ls)
 	return ls.id
 }
@@ -232,7 +246,7 @@ func (m *etcd) deleteKey(k *etcdKey) {
 			continue
 		}
 		m.rev++
-		q = append(q[:i:i], q[i+1:]...)
+		q = slices.Delete(q, i, i+1) // in place: nothing else holds the queue
 		m.queues[k.lock] = q
 		if i == 0 && len(q) > 0 {
 			m.notify(q[0])
@@ -244,15 +258,20 @@ func (m *etcd) deleteKey(k *etcdKey) {
 // notify delivers the watch event that makes k's client the owner.
 func (m *etcd) notify(k *etcdKey) {
 	l := m.q.leaderNode()
-	c := k.client
-	deliver := func(from *node) {
-		m.r.w.send(from, c.p.n, func() { c.granted(k) }, nil)
-	}
 	if l == nil || l == k.entry || k.entry.down {
-		deliver(m.q.servers[max(m.q.leader, 0)])
+		m.deliver(k, m.q.servers[max(m.q.leader, 0)])
 		return
 	}
-	m.r.w.send(l, k.entry, func() { deliver(k.entry) }, nil)
+	t := m.timer(etWatchEntry)
+	t.k = k
+	m.r.w.sendEv(l, k.entry, evHandler, t, nil)
+}
+
+// deliver sends the watch event for k from the server from to its client.
+func (m *etcd) deliver(k *etcdKey, from *node) {
+	t := m.timer(etWatch)
+	t.c, t.k = k.client, k
+	m.r.w.sendEv(from, k.client.p.n, evHandler, t, nil)
 }
 
 // lock is the Mutex's put-and-get: it returns the key's create revision
@@ -268,7 +287,8 @@ func (m *etcd) lock(c *etcdClient, key string, leaseID int64, entry *node) (int6
 		}
 	}
 	m.rev++
-	k := &etcdKey{lock: key, rev: m.rev, lease: ls, client: c, entry: entry}
+	k := m.keys.alloc()
+	k.lock, k.rev, k.lease, k.client, k.entry = key, m.rev, ls, c, entry
 	ls.keys = append(ls.keys, k)
 	m.queues[key] = append(m.queues[key], k)
 	return k.rev, len(m.queues[key]) == 1
@@ -296,56 +316,244 @@ type etcdClient struct {
 
 func (c *etcdClient) server() *node { return c.m.q.servers[c.ep] }
 
+// etcdReq is one request of an etcd client: what it asks (kind and its
+// arguments), the answer the leader keeps in it (apply), and what the
+// client does with the answer (replied). The call and its way through the
+// quorum are embedded, so a request is one object from the run's arena
+// and no closures. A request tried again (refused, or the server's error)
+// goes as a new request with the same arguments: the old one may still be
+// on its way through the quorum (a write whose request timed out may
+// still be applied later), so a request is never reused.
+type etcdReq struct {
+	call
+	qr    qreq
+	c     *etcdClient
+	kind  uint8
+	write bool
+	gen   uint32
+	id    int64  // the lease
+	key   string // ekLock
+	entry *node  // ekLock: the server the Lock came through
+	done  func(history.Type)
+	fn    func() func() // ekFunc: runs on the leader, returns the answer
+
+	// The answer, kept by apply.
+	rev   int64  // ekGrant: the lease ID; ekLock: the key's create revision
+	owner bool   // ekLock
+	ttl   int64  // ekKeepAlive, ekRenew: the TTL answered (0: not found)
+	found bool   // ekRelease: the lease was there
+	ans   func() // ekFunc
+}
+
+// Kinds of etcdReq.
+const (
+	ekGrant     uint8 = iota // LeaseGrant for acquire's session
+	ekLock                   // Mutex.Lock's put and get
+	ekKeepAlive              // the session's keepalive
+	ekRevoke                 // LeaseRevoke
+	ekRenew                  // Run's KeepAliveOnce
+	ekRelease                // Unlock, then Revoke
+	ekFunc                   // fn on the leader, its answer on the client (op)
+)
+
+// The memory of etcd's requests, timers, leases and keys, kept from one
+// run to the next.
+var (
+	etcdReqs   arenaPool[etcdReq]
+	etcdTimers arenaPool[etcdTimer]
+	etcdLeases arenaPool[etcdLease]
+	etcdKeys   arenaPool[etcdKey]
+)
+
+// req returns a new request of kind.
+func (c *etcdClient) req(kind uint8, write bool, gen uint32, id int64) *etcdReq {
+	q := c.m.reqs.alloc()
+	q.c, q.kind, q.write, q.gen, q.id = c, kind, write, gen, id
+	return q
+}
+
 // op sends one request through the quorum, retrying on another server when
-// refused and again after an error, until it is answered.
-func (c *etcdClient) op(write bool, apply func() func()) {
-	o := &etcdOp{c: c, write: write, apply: apply}
-	o.retryFn = o.retry
-	o.try()
+// refused and again after an error, until it is answered: fn runs on the
+// leader and the function it returns on the client.
+func (c *etcdClient) op(write bool, fn func() func()) {
+	q := c.req(ekFunc, write, 0, 0)
+	q.fn = fn
+	q.try()
 }
 
-// etcdOp is one request of an etcd client, retried until answered.
-type etcdOp struct {
-	c       *etcdClient
-	write   bool
-	apply   func() func()
-	retryFn func()
+// try sends the request to the client's server.
+func (q *etcdReq) try() {
+	c := q.c
+	q.call.w, q.call.c, q.call.s, q.call.h = c.m.r.w, c.p.n, c.server(), q
+	q.call.w.start(&q.call, 0)
 }
 
-func (o *etcdOp) try() {
-	o.c.m.r.w.call(o.c.p.n, o.c.server(), 0, o)
+// again tries the request once more, as a new request, etcdRetry later.
+func (q *etcdReq) again() {
+	n := q.c.req(q.kind, q.write, q.gen, q.id)
+	n.key, n.entry, n.done, n.fn = q.key, q.entry, q.done, q.fn
+	q.c.p.n.afterH(etcdRetry, (*etcdRetryTimer)(n))
 }
 
-// retry is the server's error answer: try again a little later.
-func (o *etcdOp) retry() { o.c.p.n.after(etcdRetry, o.try) }
+// etcdRetryTimer is a request waiting to be tried again.
+type etcdRetryTimer etcdReq
 
-func (o *etcdOp) serve(r *call) { o.c.m.q.do(r, o.write, o.apply, o.retryFn) }
+func (t *etcdRetryTimer) handle() { (*etcdReq)(t).try() }
 
-// failed is a refused connection: the next server, a little later.
-func (o *etcdOp) failed(rpcErr) {
-	o.c.ep = (o.c.ep + 1) % len(o.c.m.q.servers)
-	o.c.p.n.after(etcdRetry, o.try)
+// serve runs on the server: the request goes through the quorum.
+func (q *etcdReq) serve(*call) {
+	q.qr.q, q.qr.c, q.qr.o, q.qr.write = q.c.m.q, &q.call, q, q.write
+	q.c.m.q.start(&q.qr)
+}
+
+// failed is a refused connection (the next server, a little later) or the
+// server's error (the same server, a little later).
+func (q *etcdReq) failed(e rpcErr) {
+	if e != errServer {
+		q.c.ep = (q.c.ep + 1) % len(q.c.m.q.servers)
+	}
+	q.again()
 }
 
 const etcdRetry = int64(50 * time.Millisecond)
+
+// apply runs on the leader and keeps the answer.
+func (q *etcdReq) apply() {
+	m := q.c.m
+	switch q.kind {
+	case ekGrant:
+		q.rev = m.grant(m.ttl)
+	case ekLock:
+		q.rev, q.owner = m.lock(q.c, q.key, q.id, q.entry)
+	case ekKeepAlive, ekRenew:
+		q.ttl = m.renew(q.id)
+	case ekRevoke:
+		if ls := m.lease(q.id); ls != nil {
+			m.revoke(ls)
+		}
+	case ekRelease:
+		if ls := m.lease(q.id); ls != nil {
+			q.found = true
+			m.revoke(ls)
+		}
+	case ekFunc:
+		q.ans = q.fn()
+	}
+}
+
+// replied runs on the client with the answer.
+func (q *etcdReq) replied() {
+	c, gen := q.c, q.gen
+	switch q.kind {
+	case ekGrant:
+		c.granted0(gen, q.rev)
+	case ekLock:
+		if c.gen != gen || c.waiting == nil {
+			return
+		}
+		switch {
+		case q.rev == 0:
+			c.endSession()
+			c.give(false, 0)
+		case q.owner:
+			c.rev = q.rev
+			c.give(true, q.rev)
+		default:
+			c.rev = q.rev // wait for granted
+		}
+	case ekKeepAlive:
+		if c.gen != gen || !c.session {
+			return
+		}
+		if q.ttl == 0 {
+			c.sessionDone("etcd session ended: lease expired or revoked (keepalive TTL 0)")
+			return
+		}
+		// The client takes the TTL the server answered.
+		t := c.p.n.w.now
+		c.deadline = t + q.ttl
+		c.nextKA = t + q.ttl/3
+	case ekRenew:
+		if c.gen == gen && q.ttl == 0 {
+			c.sessionDone("renew: etcd lease not found (expired or revoked)")
+		}
+	case ekRelease:
+		if q.found {
+			q.done(history.OK)
+		} else {
+			q.done(history.Fail)
+		}
+	case ekFunc:
+		q.ans()
+	}
+}
+
+// etcdTimer is a timer or a message of the etcd model that carries its
+// own arguments: from the run's arena, instead of a closure.
+type etcdTimer struct {
+	m    *etcd
+	c    *etcdClient
+	l    *node // etLessor, etExpire: the leader
+	ls   *etcdLease
+	k    *etcdKey
+	gen  uint32
+	term int
+	kind uint8
+}
+
+// Kinds of etcdTimer.
+const (
+	etKeepAlive  uint8 = iota // the client's keepalive send loop
+	etDeadline                // the client's deadline loop
+	etWaitLimit               // acquire's wait timeout
+	etLessor                  // the leader's expiry loop
+	etExpire                  // the leader revokes an expired lease
+	etWatchEntry              // a watch event at the waiter's server
+	etWatch                   // a watch event at the waiter
+)
+
+func (m *etcd) timer(kind uint8) *etcdTimer {
+	t := m.timers.alloc()
+	t.m, t.kind = m, kind
+	return t
+}
+
+func (t *etcdTimer) handle() {
+	m, c := t.m, t.c
+	switch t.kind {
+	case etKeepAlive:
+		c.keepalive(t.gen)
+	case etDeadline:
+		c.deadlineCheck(t.gen)
+	case etWaitLimit:
+		if c.gen == t.gen && c.waiting != nil {
+			c.give(false, 0)
+			c.endSession()
+			c.revoke(c.leaseID)
+		}
+	case etLessor:
+		m.expire(t.l, t.term)
+	case etExpire:
+		if m.q.isLeader(t.l, t.term) {
+			m.revoke(t.ls)
+		}
+	case etWatchEntry:
+		m.deliver(t.k, t.k.entry)
+	case etWatch:
+		t.c.granted(t.k)
+	}
+}
 
 func (c *etcdClient) acquire(key string, done func(bool, int64)) {
 	c.gen++
 	gen := c.gen
 	c.key = key
 	c.waiting = done
-	c.op(true, func() func() {
-		id := c.m.grant(c.m.ttl)
-		return func() { c.granted0(gen, id) }
-	})
+	c.req(ekGrant, true, gen, 0).try()
 	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		c.p.n.after(wt, func() {
-			if c.gen == gen && c.waiting != nil {
-				c.give(false, 0)
-				c.endSession()
-				c.revoke(c.leaseID)
-			}
-		})
+		t := c.m.timer(etWaitLimit)
+		t.c, t.gen = c, gen
+		c.p.n.afterH(wt, t)
 	}
 }
 
@@ -365,6 +573,14 @@ func (c *etcdClient) granted0(gen uint32, id int64) {
 	}
 	c.startSession(gen, id)
 	c.lock(gen, c.key)
+}
+
+// loopTimer returns a timer of kind (etKeepAlive, etDeadline) for c's
+// session gen.
+func (c *etcdClient) loopTimer(kind uint8, gen uint32) *etcdTimer {
+	t := c.m.timer(kind)
+	t.c, t.gen = c, gen
+	return t
 }
 
 // startSession is concurrency.NewSession on lease id: the client's
@@ -396,33 +612,16 @@ func (c *etcdClient) startSession(gen uint32, id int64) {
 	c.nextKA = now
 	// The first keepalive goes at the send loop's next tick; the deadline
 	// loop looks at its own.
-	c.p.n.afterTrue((c.phase-now%etcdCheckInterval+etcdCheckInterval)%etcdCheckInterval, func() { c.keepalive(gen) })
-	c.p.n.afterTrue((c.dlPhase-now%etcdDeadlineInterval+etcdDeadlineInterval)%etcdDeadlineInterval, func() { c.deadlineCheck(gen) })
+	c.p.n.afterTrueH((c.phase-now%etcdCheckInterval+etcdCheckInterval)%etcdCheckInterval, c.loopTimer(etKeepAlive, gen))
+	c.p.n.afterTrueH((c.dlPhase-now%etcdDeadlineInterval+etcdDeadlineInterval)%etcdDeadlineInterval, c.loopTimer(etDeadline, gen))
 }
 
 // lock is Mutex.Lock on key, under the session's lease: the answer goes
 // to c.waiting.
 func (c *etcdClient) lock(gen uint32, key string) {
-	id := c.leaseID
-	entry := c.server()
-	c.op(true, func() func() {
-		rev, owner := c.m.lock(c, key, id, entry)
-		return func() {
-			if c.gen != gen || c.waiting == nil {
-				return
-			}
-			switch {
-			case rev == 0:
-				c.endSession()
-				c.give(false, 0)
-			case owner:
-				c.rev = rev
-				c.give(true, rev)
-			default:
-				c.rev = rev // wait for granted
-			}
-		}
-	})
+	q := c.req(ekLock, true, gen, c.leaseID)
+	q.key, q.entry = key, c.server()
+	q.try()
 }
 
 // granted is the watch event: every key before ours is deleted.
@@ -450,7 +649,7 @@ func (c *etcdClient) deadlineCheck(gen uint32) {
 		c.sessionDone("etcd session ended: no keepalive answer within the TTL")
 		return
 	}
-	c.p.n.afterTrue(etcdDeadlineInterval, func() { c.deadlineCheck(gen) })
+	c.p.n.afterTrueH(etcdDeadlineInterval, c.loopTimer(etDeadline, gen))
 }
 
 // keepalive is the client's keepalive send loop (every 500 ms): a
@@ -462,25 +661,9 @@ func (c *etcdClient) keepalive(gen uint32) {
 	now := c.p.n.w.now
 	if now >= c.nextKA {
 		c.nextKA = now + c.m.ttl/3
-		id := c.leaseID
-		c.op(false, func() func() {
-			ttl := c.m.renew(id)
-			return func() {
-				if c.gen != gen || !c.session {
-					return
-				}
-				if ttl == 0 {
-					c.sessionDone("etcd session ended: lease expired or revoked (keepalive TTL 0)")
-					return
-				}
-				// The client takes the TTL the server answered.
-				t := c.p.n.w.now
-				c.deadline = t + ttl
-				c.nextKA = t + ttl/3
-			}
-		})
+		c.req(ekKeepAlive, false, gen, c.leaseID).try()
 	}
-	c.p.n.afterTrue(etcdCheckInterval, func() { c.keepalive(gen) })
+	c.p.n.afterTrueH(etcdCheckInterval, c.loopTimer(etKeepAlive, gen))
 }
 
 func (c *etcdClient) sessionDone(reason string) {
@@ -499,25 +682,12 @@ func (c *etcdClient) revoke(id int64) {
 	if id <= 0 {
 		return
 	}
-	c.op(true, func() func() {
-		if ls := c.m.lease(id); ls != nil {
-			c.m.revoke(ls)
-		}
-		return func() {}
-	})
+	c.req(ekRevoke, true, 0, id).try()
 }
 
 // renew is Run's KeepAliveOnce.
 func (c *etcdClient) renew() {
-	gen, id := c.gen, c.leaseID
-	c.op(false, func() func() {
-		ttl := c.m.renew(id)
-		return func() {
-			if c.gen == gen && ttl == 0 {
-				c.sessionDone("renew: etcd lease not found (expired or revoked)")
-			}
-		}
-	})
+	c.req(ekRenew, false, c.gen, c.leaseID).try()
 }
 
 // release is Unlock (delete our key) then Revoke.
@@ -530,17 +700,7 @@ func (c *etcdClient) release(done func(history.Type)) {
 		done(history.Fail)
 		return
 	}
-	c.op(true, func() func() {
-		ls := c.m.lease(id)
-		if ls != nil {
-			c.m.revoke(ls)
-		}
-		return func() {
-			if ls == nil {
-				done(history.Fail)
-			} else {
-				done(history.OK)
-			}
-		}
-	})
+	q := c.req(ekRelease, true, c.gen, id)
+	q.done = done
+	q.try()
 }

@@ -76,6 +76,8 @@ type mcServer struct {
 	ct         int64  // current_time, as of the last tick
 	casSeq     uint64 // the last CAS id handed out
 	fill       int
+	tickFn     func()         // tick, made once
+	itemMem    *arena[mcItem] // the run's items (nil: allocated one by one)
 }
 
 type mcItem struct {
@@ -87,9 +89,10 @@ type mcItem struct {
 
 func newMemcache(r *run, size int) *memcache {
 	m := &memcache{r: r, ops: mcOps.get(r), timers: mcTimers.get(r), leases: mcLeases.get(r)}
+	items := mcItems.get(r)
 	names := make([]string, size)
 	for i := 0; i < size; i++ {
-		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1))} // as cluster/ names them
+		s := &mcServer{n: r.w.addNode("memcached" + strconv.Itoa(i+1)), itemMem: items} // as cluster/ names them
 		// The server started some time before the run: its ticks are at
 		// a phase of their own.
 		s.reset(1 + r.w.int64n(int64(time.Second)))
@@ -113,14 +116,17 @@ func (s *mcServer) reset(firstTick int64) {
 	// half a second before the tick's phase, so that tick k reads k.
 	s.startLocal = s.n.now() + firstTick - int64(time.Second) - int64(time.Second)/2
 	s.ct = 0
-	s.n.afterTrue(firstTick, s.tick)
+	if s.tickFn == nil {
+		s.tickFn = s.tick
+	}
+	s.n.afterTrue(firstTick, s.tickFn)
 }
 
 // tick is memcached's clock_handler: once a second it sets current_time
 // from the server's clock.
 func (s *mcServer) tick() {
 	s.ct = (s.n.now() - s.startLocal) / int64(time.Second)
-	s.n.afterTrue(int64(time.Second), s.tick)
+	s.n.afterTrue(int64(time.Second), s.tickFn)
 }
 
 // currentTime is memcached's current_time: whole seconds since start, as
@@ -182,7 +188,13 @@ func (s *mcServer) set(key, value string, exp int64) {
 		return
 	}
 	s.casSeq++
-	it := &mcItem{key: key, value: value, cas: s.casSeq}
+	var it *mcItem
+	if s.itemMem != nil {
+		it = s.itemMem.alloc()
+	} else {
+		it = new(mcItem)
+	}
+	it.key, it.value, it.cas = key, value, s.casSeq
 	if exp > 0 {
 		it.exp = s.currentTime() + exp
 	}
@@ -364,6 +376,7 @@ var (
 	mcOps    arenaPool[mcOp]
 	mcTimers arenaPool[mcTimer]
 	mcLeases arenaPool[mcm.Lease]
+	mcItems  arenaPool[mcItem]
 )
 
 func (c *mcClient) acquire(key string, done func(bool, int64)) {

@@ -43,6 +43,10 @@ type quorum struct {
 	first, last *qreq
 	armed       bool
 	fireFn      func()
+
+	// majority[i] is hasMajority(i) as of the world's topo majAt[i]-1.
+	majority []bool
+	majAt    []uint64
 }
 
 func newQuorum(r *run, prefix string, size int, election, commit, request time.Duration) *quorum {
@@ -59,6 +63,7 @@ func newQuorum(r *run, prefix string, size int, election, commit, request time.D
 		r.servers = append(r.servers, n)
 	}
 	q.leader = 0
+	q.majority, q.majAt = make([]bool, size), make([]uint64, size)
 	return q
 }
 
@@ -75,6 +80,18 @@ func (q *quorum) healthy(i int) bool {
 }
 
 func (q *quorum) hasMajority(i int) bool {
+	w := q.r.w
+	if q.majAt[i] == w.topo+1 {
+		return q.majority[i]
+	}
+	m := q.countMajority(i)
+	q.majority[i], q.majAt[i] = m, w.topo+1
+	return m
+}
+
+// countMajority is hasMajority worked out: i is up, not paused, and
+// reaches a majority of the servers (itself included) both ways.
+func (q *quorum) countMajority(i int) bool {
 	if !q.healthy(i) {
 		return false
 	}

@@ -339,10 +339,12 @@ func newRun(cfg Config) (*run, error) {
 		backend: backend,
 		opts:    resolveOptions(backend, sc.Lock),
 		keep:    !cfg.NoHistory,
-		chk:     checker.New(cfg.Checker),
+		chk:     newChecker(cfg.Checker),
 		timing:  sc.Timing(cfg.Seed),
 		tokens:  !slices.Contains(scenario.TokenlessBackends, backend),
 	}
+	chk := r.chk
+	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
 	if r.keep {
@@ -393,6 +395,17 @@ func newRun(cfg Config) (*run, error) {
 	return r, nil
 }
 
+// checkers keeps checkers from one run to the next (Checker.Reset).
+var checkers freeList[checker.Checker]
+
+func newChecker(opts checker.Options) *checker.Checker {
+	if c := checkers.get(); c != nil {
+		c.Reset(opts)
+		return c
+	}
+	return checker.New(opts)
+}
+
 // emit appends one event to the history at the current virtual time.
 func (r *run) emit(proc string, typ history.Type, f, key string, tok int64, hasTok bool, value []byte) {
 	e := history.Event{T: r.w.now, Proc: proc, Type: typ, F: f, Key: key, Token: tok, HasToken: hasTok, Value: value}
@@ -411,7 +424,31 @@ func (r *run) finish() {
 	}
 }
 
-func num(v int64) []byte { return strconv.AppendInt(nil, v, 10) }
+// num is v in decimal, as an event's value. The values of a run are
+// small counts (the resource's counter): those below numSmall are slices
+// of one shared, read-only buffer (no allocation; their capacity ends with
+// them, so an append copies), the rest are allocated.
+func num(v int64) []byte {
+	if v >= 0 && v < numSmall {
+		lo, hi := numEnds[v], numEnds[v+1]
+		return numDigits[lo:hi:hi]
+	}
+	return strconv.AppendInt(nil, v, 10)
+}
+
+const numSmall = 4096
+
+// numDigits holds 0..numSmall-1 in decimal, one after the other, and
+// numEnds where each starts (numEnds[v]) and ends (numEnds[v+1]).
+var numDigits, numEnds = func() ([]byte, []int32) {
+	var b []byte
+	ends := make([]int32, 0, numSmall+1)
+	for v := int64(0); v < numSmall; v++ {
+		ends = append(ends, int32(len(b)))
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return b, append(ends, int32(len(b)))
+}()
 
 func quote(s string) []byte { return strconv.AppendQuote(nil, s) }
 

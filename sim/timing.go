@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // The simulator's timing comes from measurements on this machine, not from
 // round numbers: each distribution below is the quantiles that
@@ -26,7 +29,7 @@ import "time"
 type dist struct {
 	q   []float64
 	v   []int64
-	tab []int64
+	tab [distBins + 1]int32 // ns: 4 KB, half as much cache as int64s
 }
 
 // distBins is the number of equal steps of the table: bins of 1/1000 of
@@ -47,9 +50,13 @@ func (d *dist) at(u float64) int64 {
 
 // newDist is the distribution with quantiles v at q, its table made.
 func newDist(q []float64, v []int64) *dist {
-	d := &dist{q: q, v: v, tab: make([]int64, distBins+1)}
+	d := &dist{q: q, v: v}
 	for i := range d.tab {
-		d.tab[i] = d.at(float64(i) / distBins)
+		x := d.at(float64(i) / distBins)
+		if x < 0 || x > math.MaxInt32 {
+			panic("sim: a measured distribution's point out of int32 ns")
+		}
+		d.tab[i] = int32(x)
 	}
 	return d
 }
@@ -60,7 +67,7 @@ func (d *dist) draw(w *world) int64 {
 	r := w.pcg.Uint64()
 	i := (r >> 32) * distBins >> 32
 	f := int64(r & (1<<32 - 1))
-	lo, hi := d.tab[i], d.tab[i+1]
+	lo, hi := int64(d.tab[i]), int64(d.tab[i+1])
 	return lo + (hi-lo)*f>>32
 }
 

@@ -3,7 +3,6 @@ package sim
 import (
 	"math/bits"
 	"math/rand/v2"
-	"sync"
 	"time"
 )
 
@@ -19,6 +18,12 @@ type world struct {
 	nodes []*node
 	links [][]link // links[from][to]
 
+	// The memory of nodes and links: nodes in chunks of 8, and the links
+	// in one array with a row of linkCap for each node (addNode).
+	nodeMem []node
+	linkMem []link
+	linkCap int
+
 	// Link shape: one-way delays drawn from delays, or, if it is nil,
 	// base + uniform [0, jitter).
 	delays            *dist
@@ -29,6 +34,11 @@ type world struct {
 	// the run stops early, and stopped says so.
 	poll    func(now int64) (stop bool)
 	stopped bool
+
+	// topo counts the changes of who can talk to whom: a node paused,
+	// resumed, crashed or restarted, a link cut or healed. What is worked
+	// out from those alone (a quorum's majorities) is kept until it moves.
+	topo uint64
 }
 
 // pollEvery is how many events run between two calls of world.poll: a
@@ -243,17 +253,40 @@ func (h *evHeap) insert(k evKey, near bool) {
 	s[i] = k
 }
 
-// pop removes the first event and returns its slot: the event stays
-// there (and its slot taken) until release.
-func (h *evHeap) pop() int32 {
-	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
-		idx := h.near[h.nh].idx
-		h.nh++
-		if h.nh == len(h.near) {
-			h.near, h.nh = h.near[:0], 0
+// popDue removes the first event if it is due by limit and returns its
+// slot: the event stays there (and its slot taken) until release. ok is
+// false if the queue is empty or its first event is later (it stays
+// queued).
+func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
+	if h.nh < len(h.near) {
+		k := &h.near[h.nh]
+		if len(h.keys) == 0 || k.less(&h.keys[0]) {
+			if k.at > limit {
+				return 0, false
+			}
+			return h.popNear(), true
 		}
-		return idx
+	} else if len(h.keys) == 0 {
+		return 0, false
 	}
+	if h.keys[0].at > limit {
+		return 0, false
+	}
+	return h.popHeap(), true
+}
+
+// popNear pops the first key of near, which comes first.
+func (h *evHeap) popNear() int32 {
+	idx := h.near[h.nh].idx
+	h.nh++
+	if h.nh == len(h.near) {
+		h.near, h.nh = h.near[:0], 0
+	}
+	return idx
+}
+
+// popHeap pops the heap's top, which comes first.
+func (h *evHeap) popHeap() int32 {
 	s := h.keys
 	top := s[0]
 	last := len(s) - 1
@@ -282,29 +315,21 @@ func (h *evHeap) pop() int32 {
 	return top.idx
 }
 
-// peekAt is when the first event is due; the queue must not be empty.
-func (h *evHeap) peekAt() int64 {
-	if h.nh < len(h.near) && (len(h.keys) == 0 || h.near[h.nh].less(&h.keys[0])) {
-		return h.near[h.nh].at
-	}
-	return h.keys[0].at
-}
-
 // release frees the slot of an event that has run.
 func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
 
 // evHeaps keeps the queues' memory from one run to the next.
-var evHeaps sync.Pool
+var evHeaps freeList[evHeap]
 
 // reuseQueue gives w the memory of an earlier run's queue, and registers
 // with r its return to the pool when the run ends.
 func (w *world) reuseQueue(r *run) {
-	if h, _ := evHeaps.Get().(*evHeap); h != nil {
+	if h := evHeaps.get(); h != nil {
 		w.q = *h
 	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
-		evHeaps.Put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
 		w.q = evHeap{}
 	})
 }
@@ -346,15 +371,15 @@ func (w *world) runUntil(t int64) {
 // runTo executes the events due up to limit (the end of the run, or a
 // test's step), until the queue is empty or the poll says stop.
 func (w *world) runTo(limit int64) {
-	for steps := 1; w.q.len() > 0; steps++ {
+	for steps := 1; ; steps++ {
 		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
 			w.stopped = true
 			return
 		}
-		if w.q.peekAt() > limit {
-			return // left queued: runUntil may go on from here
+		idx, ok := w.q.popDue(limit)
+		if !ok {
+			return // empty, or left queued: runUntil may go on from here
 		}
-		idx := w.q.pop()
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.
 		e := &w.q.slab[idx]
@@ -471,12 +496,32 @@ type node struct {
 }
 
 func (w *world) addNode(name string) *node {
-	n := &node{w: w, id: len(w.nodes), name: name, clk: clock{rate: 1}}
-	w.nodes = append(w.nodes, n)
-	for i := range w.links {
-		w.links[i] = append(w.links[i], link{})
+	if len(w.nodeMem) == cap(w.nodeMem) {
+		w.nodeMem = make([]node, 0, 8)
 	}
-	w.links = append(w.links, make([]link, len(w.nodes)))
+	w.nodeMem = w.nodeMem[:len(w.nodeMem)+1]
+	n := &w.nodeMem[len(w.nodeMem)-1]
+	*n = node{w: w, id: len(w.nodes), name: name, clk: clock{rate: 1}}
+	w.nodes = append(w.nodes, n)
+	k := len(w.nodes)
+	if k > w.linkCap {
+		// Room for twice as many nodes: the links in one array, a row of
+		// linkCap for each node, the rows' links copied over.
+		c := max(8, 2*w.linkCap)
+		mem := make([]link, c*c)
+		rows := make([][]link, len(w.links), c)
+		for i, row := range w.links {
+			rows[i] = mem[i*c : i*c+copy(mem[i*c:], row) : i*c+c]
+		}
+		w.links, w.linkMem, w.linkCap = rows, mem, c
+	}
+	// Every row one longer (the new link is zero: never used), and the
+	// new node's row.
+	c := w.linkCap
+	for i := range w.links {
+		w.links[i] = w.links[i][:k]
+	}
+	w.links = append(w.links, w.linkMem[(k-1)*c:(k-1)*c+k:(k-1)*c+c])
 	return n
 }
 
@@ -517,7 +562,10 @@ func (n *node) afterTrueH(d int64, h handler) {
 }
 
 // pause stops the node: nothing it would do runs until resume.
-func (n *node) pause() { n.paused = true }
+func (n *node) pause() {
+	n.paused = true
+	n.w.topo++
+}
 
 // resume runs what came due during the pause, in the order it came due.
 func (n *node) resume() {
@@ -525,6 +573,7 @@ func (n *node) resume() {
 		return
 	}
 	n.paused = false
+	n.w.topo++
 	d := n.deferred
 	n.deferred = nil
 	for i := range d {
@@ -540,6 +589,7 @@ func (n *node) crash() {
 	}
 	n.down = true
 	n.paused = false
+	n.w.topo++
 	n.deferred = nil
 	n.inc++
 	if n.onCrash != nil {
@@ -553,6 +603,7 @@ func (n *node) restart() {
 		return
 	}
 	n.down = false
+	n.w.topo++
 	n.inc++
 	if n.onRestart != nil {
 		n.onRestart()
@@ -571,17 +622,6 @@ type link struct {
 // timeout.
 const rto = int64(200 * time.Millisecond)
 
-// send delivers fn to run on to, after the link's delay. A blocked link
-// holds the message until it heals; a crashed receiver refuses it, and
-// refused (if not nil) runs on the sender one delay later.
-func (w *world) send(from, to *node, fn func(), refused func()) {
-	var h handler
-	if refused != nil {
-		h = fnHandler(refused)
-	}
-	w.sendEv(from, to, evFn, h, fn)
-}
-
 // sendEv delivers the event {kind, h, fn} from → to after the link's
 // delay, to run on to at its incarnation when it arrives.
 func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
@@ -598,9 +638,19 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	if l.loss > 0 && w.float64() < l.loss {
 		d += rto
 	}
-	t := max(w.now+d, l.last)
+	t := max(w.now+d, l.last, w.now)
 	l.last = t
-	w.schedule(t, to, from, kind, h, fn)
+	// schedule(t, to, from, kind, h, fn), written out: every message
+	// comes through here.
+	if t > w.end {
+		return
+	}
+	w.seq++
+	idx := w.q.slot()
+	e := &w.q.slab[idx]
+	e.at, e.h, e.fn, e.kind = t, h, fn, kind
+	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
+	w.q.insert(evKey{at: t, seq: w.seq, idx: idx}, t-w.now < nearWindow)
 }
 
 // linkDelay is one message's one-way delay on an unshaped link: a draw
@@ -617,6 +667,7 @@ func (w *world) linkDelay() int64 {
 func (w *world) block(from, to *node) {
 	if from != to {
 		w.links[from.id][to.id].blocked++
+		w.topo++
 	}
 }
 
@@ -631,6 +682,7 @@ func (w *world) unblock(from, to *node) {
 		return
 	}
 	l.blocked--
+	w.topo++
 	if l.blocked == 0 {
 		w.flush(l)
 	}
@@ -643,6 +695,7 @@ func (w *world) healAll() {
 			l := &w.links[i][j]
 			if l.blocked > 0 {
 				l.blocked = 0
+				w.topo++
 				w.flush(l)
 			}
 		}
@@ -713,11 +766,6 @@ func (r *call) serve() {
 // as a client library without a deadline does.
 func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(rpcErr)) {
 	w.start(&call{w: w, c: c, s: s, sf: serve, ff: failed}, timeout)
-}
-
-// call is rpc with a handler object instead of two functions.
-func (w *world) call(c, s *node, timeout int64, h rpcHandler) {
-	w.start(&call{w: w, c: c, s: s, h: h}, timeout)
 }
 
 // start sends the call r, whose w, c, s and h (or sf and ff) are set: a

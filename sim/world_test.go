@@ -1,0 +1,52 @@
+package sim
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Links keep their state when addNode outgrows the links' array, and a
+// new node's links start open.
+func TestAddNodeKeepsLinks(t *testing.T) {
+	w := newWorld(1, time.Second)
+	var ns []*node
+	for i := 0; i < 3; i++ {
+		ns = append(ns, w.addNode("n"+strconv.Itoa(i)))
+	}
+	w.block(ns[0], ns[2])
+	w.links[1][2].last = 42
+	for i := 3; i < 20; i++ {
+		ns = append(ns, w.addNode("n"+strconv.Itoa(i)))
+	}
+	if len(w.links) != 20 {
+		t.Fatalf("%d rows of links, want 20", len(w.links))
+	}
+	for i, row := range w.links {
+		if len(row) != 20 {
+			t.Fatalf("row %d has %d links, want 20", i, len(row))
+		}
+	}
+	if w.reachable(ns[0], ns[2]) || !w.reachable(ns[0], ns[1]) {
+		t.Fatal("the cut 0 -> 2 did not survive the growth, or 0 -> 1 was cut")
+	}
+	if w.links[1][2].last != 42 {
+		t.Fatalf("link 1 -> 2 lost its state: last %d", w.links[1][2].last)
+	}
+	for i := range ns {
+		for j := range ns {
+			if l := w.links[i][j]; (i >= 3 || j >= 3) && (l.blocked != 0 || l.last != 0) {
+				t.Fatalf("new link %d -> %d not zero: %+v", i, j, l)
+			}
+		}
+	}
+	w.block(ns[19], ns[18])
+	if w.reachable(ns[18], ns[19]) || !w.reachable(ns[17], ns[19]) {
+		t.Fatal("a cut between new nodes reached the wrong link")
+	}
+	for i, n := range ns {
+		if n.id != i || w.nodes[i] != n {
+			t.Fatalf("node %d has id %d", i, n.id)
+		}
+	}
+}
