@@ -35,10 +35,15 @@ func (p *myModel) Elapsed() time.Duration { return time.Duration(p.w.now) }
 func (p *myModel) rt() { p.Sleep(100 * time.Microsecond) }
 
 // Restart is a clean shutdown and a start, as long as a real one takes.
+// Restart is a kill and a restart, then the wait until the server
+// answers: the model's startup time, as cluster.MariaDB.Restart waits for
+// the real server.
 func (p *myModel) Restart() error {
 	p.m.n.crash()
-	p.Sleep(500 * time.Millisecond)
 	p.m.n.restart()
+	for p.m.n.down {
+		p.Sleep(time.Millisecond)
+	}
 	return nil
 }
 

@@ -488,6 +488,10 @@ type node struct {
 	slow, slowJitter int64
 	// onCrash and onRestart let a model drop or rebuild its state.
 	onCrash, onRestart func()
+	// startup, if set, draws how long a restarted server takes until it
+	// answers; starting is set meanwhile.
+	startup  func() int64
+	starting bool
 	// timeouts holds the calls' timeouts from this node, one fifo per
 	// timeout duration (see world.start).
 	timeouts []*fifo
@@ -585,6 +589,10 @@ func (n *node) resume() {
 // crash kills the node: its timers and in-flight messages are dropped.
 func (n *node) crash() {
 	if n.down {
+		if n.starting { // killed again while it starts: no start
+			n.starting = false
+			n.inc++
+		}
 		return
 	}
 	n.down = true
@@ -597,11 +605,30 @@ func (n *node) crash() {
 	}
 }
 
-// restart brings a crashed node back as a new incarnation.
+// restart brings a crashed node back as a new incarnation: at once, or,
+// for a server whose model gives it a startup time, once that has passed
+// (it refuses connections until then, as a real server does while it
+// starts). A crash during the startup cancels it.
 func (n *node) restart() {
-	if !n.down {
+	if !n.down || n.starting {
 		return
 	}
+	if n.startup != nil {
+		n.starting = true
+		inc := n.inc
+		n.w.at(n.w.now+n.startup(), func() {
+			if n.starting && n.inc == inc {
+				n.starting = false
+				n.up()
+			}
+		})
+		return
+	}
+	n.up()
+}
+
+// up is the end of a restart: the node answers again.
+func (n *node) up() {
 	n.down = false
 	n.w.topo++
 	n.inc++

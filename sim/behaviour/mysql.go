@@ -174,6 +174,26 @@ var MySQLCases = []MySQLCase{
 		}
 		return namedFreedWithin(m, "m6", "after the cut client was killed", 300*time.Millisecond)
 	}},
+	{"named lock: a restarted server answers only after its startup, 0.1-2 s", true, func(m MySQL) error {
+		// Until it answers, clients reconnecting get refused, and a holder
+		// renewing meanwhile learns of its loss before anyone else can
+		// take the lock: what decides mysql-restart's race.
+		for range 3 {
+			start := m.Elapsed()
+			if err := m.Restart(); err != nil {
+				return err
+			}
+			if _, err := m.Free("m8"); err != nil {
+				return err
+			}
+			took := m.Elapsed() - start
+			logf(m, "a restart answered after %v", took)
+			if err := within("a restarted server answered", took, 100*time.Millisecond, 2*time.Second); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 	{"named lock: a restart frees every lock; the token counter survives", true, func(m MySQL) error {
 		h1, err := m.Hold("m7", false)
 		if err != nil {
