@@ -137,8 +137,10 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 	}
 }
 
-// The server ends the holder's connection (KILL): the lock is free at
-// once, and the holder learns it at its next Renew.
+// The server ends the holder's connection (KILL): the lock is free as soon
+// as the killed thread notices (KILL returns before that: within
+// milliseconds, longer under load), and the holder learns it at its next
+// Renew.
 func TestKilledConnectionLosesLease(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	a, b := newLocker(t, mysql.Config{}), newLocker(t, mysql.Config{})
@@ -150,9 +152,16 @@ func TestKilledConnectionLosesLease(t *testing.T) {
 	if _, err := b.DB().ExecContext(ctx, "KILL CONNECTION ?", la.(*mysql.Lease).ConnectionID()); err != nil {
 		t.Fatal(err)
 	}
-	lb, err := b.TryAcquire(ctx, key)
-	if err != nil {
-		t.Fatalf("lock not free after the holder's connection was killed: %v", err)
+	killed := time.Now()
+	var lb locks.Lease
+	for {
+		if lb, err = b.TryAcquire(ctx, key); err == nil {
+			break
+		}
+		if !errors.Is(err, locks.ErrNotAcquired) || time.Since(killed) > 2*time.Second {
+			t.Fatalf("lock not free %v after the holder's connection was killed: %v", time.Since(killed).Round(time.Millisecond), err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	select {
 	case <-la.Lost():
