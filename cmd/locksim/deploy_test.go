@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/locksim/locksim/report"
+	"github.com/locksim/locksim/scenario"
 )
 
 const deployDir = "../../deploy/kubernetes/"
@@ -219,8 +220,12 @@ func TestCIExample(t *testing.T) {
 				if code, stdout, stderr := runCLI(args...); code != exitOK {
 					t.Fatalf("locksim %v: exit %d\n%s%s", args, code, stdout, stderr)
 				}
-				if j := readJUnit(t, filepath.Join(dir, "junit.xml")); j.Tests != 5 || j.Failures != 0 {
-					t.Errorf("JUnit: %d tests, %d failures", j.Tests, j.Failures)
+				control, err := scenario.Load(scenarios + "control.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j := readJUnit(t, filepath.Join(dir, "junit.xml")); j.Tests != len(control.Backends) || j.Failures != 0 {
+					t.Errorf("JUnit: %d tests, %d failures; want one test per backend of control (%d), none failing", j.Tests, j.Failures, len(control.Backends))
 				}
 				if _, err := os.Stat(filepath.Join(dir, "report", report.HTMLFile)); err != nil {
 					t.Error(err)
