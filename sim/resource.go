@@ -30,7 +30,7 @@ type resource struct {
 
 func newResource(r *run) *resource {
 	mode := r.sc.Workload.Fencing.Mode()
-	return &resource{
+	res := &resource{
 		r:       r,
 		n:       r.w.addNode(history.ProcResource),
 		mode:    mode,
@@ -39,6 +39,8 @@ func newResource(r *run) *resource {
 		maxTok:  make(map[string]int64),
 		calls:   resCalls.get(r),
 	}
+	res.n.direct = true // real clients reach it without a proxy
+	return res
 }
 
 // resCall is one read or write of a proc's cycle gen: the call and what

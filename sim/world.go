@@ -483,9 +483,12 @@ type node struct {
 	inc    uint32 // incarnation: bumped by a crash
 	// deferred holds the events that came due while the node was paused.
 	deferred []event
-	// slow is extra one-way delay on every message to or from this node,
-	// plus a uniform jitter in [0, slowJitter).
+	// slow and slowJitter are the latency toxic a slow fault put on every
+	// proxied link of this node (see slowDelay).
 	slow, slowJitter int64
+	// direct: reached without a proxy (the resource), so a slow fault
+	// does not touch its messages.
+	direct bool
 	// onCrash and onRestart let a model drop or rebuild its state.
 	onCrash, onRestart func()
 	// startup, if set, draws how long a restarted server takes until it
@@ -661,7 +664,7 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
 		return
 	}
-	d := w.linkDelay() + from.slow + to.slow + w.int64n(from.slowJitter) + w.int64n(to.slowJitter)
+	d := w.linkDelay() + w.slowDelay(from, to)
 	if l.loss > 0 && w.float64() < l.loss {
 		d += rto
 	}
@@ -683,6 +686,27 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 // linkDelay is one message's one-way delay on an unshaped link: a draw
 // from the measured delay, or base plus a uniform jitter when the run's
 // Config.Net set them.
+// slowDelay is the extra delay of a message from from to to that a slow
+// fault adds, as real runs add it (faults.Network.Slow): a toxiproxy
+// latency toxic on each proxied link that touches a slowed node — once per
+// message, however many of the link's ends the fault named — of latency
+// plus a uniform draw in [-jitter, jitter), as toxiproxy's latency toxic
+// draws it, and never below nothing. The resource, which clients reach
+// without a proxy, is not slowed.
+func (w *world) slowDelay(from, to *node) int64 {
+	if from.direct || to.direct {
+		return 0
+	}
+	lat, jit := from.slow, from.slowJitter
+	if to.slow > lat || (to.slow == lat && to.slowJitter > jit) {
+		lat, jit = to.slow, to.slowJitter
+	}
+	if jit > 0 {
+		lat += w.int64n(2*jit) - jit
+	}
+	return max(lat, 0)
+}
+
 func (w *world) linkDelay() int64 {
 	if w.delays != nil {
 		return w.delays.draw(w)

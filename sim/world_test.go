@@ -50,3 +50,40 @@ func TestAddNodeKeepsLinks(t *testing.T) {
 		}
 	}
 }
+
+// A slow fault adds its latency once per message on every proxied link
+// touching a slowed node, with toxiproxy's ±jitter, and never to the
+// resource's messages (real clients reach it without a proxy).
+func TestSlowDelayAsToxiproxy(t *testing.T) {
+	w := newWorld(1, time.Second)
+	a, b, c, res := w.addNode("a"), w.addNode("b"), w.addNode("c"), w.addNode("resource")
+	res.direct = true
+	lat, jit := int64(100*time.Millisecond), int64(20*time.Millisecond)
+	for _, n := range []*node{b, c} {
+		n.slow, n.slowJitter = lat, jit
+	}
+	lo, hi := lat, lat
+	for range 2000 {
+		d := w.slowDelay(a, b)
+		lo, hi = min(lo, d), max(hi, d)
+		if d < lat-jit || d >= lat+jit {
+			t.Fatalf("a -> slowed b: %v, want in [80ms, 120ms)", time.Duration(d))
+		}
+		if d := w.slowDelay(b, c); d < lat-jit || d >= lat+jit {
+			t.Fatalf("slowed b -> slowed c: %v, want the toxic once, in [80ms, 120ms)", time.Duration(d))
+		}
+		if d := w.slowDelay(b, res); d != 0 {
+			t.Fatalf("slowed b -> resource: %v, want 0", time.Duration(d))
+		}
+		if d := w.slowDelay(a, res); d != 0 {
+			t.Fatalf("a -> resource: %v, want 0", time.Duration(d))
+		}
+	}
+	if lo > lat-jit/2 || hi < lat+jit/2 {
+		t.Fatalf("2000 draws span [%v, %v], want both sides of the latency", time.Duration(lo), time.Duration(hi))
+	}
+	b.slow, b.slowJitter = 0, 0
+	if d := w.slowDelay(a, b); d != 0 {
+		t.Fatalf("after the fault: %v", time.Duration(d))
+	}
+}
