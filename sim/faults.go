@@ -122,22 +122,6 @@ func (nm *nemesis) holder() *proc {
 	return nm.r.procs[0]
 }
 
-// minority is the leader and then the next servers, up to a minority (at
-// least one server).
-func (nm *nemesis) minority() []*node {
-	srv := nm.r.servers
-	k := max((len(srv)-1)/2, 1)
-	start := 0
-	if l := nm.r.be.leader(); l != nil {
-		start = slices.Index(srv, l)
-	}
-	var out []*node
-	for i := 0; i < k; i++ {
-		out = append(out, srv[(start+i)%len(srv)])
-	}
-	return out
-}
-
 func (nm *nemesis) resolve(target string) ([]*node, error) {
 	r := nm.r
 	switch target {
@@ -156,17 +140,14 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 		return out, nil
 	case "servers":
 		return slices.Clone(r.servers), nil
-	case "minority":
-		return nm.minority(), nil
-	case "majority":
-		min := nm.minority()
-		var out []*node
-		for _, s := range r.servers {
-			if !slices.Contains(min, s) {
-				out = append(out, s)
-			}
+	case "minority", "majority":
+		// As real runs pick them (harness/nemesis.go): a random half of
+		// the servers, the smaller one or the rest.
+		h := plan.Halves(r.w.rng, r.servers)
+		if target == "minority" {
+			return h[0], nil
 		}
-		return out, nil
+		return h[1], nil
 	case "resource":
 		return []*node{r.res.n}, nil
 	}

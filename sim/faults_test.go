@@ -232,3 +232,30 @@ faults:
 		}
 	}
 }
+
+// TestMinorityIsARandomHalf: the targets minority and majority are a
+// random half of the servers and the rest, as real runs draw them
+// (harness/nemesis.go, faults/plan.Halves); the simulator took the leader
+// and its next servers as the minority, every seed.
+func TestMinorityIsARandomHalf(t *testing.T) {
+	for _, target := range []string{"minority", "majority"} {
+		seen := map[string]bool{}
+		for seed := uint64(1); seed <= 30; seed++ {
+			r, cut := cutsAfter(t, netFault(t, "isolate", target), "etcd", seed)
+			var isolated []string
+			for _, s := range r.servers {
+				if cut[s.name+">c1"] && cut["c1>"+s.name] {
+					isolated = append(isolated, s.name)
+				}
+			}
+			want := map[string]int{"minority": 1, "majority": 2}[target]
+			if len(isolated) != want {
+				t.Fatalf("%s seed %d: isolated %v, want %d of the 3 servers", target, seed, isolated, want)
+			}
+			seen[strings.Join(isolated, ",")] = true
+		}
+		if len(seen) != 3 {
+			t.Errorf("%s: over 30 seeds only %v; want each of the 3 splits", target, slices.Sorted(maps.Keys(seen)))
+		}
+	}
+}
