@@ -320,8 +320,9 @@ func runResult(err error) lm.Result {
 // read is the machine's read of the counter: at the resource (with the
 // token under fencing all), or under guarded in the lock service's store
 // through the lease's guarded get, checked in one atomic step with the
-// lock. Any error of the resource fails the read; a guarded read fails
-// if the lock is not held, and is unknown on other errors.
+// lock. A read the resource refuses (a stale token) or a guarded read of
+// a lock not held fails; on other errors (no answer) its outcome is
+// unknown, as the simulator records it.
 func (c *client) read(lease locks.Lease, op workload.Output) (workload.Outcome, int64, []byte) {
 	if c.cfg.Fencing != string(scenario.FenceGuarded) {
 		var tok *int64
@@ -329,10 +330,13 @@ func (c *client) read(lease locks.Lease, op workload.Output) (workload.Outcome, 
 			tok = &op.Token
 		}
 		v, err := c.res.Read(op.Key, tok)
-		if err != nil {
+		switch {
+		case err == nil:
+			return workload.Done, v, nil
+		case errors.Is(err, resource.ErrStaleToken):
 			return workload.Refused, 0, errValue(err)
 		}
-		return workload.Done, v, nil
+		return workload.Unknown, 0, errValue(err)
 	}
 	g, ok := lease.(locks.Guarded)
 	if !ok {

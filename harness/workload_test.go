@@ -13,6 +13,7 @@ import (
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
 	"github.com/locksim/locksim/resource"
+	"github.com/locksim/locksim/workload"
 )
 
 // memLocker is an in-memory lock for the driver's tests: one holder at a
@@ -224,3 +225,37 @@ func parseInt(b []byte) (int64, bool) {
 	}
 	return v, len(b) > 0
 }
+
+// A read the resource refuses (a stale token) fails; a read that gets no
+// answer has an unknown outcome, as the simulator records it (real runs
+// failed it).
+func TestReadOutcomes(t *testing.T) {
+	store, err := resource.NewStore(resource.ModeAll, nopRecorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := resource.Serve(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{cfg: ClientConfig{Fencing: "all"}, res: resource.NewClient(srv.URL())}
+	if err := c.res.Write("k", ptr(int64(5)), 1); err != nil {
+		t.Fatal(err)
+	}
+	read := func(tok int64) workload.Outcome {
+		o, _, _ := c.read(nil, workload.Output{Kind: workload.OutRead, Key: "k", Token: tok, HasToken: true})
+		return o
+	}
+	if o := read(5); o != workload.Done {
+		t.Errorf("read with the current token: %v, want done", o)
+	}
+	if o := read(4); o != workload.Refused {
+		t.Errorf("read with a stale token: %v, want refused", o)
+	}
+	srv.Close()
+	if o := read(6); o != workload.Unknown {
+		t.Errorf("read of a resource that is gone: %v, want unknown", o)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
