@@ -29,7 +29,7 @@ func newConsulModel(seed uint64, servers int) *consulModel {
 	m := newConsul(r, servers)
 	r.be = m
 	n := r.w.addNode("client")
-	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}, gen: 1}
+	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}}
 	cm := &consulModel{w: r.w, m: m, c: c}
 	// The cluster has been up a little while.
 	cm.Sleep(time.Duration(1 + r.w.int64n(int64(time.Second))))
@@ -75,7 +75,7 @@ func (m *consulModel) req(kind uint8, write bool, key string, sid int) *consulPr
 
 func (m *consulModel) send(kind uint8, write bool, key string, sid int) *consulProbe {
 	p := m.req(kind, write, key, sid)
-	p.q.send()
+	p.q.send(0)
 	return p
 }
 
@@ -170,9 +170,9 @@ func probeKey(p *consulProbe) behaviour.ConsulKey {
 
 // Watch is the lease watcher's blocking GET.
 func (m *consulModel) Watch(key string, index uint64, wait time.Duration) func() (behaviour.ConsulKey, time.Duration, error) {
-	p := m.req(crWatch, false, key, 0)
+	p := m.req(crGet, false, key, 0)
 	p.q.index, p.q.wait = index, int64(wait)
-	p.q.send()
+	p.q.send(0)
 	return func() (behaviour.ConsulKey, time.Duration, error) {
 		if err := m.wait(p); err != nil {
 			return behaviour.ConsulKey{}, time.Duration(p.at), err

@@ -4,10 +4,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
 	lockConsul "github.com/locksim/locksim/locks/consul"
+	ccm "github.com/locksim/locksim/locks/consul/machine"
+	lm "github.com/locksim/locksim/locks/machine"
 )
 
 // sessionID is a session's ID as Consul would show it ("" for none).
@@ -51,14 +52,14 @@ func sessionID(id int) string {
 //     an error from the follower that forwarded it), one pending on a
 //     killed follower fails too, and until an election replaces the dead
 //     leader a new one fails at once.
-//   - The client: create a session, acquire, else a blocking GET of at
-//     most PollInterval and a session renew, and again (a session found
-//     expired is made anew); once held, a watcher follows the key with
-//     5-minute blocking queries and the lease is lost when the key's
-//     session is no longer ours (locks/consul.LossReason, shared: "no
-//     active session", "taken by session …") or the watch fails; Run's renewer renews the session every
-//     RenewEvery and a renew answered "no session" loses the lease. The
-//     lost session is destroyed. Release is ?release then session destroy.
+//
+// The client is not a copy: it is locks/consul's own client machine
+// (package locks/consul/machine), which real runs drive over the Consul
+// API client, driven here by consulClient over this model, with the
+// configuration real runs use (locks/consul.MachineConfig). Its requests
+// are consulReqs: a session create, renew or destroy, a KV acquire or
+// release, a consistent GET through the quorum, and a GET answered from
+// the server's state, blocking when it has an index.
 //
 // Held to the real servers by the behaviour cases (sim/behaviour's
 // ConsulCases, sim.TestConsulModel and behaviour.TestConsulReal): a TTL
@@ -97,18 +98,23 @@ type consul struct {
 	reqs     *arena[consulReq]
 	sess     *arena[consulSession]
 	timers   *arena[sessionTimer]
+	ctimers  *arena[ccTimer]
+	leases   *arena[ccm.Lease]
 }
 
-// consulReqs, consulSessions and sessionTimers keep the memory of these
-// from one run to the next.
+// consulReqs, consulSessions, sessionTimers and ccTimers keep the memory
+// of these from one run to the next.
 var (
 	consulReqs     arenaPool[consulReq]
 	consulSessions arenaPool[consulSession]
 	sessionTimers  arenaPool[sessionTimer]
+	ccTimers       arenaPool[ccTimer]
+	ccLeases       arenaPool[ccm.Lease]
 )
 
 type consulSession struct {
 	id     int
+	name   string // its ID as the client sees it (sessionID)
 	alive  bool
 	delay  int64
 	ttl    int64
@@ -138,6 +144,8 @@ func newConsul(r *run, size int) *consul {
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
 	m.timers = sessionTimers.get(r)
+	m.ctimers = ccTimers.get(r)
+	m.leases = ccLeases.get(r)
 	return m
 }
 
@@ -145,13 +153,26 @@ func (m *consul) leader() *node { return m.q.leaderNode() }
 func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed() }
 func (m *consul) evict(n *node) {}
 func (m *consul) client(p *proc) lockClient {
-	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
+	o := locks.Options{
+		TTL:          time.Duration(m.r.opts.ttl),
+		PollInterval: time.Duration(m.r.opts.poll),
+		WaitTimeout:  time.Duration(m.r.opts.waitTimeout),
+		Owner:        p.name,
+	}
+	delay := time.Duration(m.r.opts.lockDelay)
+	if delay == 0 {
+		delay = -1 // none: locks/consul's Config says so with a negative delay
+	}
+	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay}, o))
+	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, buf: make([]ccm.Output, 0, 4)}
 }
 
 // destroySession is `consul session destroy` of p's session.
 func (m *consul) destroySession(p *proc) {
-	if c, ok := p.lc.(*consulClient); ok && c.sid > 0 {
-		m.invalidate(m.sessions[c.sid-1])
+	if c, ok := p.lc.(*consulClient); ok {
+		if sid := c.sid(); sid > 0 {
+			m.invalidate(m.sessions[sid-1])
+		}
 	}
 }
 
@@ -268,6 +289,7 @@ func (m *consul) create() int {
 	}
 	s := m.sess.alloc()
 	s.id, s.alive, s.delay, s.ttl = len(m.sessions)+1, true, m.r.opts.lockDelay, m.ttl
+	s.name = sessionID(s.id)
 	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
@@ -360,43 +382,77 @@ func (m *consul) releaseKV(ck *consulKey, sid int) bool {
 	return true
 }
 
-// consulClient is locks/consul's client side for one proc.
+// consulClient is the simulator's driver of locks/consul's client machine
+// (package locks/consul/machine) for one proc: it sends the requests the
+// machine asks for as consulReqs to the server the client talks to, sets
+// its timer on the proc's clock, and gives it the answers. It decides
+// nothing of the algorithm. One request of each kind may be in progress
+// at once (a slot each), as in real runs: the acquire, locks.Run's
+// renewal (a renewal still running when the next is due is not doubled,
+// as Run's renewer waits for it), the release, and the lease's watch.
 type consulClient struct {
-	m   *consul
-	p   *proc
-	ep  int
-	gen uint32
-	sid int
-	key string
-	ck  *consulKey // m.key(key)
-	tok int64
-
-	waiting  func(bool, int64)
-	deadline int64
-	index    uint64 // the last index a GET returned
+	m     *consul
+	p     *proc
+	ep    int
+	mc    *ccm.Machine
+	key   string
+	ck    *consulKey // m.key(key)
+	lease *ccm.Lease // the current grant, until its release starts or it is lost
+	slots [4]ccSlot
+	buf   []ccm.Output // the machine's outputs, reused
 
 	free []*consulReq // requests done with, to reuse (consulReq.reuse)
 }
 
+// The requests a consulClient can have in progress at once: one of each.
+const (
+	ccAcquire uint8 = iota
+	ccRenew
+	ccRelease
+	ccWatch
+	ccBackground // not a slot: a session destroyed on the way out, its answer dropped
+)
+
+// ccSlot is one request in progress.
+type ccSlot struct {
+	c       ccm.Call
+	gen     uint32 // bumped at every request: stale answers check it
+	busy    bool
+	acqDone func(bool, int64)
+	relDone func(history.Type)
+}
+
 func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 
+// sid is the session the client has now: its lease's, or the one its
+// acquire in progress made (0: none).
+func (c *consulClient) sid() int {
+	if c.lease != nil && !c.lease.Lost() {
+		return sessionNum(c.lease.Session)
+	}
+	if s := &c.slots[ccAcquire]; s.busy {
+		return sessionNum(s.c.Session())
+	}
+	return 0
+}
+
 // consulReq is one HTTP request of a consulClient: what it asks (kind),
-// its answer, and what the client does with the answer or an error. The
-// call and its way through the quorum are embedded, and the GET's timers
-// are the request itself under other types (crTimer, crSleep), so a
-// request is one object from the run's arena and no closures, and once
-// done with it is reused (reuse): the poll loop makes three requests every
-// PollInterval, and this is most of what a Consul run does.
+// its answer, and for which slot of the client. The call and its way
+// through the quorum are embedded, and the GET's wait on the server is the
+// request itself under another type (crTimer), so a request is one object
+// from the run's arena and no closures, and once done with it is reused
+// (reuse): the poll loop makes three requests every PollInterval, and this
+// is most of what a Consul run does.
 type consulReq struct {
 	call
 	qr    qreq
 	c     *consulClient
 	kind  uint8
 	write bool
+	slot  uint8
 	gen   uint32
 	sid   int
-	ck    *consulKey         // the key's state (the client's key)
-	done  func(history.Type) // crRelease
+	ck    *consulKey // the key's state (the client's key)
 
 	// GET: the index to wait past and the longest wait.
 	index uint64
@@ -418,26 +474,24 @@ type consulReq struct {
 	idx     uint64 // crToken, GETs: the key's ModifyIndex
 }
 
-// Kinds of consulReq.
+// Kinds of consulReq: the model's HTTP requests.
 const (
-	crCreate    uint8 = iota // session create, then try
-	crTry                    // KV acquire (one turn of the acquire loop)
-	crToken                  // the consistent GET after an acquire
-	crRenewWait              // the session renew of the acquire loop
-	crDestroy                // session destroy
-	crRenew                  // Run's renewer's session renew
-	crRelease                // ?release, then destroy
-	crGet                    // the acquire loop's blocking GET
-	crWatch                  // the lease watcher's blocking GET
+	crCreate  uint8 = iota // session create
+	crTry                  // KV acquire
+	crToken                // a consistent GET, through the quorum
+	crDestroy              // session destroy
+	crRenew                // session renew
+	crRelease              // KV ?release
+	crGet                  // a GET from the server's state, blocking with an index
 )
 
-// req is a new request of kind for the current session and key. A
-// request stays its client's: what does not change from one request to
-// the next (its client, its call's ends and handler, its quorum) is set
-// once, and a reused one is reset field by field rather than cleared, so
-// that pointers are written only when they change (every pointer written
-// costs a write barrier while the GC marks).
-func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
+// req is a new request of kind for the client's key. A request stays its
+// client's: what does not change from one request to the next (its
+// client, its call's ends and handler, its quorum) is set once, and a
+// reused one is reset field by field rather than cleared, so that
+// pointers are written only when they change (every pointer written costs
+// a write barrier while the GC marks).
+func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *consulReq {
 	var q *consulReq
 	if n := len(c.free); n > 0 {
 		q = c.free[n-1]
@@ -447,16 +501,13 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
 		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed = false, false, 0, 0, 0, false
-		if q.done != nil {
-			q.done = nil
-		}
 	} else {
 		q = c.m.reqs.alloc()
 		q.c = c
 		q.call.w, q.call.c, q.call.h = c.m.r.w, c.p.n, q
 		q.qr.q, q.qr.c, q.qr.o = c.m.q, &q.call, q
 	}
-	q.kind, q.write, q.gen, q.sid = kind, write, gen, c.sid
+	q.kind, q.write, q.slot, q.gen, q.sid = kind, write, slot, gen, 0
 	if q.ck != c.ck {
 		q.ck = c.ck
 	}
@@ -475,14 +526,14 @@ func (q *consulReq) reuse() {
 	}
 }
 
-// send is the HTTP request to the client's server. There is no client
-// timeout (the api client has none): errors are a refusal or the
-// server's own (the quorum's request timeout).
-func (q *consulReq) send() {
+// send is the HTTP request to the client's server, its answer bounded by
+// d of true time (0: no bound, as the api client has none: errors are
+// then a refusal or the server's own, the quorum's request timeout).
+func (q *consulReq) send(d int64) {
 	if s := q.c.server(); q.call.s != s {
 		q.call.s = s
 	}
-	q.call.w.start(&q.call, 0)
+	q.call.w.startTrue(&q.call, d)
 }
 
 // serve runs on the server: a GET is answered from the state (blocking
@@ -490,7 +541,7 @@ func (q *consulReq) send() {
 // quorum.
 func (q *consulReq) serve(*call) {
 	m := q.c.m
-	if q.kind == crGet || q.kind == crWatch {
+	if q.kind == crGet {
 		q.serveGet()
 		return
 	}
@@ -522,7 +573,7 @@ func (q *consulReq) apply() {
 		}
 	case crToken:
 		q.s, q.idx = q.ck.session, q.ck.modifyIndex
-	case crRenewWait, crRenew:
+	case crRenew:
 		q.ok = m.renewSession(q.sid)
 	case crDestroy:
 		if s := m.session(q.sid); s != nil {
@@ -590,216 +641,242 @@ func (t *crTimer) handle() {
 	q.reuse()
 }
 
-// crSleep is the acquire loop's sleep after a failed GET.
-type crSleep consulReq
-
-func (t *crSleep) handle() { t.c.renewWait(t.gen) }
-
 // replied runs on the client with the answer.
 func (q *consulReq) replied() {
-	q.answered()
 	q.got = true
-	q.reuse()
-}
-
-// answered is what the client does with the answer.
-func (q *consulReq) answered() {
-	c, gen := q.c, q.gen
-	if q.kind == crRenew {
-		if c.gen == gen && !q.ok {
-			c.lose("no active session")
-		}
-		return
-	}
-	if q.kind == crRelease {
-		c.destroy(q.sid)
-		if q.ok {
-			q.done(history.OK)
-		} else {
-			q.done(history.Fail)
-		}
-		return
-	}
-	if q.kind == crGet {
-		if c.gen == gen {
-			c.index = q.idx
-		}
-		c.renewWait(gen)
-		return
-	}
-	if c.gen != gen {
-		return
-	}
+	r := ccm.Reply{}
+	m := q.c.m
 	switch q.kind {
 	case crCreate:
-		if q.id == 0 { // refused: locks/consul's Acquire returns the error
-			c.give(false, 0)
-			return
-		}
-		c.sid = q.id
-		c.try(gen)
-	case crTry:
-		if q.ok {
-			c.readToken(gen)
-			return
-		}
-		if q.invalid { // an error: Acquire returns it (and destroys the session)
-			c.give(false, 0)
-			return
-		}
-		c.wait(gen)
-	case crToken:
-		if q.s != q.sid {
-			c.try(gen) // lost between the acquire and the read
-			return
-		}
-		c.tok = int64(q.idx)
-		c.give(true, c.tok)
-		c.watch(gen, q.idx)
-	case crRenewWait:
-		if q.ok {
-			c.try(gen)
+		if q.id == 0 { // refused (a TTL under session_ttl_min): an error
+			r.Err = true
 		} else {
-			c.createSession(gen)
+			r.Session = m.sessions[q.id-1].name
 		}
-	case crWatch:
-		if reason := lockConsul.LossReason(&api.KVPair{Key: c.key, Session: sessionID(q.s)}, sessionID(q.sid)); reason != "" {
-			c.lose(reason)
-			return
+	case crTry:
+		r.Err, r.OK = q.invalid, q.ok
+	case crToken, crGet:
+		r.Exists, r.ModifyIndex, r.Index = q.idx > 0, q.idx, q.idx
+		if q.s > 0 {
+			r.Holder = m.sessions[q.s-1].name
 		}
-		c.watch(gen, max(q.idx, q.index))
+		r.LockIndex = q.ck.lockIndex
+	default:
+		r.OK = q.ok
 	}
+	slot, gen := q.slot, q.gen
+	c := q.c
+	q.reuse()
+	c.answer(slot, gen, r)
 }
 
 // failed runs on the client when the request got no answer: refused (the
-// client moves to the next server) or the server's error.
+// client moves to the next server), timed out or the server's error.
 func (q *consulReq) failed(e rpcErr) {
-	c, gen := q.c, q.gen
+	c := q.c
 	if e != errServer {
 		c.ep = (c.ep + 1) % len(c.m.q.servers)
 	}
-	switch q.kind {
-	case crCreate, crTry, crToken, crRenewWait:
-		if c.gen == gen {
-			c.give(false, 0)
-		}
-	case crRelease:
-		q.done(history.Info)
-	case crGet:
-		if c.gen == gen {
-			n := c.p.n
-			n.w.schedule(n.w.now+n.clk.real(q.wait), n, nil, evHandler, (*crSleep)(q), nil)
-		}
-	case crWatch:
-		if c.gen == gen {
-			c.lose("watch failed")
-		}
+	c.answer(q.slot, q.gen, ccm.Reply{Err: true})
+}
+
+// answer feeds slot's call the reply of its request of generation gen.
+func (c *consulClient) answer(slot uint8, gen uint32, r ccm.Reply) {
+	if slot == ccBackground {
+		return
 	}
+	s := &c.slots[slot]
+	if s.gen != gen || !s.busy {
+		return
+	}
+	c.drive(slot, c.mc.Reply(&s.c, r, c.p.n.now(), c.buf[:0]))
+}
+
+// sessionNum is the model's number of a session ID (0: none).
+func sessionNum(id string) int {
+	if len(id) <= len("session-") {
+		return 0
+	}
+	n, err := strconv.Atoi(id[len("session-"):])
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func (c *consulClient) acquire(key string, done func(bool, int64)) {
-	c.gen++
-	c.key, c.waiting, c.sid, c.index = key, done, 0, 0
-	c.ck = c.m.key(key)
-	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		c.deadline = c.p.n.now() + wt
-	} else {
-		c.deadline = 0
+	if c.key != key || c.ck == nil {
+		c.key, c.ck = key, c.m.key(key)
 	}
-	c.createSession(c.gen)
+	s := c.start(ccAcquire)
+	s.acqDone = done
+	// The grant, if any, lives in the run's arena: no allocation, and
+	// never reused within the run.
+	lease := c.m.leases.alloc()
+	c.drive(ccAcquire, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Acquire, Key: key, Lease: lease}, c.p.n.now(), c.buf[:0]))
 }
 
-func (c *consulClient) give(ok bool, tok int64) {
-	done := c.waiting
-	c.waiting = nil
-	if !ok && c.sid > 0 {
-		c.destroy(c.sid)
-		c.sid = 0
-	}
-	if done != nil {
-		done(ok, tok)
-	}
-}
-
-// createSession makes a session, then tries the key.
-func (c *consulClient) createSession(gen uint32) {
-	c.req(crCreate, true, gen).send()
-}
-
-// try is one turn of locks/consul's acquire loop.
-func (c *consulClient) try(gen uint32) {
-	c.req(crTry, true, gen).send()
-}
-
-// readToken is the consistent GET after a successful acquire.
-func (c *consulClient) readToken(gen uint32) {
-	c.req(crToken, false, gen).send()
-}
-
-// wait is the blocking GET of at most PollInterval, then a session renew
-// (renewWait), also after a failed GET and a sleep of PollInterval.
-func (c *consulClient) wait(gen uint32) {
-	waitFor := c.m.r.opts.poll
-	if c.deadline != 0 {
-		left := c.deadline - c.p.n.now()
-		if left <= 0 {
-			c.give(false, 0)
-			return
-		}
-		waitFor = min(waitFor, left)
-	}
-	q := c.req(crGet, false, gen)
-	q.index, q.wait = c.index, waitFor
-	q.send()
-}
-
-// renewWait is the acquire loop's session renew: then try again, or make
-// a new session if it expired.
-func (c *consulClient) renewWait(gen uint32) {
-	if c.gen != gen {
-		return
-	}
-	c.req(crRenewWait, false, gen).send()
-}
-
-// watch is the lease's watcher: 5-minute blocking queries on the key.
-func (c *consulClient) watch(gen uint32, index uint64) {
-	q := c.req(crWatch, false, gen)
-	q.index, q.wait = index, int64(5*time.Minute)
-	q.send()
-}
-
-func (c *consulClient) lose(reason string) {
-	c.gen++
-	c.destroy(c.sid)
-	c.sid = 0
-	c.p.onLost(reason)
-}
-
-func (c *consulClient) destroy(sid int) {
-	if sid <= 0 {
-		return
-	}
-	q := c.req(crDestroy, true, c.gen)
-	q.sid = sid
-	q.send()
-}
-
-// renew is Run's renewer: a session renew.
+// renew is Run's renewer: the machine's renewal.
 func (c *consulClient) renew() {
-	c.req(crRenew, false, c.gen).send()
+	if c.lease == nil || c.slots[ccRenew].busy {
+		return // the last renewal is still running: locks.Run waits for it
+	}
+	s := c.start(ccRenew)
+	c.drive(ccRenew, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Renew, Lease: c.lease}, c.p.n.now(), c.buf[:0]))
 }
 
-// release is ?release then session destroy.
+// release stops the watch and releases the lease.
 func (c *consulClient) release(done func(history.Type)) {
-	c.gen++
-	sid := c.sid
-	c.sid = 0
-	if sid == 0 {
+	// An acquire's late answers are stale; the watch stops, and so does a
+	// renewal in flight (locks.Run cancels its renewer before it releases).
+	for _, i := range [...]uint8{ccAcquire, ccWatch, ccRenew} {
+		c.slots[i].gen++
+		c.slots[i].busy = false
+	}
+	lease := c.lease
+	c.lease = nil
+	if lease == nil {
 		done(history.Fail)
 		return
 	}
-	q := c.req(crRelease, true, c.gen)
-	q.sid, q.done = sid, done
-	q.send()
+	s := c.start(ccRelease)
+	s.relDone = done
+	c.drive(ccRelease, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Release, Lease: lease}, c.p.n.now(), c.buf[:0]))
+}
+
+// start begins a request in slot i.
+func (c *consulClient) start(i uint8) *ccSlot {
+	s := &c.slots[i]
+	s.gen++
+	s.busy = true
+	return s
+}
+
+// drive carries out the outputs of slot i's machine call. out is c.buf:
+// OutDone is always the last output, so a request that finish starts
+// (from a proc's callback) may reuse the buffer.
+func (c *consulClient) drive(i uint8, out []ccm.Output) {
+	s := &c.slots[i]
+	var next *ccm.Output
+	for k := range out {
+		o := &out[k]
+		switch o.Kind {
+		case ccm.OutSend:
+			if o.Background {
+				c.send(ccBackground, 0, o)
+				continue
+			}
+			next = o
+		case ccm.OutTimer:
+			next = o
+		case ccm.OutGrant:
+			c.lease = o.Lease
+		case ccm.OutLost:
+			c.p.onLost(o.LossText(""))
+		case ccm.OutDone:
+			c.finish(i, o.Result)
+			return
+		}
+	}
+	if next == nil {
+		return
+	}
+	if next.Kind == ccm.OutTimer {
+		t := c.m.ctimers.alloc()
+		t.c, t.slot, t.gen = c, i, s.gen
+		c.p.n.afterH(int64(next.D), t)
+		return
+	}
+	c.send(i, s.gen, next)
+}
+
+// send is the request of output o for slot i.
+func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
+	op := &o.Op
+	var q *consulReq
+	switch op.Kind {
+	case ccm.OpCreate:
+		q = c.req(crCreate, true, i, gen) // the model's sessions take the run's TTL and lock-delay
+	case ccm.OpAcquire:
+		q = c.req(crTry, true, i, gen)
+	case ccm.OpGet:
+		if op.Consistent && op.Index == 0 {
+			q = c.req(crToken, false, i, gen)
+		} else {
+			q = c.req(crGet, false, i, gen)
+			q.index, q.wait = op.Index, int64(op.Wait)
+			if q.wait == 0 {
+				q.wait = int64(ccm.WatchWait) // Consul's default wait
+			}
+		}
+	case ccm.OpRenew:
+		q = c.req(crRenew, false, i, gen)
+	case ccm.OpDestroy:
+		q = c.req(crDestroy, true, i, gen)
+	case ccm.OpRelease:
+		q = c.req(crRelease, true, i, gen)
+	}
+	q.sid = sessionNum(op.Session)
+	q.send(int64(o.D))
+}
+
+// finish ends slot i's request with res.
+func (c *consulClient) finish(i uint8, res lm.Result) {
+	s := &c.slots[i]
+	s.busy = false
+	switch i {
+	case ccAcquire:
+		if res != lm.OK {
+			s.acqDone(false, 0)
+			return
+		}
+		lease := c.lease
+		s.acqDone(true, int64(lease.Token))
+		if c.lease == lease && !lease.Lost() {
+			w := c.start(ccWatch)
+			c.drive(ccWatch, c.mc.Request(&w.c, ccm.Request{Kind: ccm.Watch, Lease: lease}, c.p.n.now(), c.buf[:0]))
+		}
+	case ccRelease:
+		t := history.Info
+		switch res {
+		case lm.OK:
+			t = history.OK
+		case lm.Lost:
+			t = history.Fail
+		}
+		s.relDone(t)
+	}
+}
+
+// lose is the lease lost for reason (a guarded operation's session check
+// failed): marked lost, its session destroyed.
+func (c *consulClient) lose(reason string) {
+	if c.lease == nil {
+		return
+	}
+	for _, o := range c.mc.Lose(c.lease, ccm.LossWatch, "", c.buf[:0]) {
+		switch o.Kind {
+		case ccm.OutLost:
+			c.p.onLost(reason)
+		case ccm.OutSend:
+			c.send(ccBackground, 0, &o)
+		}
+	}
+}
+
+// ccTimer is a machine's timer (the sleep after a failed wait), from the
+// run's arena.
+type ccTimer struct {
+	c    *consulClient
+	slot uint8
+	gen  uint32
+}
+
+func (t *ccTimer) handle() {
+	c := t.c
+	s := &c.slots[t.slot]
+	if s.gen != t.gen || !s.busy {
+		return
+	}
+	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.buf[:0]))
 }

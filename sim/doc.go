@@ -42,11 +42,12 @@
 // backend's default options (locks/etcd.Defaults, locks/consul.Defaults,
 // locks/memcache.Defaults, locks/postgres.DefaultOptions and
 // DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
-// memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
-// (locks/consul.LossReason). memcache's client is not mirrored at all:
-// it is the machine of locks/memcache/machine, which locks/memcache drives
-// over gomemcache and memcache.go's mcClient drives here, with the
-// configuration real runs use (locks/memcache.RunConfig). The other
+// memcached token key (locks/memcache.TokenKey). The memcache and Consul
+// clients are not mirrored at all: each is the machine of its backend
+// (locks/memcache/machine, locks/consul/machine), which the locks/ backend
+// drives over its real client library and memcache.go's mcClient and
+// consul.go's consulClient drive here, with the configuration real runs
+// use (locks/memcache.RunConfig, locks/consul.MachineConfig). The other
 // clients' algorithms (poll loops, renewal, loss detection) are still
 // mirrored: the locks/ backends run them in goroutines over real clients,
 // and each model's doc comment says which function it follows.

@@ -221,20 +221,29 @@ func TestHolderPausedPastLease(t *testing.T) {
 // The advisory lock is tied to a connection that a pause does not break:
 // no violation. Consul with its own default lock-delay (15 s) keeps the
 // key free after the paused holder's session expires, so nobody else holds
-// it before the holder wakes: no violation either.
+// it before the holder wakes -- except through the lock-delay's race (an
+// acquire that passed the leader's lock-delay check just before the
+// invalidation committed takes the key: see consulReq.preApply), which a
+// waiter polling every 100 ms hits in a few seeds in a hundred (19 of
+// seeds 1-300, before and after the client became locks/consul's
+// machine): at most one seed in ten.
 func TestHolderPausedPastLeaseSafeModels(t *testing.T) {
 	sc := load(t, "holder-paused-past-lease-unfenced")
+	for seed := uint64(1); seed <= 5; seed++ {
+		if res := simulate(t, sc, "postgres-advisory", seed); !res.OK() {
+			t.Errorf("postgres-advisory seed %d: %v", seed, res.Kinds())
+		}
+	}
 	delayed := *sc
 	delayed.Lock.LockDelay, delayed.Lock.LockDelaySet = 0, false // Consul's default
-	for _, tc := range []struct {
-		sc *scenario.Scenario
-		b  string
-	}{{sc, "postgres-advisory"}, {&delayed, "consul"}} {
-		for seed := uint64(1); seed <= 5; seed++ {
-			if res := simulate(t, tc.sc, tc.b, seed); !res.OK() {
-				t.Errorf("%s seed %d: %v", tc.b, seed, res.Kinds())
-			}
+	violating := 0
+	for seed := uint64(1); seed <= 100; seed++ {
+		if res := simulate(t, &delayed, "consul", seed); !res.OK() {
+			violating++
 		}
+	}
+	if violating > 10 {
+		t.Errorf("consul with its default lock-delay: %d of 100 seeds violate, want at most 10 (the lock-delay race only)", violating)
 	}
 }
 

@@ -38,13 +38,16 @@ package consul
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/locks"
+	"github.com/locksim/locksim/locks/consul/machine"
+	lm "github.com/locksim/locksim/locks/machine"
 )
 
 // DefaultAddress is the seed's consul_url.
@@ -73,11 +76,17 @@ type Config struct {
 }
 
 // Locker is a Consul::Mutex client. It is safe for concurrent use.
+//
+// It is the real driver of the client machine (package
+// locks/consul/machine): each request runs the machine on the caller's
+// goroutine (a lease's watch on a goroutine of its own), sending the
+// requests it asks for over the Consul API client and waiting on the
+// client's clock for the timers it sets.
 type Locker struct {
 	c     *api.Client
 	opts  locks.Options
 	value []byte
-	delay time.Duration
+	m     *machine.Machine
 }
 
 var _ locks.Locker = (*Locker)(nil)
@@ -108,11 +117,25 @@ func New(cfg Config, opts ...locks.Option) (*Locker, error) {
 		}
 		value = []byte(host)
 	}
+	return &Locker{c: c, opts: o, value: value, m: machine.New(MachineConfig(cfg, o))}, nil
+}
+
+// MachineConfig is the client machine's configuration for cfg and the
+// options o (after locks.Apply). The real driver (New) and the simulator
+// both build their machines with it.
+func MachineConfig(cfg Config, o locks.Options) machine.Config {
 	delay := cfg.LockDelay
 	if delay < 0 {
 		delay = time.Nanosecond // sent as "0ms": no lock-delay
 	}
-	return &Locker{c: c, opts: o, value: value, delay: delay}, nil
+	return machine.Config{
+		Mode:         machine.ModeTTL,
+		TTL:          o.TTL,
+		LockDelay:    delay,
+		PollInterval: o.PollInterval,
+		WaitTimeout:  o.WaitTimeout,
+		Name:         "locksim " + o.Owner,
+	}
 }
 
 // Options implements locks.Locker.
@@ -122,100 +145,188 @@ func (l *Locker) Options() locks.Options { return l.opts }
 // acquire until it succeeds, waiting between attempts with a blocking
 // query on the key (at most PollInterval).
 func (l *Locker) Acquire(ctx context.Context, key string) (locks.Lease, error) {
-	return l.acquire(ctx, key, true)
+	return l.acquire(ctx, machine.Acquire, key)
 }
 
 // TryAcquire implements locks.Locker: one KV acquire with a new session.
 func (l *Locker) TryAcquire(ctx context.Context, key string) (locks.Lease, error) {
-	return l.acquire(ctx, key, false)
+	return l.acquire(ctx, machine.TryAcquire, key)
 }
 
-func (l *Locker) acquire(ctx context.Context, key string, wait bool) (_ locks.Lease, err error) {
-	var deadline time.Time
-	if wait && l.opts.WaitTimeout > 0 {
-		deadline = l.opts.Clock.Now().Add(l.opts.WaitTimeout)
+func (l *Locker) acquire(ctx context.Context, kind machine.ReqKind, key string) (locks.Lease, error) {
+	var r run
+	var buf [4]machine.Output
+	switch r.drive(ctx, l, machine.Request{Kind: kind, Key: key}, nil, buf[:0], nil) {
+	case lm.OK:
+		return l.newLease(r.granted), nil
+	case lm.NotAcquired:
+		return nil, locks.ErrNotAcquired
 	}
-	session, err := l.createSession(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			l.destroySession(session)
+	return nil, r.err
+}
+
+// run is one request driven through the machine.
+type run struct {
+	c       machine.Call
+	granted *machine.Lease
+	err     error // the request's error, once the machine failed it
+	lastErr error // the last reply's error
+}
+
+// drive runs request req (lease: the one it renews, releases or watches)
+// to its end and returns its result; r.err is the error of a failed or
+// cancelled request, r.granted the lease of a grant. mu, if not nil, is
+// held while the machine runs (a lease's requests share its marks).
+func (r *run) drive(ctx context.Context, l *Locker, req machine.Request, lease *Lease, out []machine.Output, mu *sync.Mutex) lm.Result {
+	buf := out
+	clock := l.opts.Clock
+	lock := func() {
+		if mu != nil {
+			mu.Lock()
 		}
-	}()
-	var index uint64
+	}
+	unlock := func() {
+		if mu != nil {
+			mu.Unlock()
+		}
+	}
+	lock()
+	out = l.m.Request(&r.c, req, clock.Now().UnixNano(), buf)
+	unlock()
 	for {
-		ok, _, err := l.c.KV().Acquire(&api.KVPair{Key: key, Value: l.value, Session: session}, writeOpts(ctx))
-		if err != nil {
-			return nil, ctxOr(ctx, backendErr("acquire", err))
+		var next machine.Output
+		for i := range out {
+			o := &out[i]
+			switch o.Kind {
+			case machine.OutSend:
+				if o.Background {
+					l.background(o.Op)
+					continue
+				}
+				next = *o
+			case machine.OutTimer:
+				next = *o
+			case machine.OutGrant:
+				r.granted = o.Lease
+			case machine.OutLost:
+				if lease != nil {
+					lease.lose(o, r.lastErr)
+				}
+			case machine.OutFail:
+				r.err = r.failure(ctx, o)
+			case machine.OutDone:
+				if o.Result == lm.Lost && lease != nil {
+					r.err = lease.Err()
+				}
+				return o.Result
+			}
 		}
-		if ok {
-			pair, _, err := l.c.KV().Get(key, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
-			if err != nil {
-				return nil, ctxOr(ctx, backendErr("acquire", err))
+		if next.Kind == machine.OutTimer {
+			t := clock.NewTimer(next.D)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				lock()
+				out = l.m.Cancel(&r.c, clock.Now().UnixNano(), buf)
+				unlock()
+			case <-t.C():
+				lock()
+				out = l.m.Fire(&r.c, clock.Now().UnixNano(), buf)
+				unlock()
 			}
-			if pair != nil && pair.Session == session {
-				return l.newLease(key, session, pair), nil
-			}
-			// Lost between the acquire and the read; try again.
+			continue
 		}
-		if !wait {
-			return nil, locks.ErrNotAcquired
+		var rep machine.Reply
+		var err error
+		if ctx.Err() == nil {
+			rep, err = l.exec(ctx, &next.Op, next.D)
 		}
-		waitFor := l.opts.PollInterval
-		if !deadline.IsZero() {
-			left := deadline.Sub(l.opts.Clock.Now())
-			if left <= 0 {
-				return nil, locks.ErrNotAcquired
-			}
-			waitFor = min(waitFor, left)
-		}
-		// Wait for the key to change (or waitFor to pass, which also waits
-		// out a lock-delay), then keep the waiting session alive.
-		_, meta, err := l.c.KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: waitFor}).WithContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if err := locks.Sleep(ctx, l.opts.Clock, waitFor); err != nil {
-				return nil, err
-			}
-		} else if meta.LastIndex < index {
-			index = 0
+		lock()
+		if ctx.Err() != nil {
+			out = l.m.Cancel(&r.c, clock.Now().UnixNano(), buf)
 		} else {
-			index = meta.LastIndex
+			r.lastErr = err
+			out = l.m.Reply(&r.c, rep, clock.Now().UnixNano(), buf)
 		}
-		entry, _, err := l.c.Session().Renew(session, writeOpts(ctx))
-		if err != nil {
-			return nil, ctxOr(ctx, backendErr("renew", err))
-		}
-		if entry == nil { // expired while we waited: start over
-			if session, err = l.createSession(ctx); err != nil {
-				return nil, err
-			}
-		}
+		unlock()
 	}
 }
 
-func (l *Locker) createSession(ctx context.Context) (string, error) {
-	id, _, err := l.c.Session().Create(&api.SessionEntry{
-		Name:      "locksim " + l.opts.Owner,
-		TTL:       l.opts.TTL.String(),
-		LockDelay: l.delay,
-		Behavior:  api.SessionBehaviorRelease,
-	}, writeOpts(ctx))
-	if err != nil {
-		return "", ctxOr(ctx, backendErr("session create", err))
+// failure is the error of a request the machine failed.
+func (r *run) failure(ctx context.Context, o *machine.Output) error {
+	switch o.Cause {
+	case machine.CauseCancelled:
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return context.Canceled
+	case machine.CauseReleaseFalse:
+		return backendErr(o.Text, errors.New("attempt to release lock returned false"))
 	}
-	return id, nil
+	err := r.lastErr
+	if err == nil {
+		err = errors.New("unexpected answer")
+	}
+	return backendErr(o.Text, err)
 }
 
-// destroySession is best effort: the session expires by itself anyway.
-func (l *Locker) destroySession(id string) {
+// background sends op (a session's destroy on the way out), best effort:
+// the session ends with its node or its TTL anyway.
+func (l *Locker) background(op machine.Op) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _ = l.c.Session().Destroy(id, writeOpts(ctx))
+	_, _ = l.exec(ctx, &op, 0)
+}
+
+// exec sends op over the API client (bounded by d of true time if d > 0)
+// and reads the answer as the machine's Reply.
+func (l *Locker) exec(ctx context.Context, op *machine.Op, d time.Duration) (machine.Reply, error) {
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	wo := writeOpts(ctx)
+	var rep machine.Reply
+	var err error
+	switch op.Kind {
+	case machine.OpCreate:
+		var se *api.SessionEntry // nil: an empty body, Consul's defaults
+		if !op.Empty {
+			se = &api.SessionEntry{Name: op.Name, TTL: op.TTL.String(), LockDelay: op.LockDelay, Behavior: api.SessionBehaviorRelease}
+		}
+		rep.Session, _, err = l.c.Session().Create(se, wo)
+	case machine.OpAcquire:
+		rep.OK, _, err = l.c.KV().Acquire(&api.KVPair{Key: op.Key, Value: l.value, Session: op.Session}, wo)
+	case machine.OpGet:
+		q := (&api.QueryOptions{RequireConsistent: op.Consistent, WaitIndex: op.Index, WaitTime: op.Wait}).WithContext(ctx)
+		var pair *api.KVPair
+		var meta *api.QueryMeta
+		pair, meta, err = l.c.KV().Get(op.Key, q)
+		if err == nil {
+			rep.Index = meta.LastIndex
+			if pair != nil {
+				rep.Exists, rep.Holder, rep.ModifyIndex, rep.LockIndex = true, pair.Session, pair.ModifyIndex, pair.LockIndex
+			}
+		}
+	case machine.OpRenew:
+		var entry *api.SessionEntry
+		entry, _, err = l.c.Session().Renew(op.Session, wo)
+		rep.OK = entry != nil
+	case machine.OpDestroy:
+		_, err = l.c.Session().Destroy(op.Session, wo)
+		rep.OK = err == nil
+	case machine.OpRelease:
+		p := &api.KVPair{Key: op.Key, Session: op.Session}
+		if op.Empty {
+			p.Value = []byte{}
+		}
+		rep.OK, _, err = l.c.KV().Release(p, wo)
+	case machine.OpDelete:
+		rep.OK, _, err = l.c.KV().DeleteCAS(&api.KVPair{Key: op.Key, ModifyIndex: op.Index}, wo)
+	}
+	rep.Err = err != nil
+	return rep, err
 }
 
 func writeOpts(ctx context.Context) *api.WriteOptions {
@@ -226,25 +337,20 @@ func backendErr(op string, err error) error {
 	return &locks.BackendError{Backend: "consul", Op: op, Err: err}
 }
 
-// ctxOr returns ctx's error if ctx has ended (the Consul error is then only
-// its consequence), else err.
-func ctxOr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
-}
-
 // LossReason is the seed's message for what a watch found on the key, or
 // "" if session still holds it: pair is nil when the key is gone.
 func LossReason(pair *api.KVPair, session string) string {
-	switch {
-	case pair == nil:
-		return "key deleted"
-	case pair.Session == "":
-		return "no active session"
-	case pair.Session != session:
-		return fmt.Sprintf("taken by session %s", pair.Session)
+	var reason machine.LossReason
+	var other string
+	var ok bool
+	if pair == nil {
+		reason, other, ok = machine.Loss(false, "", session)
+	} else {
+		reason, other, ok = machine.Loss(true, pair.Session, session)
 	}
-	return ""
+	if ok {
+		return ""
+	}
+	o := machine.Output{Kind: machine.OutLost, Reason: reason, Text: other}
+	return o.LossText("")
 }
