@@ -284,7 +284,11 @@ func MergeShards(names []string, shards []*Shard) (*Merged, error) {
 			for k, v := range pc.SeedsWithKind {
 				c.SeedsWithKind[k] += v
 			}
-			c.Notes = append(c.Notes, pc.Notes...)
+			for _, n := range pc.Notes { // every shard of a cell has its notes
+				if !slices.Contains(c.Notes, n) {
+					c.Notes = append(c.Notes, n)
+				}
+			}
 			c.Liveness = MergeLiveness(c.Liveness, pc.Liveness)
 			if c.Error == "" && pc.Error != "" {
 				c.Error = pc.Error

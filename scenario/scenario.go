@@ -140,7 +140,7 @@ type Fault struct {
 
 // Known names.
 var (
-	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"}
+	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "consul-ttl"}
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
@@ -153,7 +153,7 @@ var (
 	// GuardedBackends are the backends whose lock service can make a write
 	// conditional on the lock (workload.fencing: guarded). memcached has no
 	// such operation: a guarded write cannot exist there.
-	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul"}
+	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul", "consul-ttl"}
 )
 
 // Fencing is a fencing mode: what the protected resource checks.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,10 +21,24 @@ func sessionID(id int) string {
 }
 
 // consul models Consul's sessions and KV locks (v1.20, as cluster/ runs
-// it, with session_ttl_min 1 s) under locks/consul, which is seed 003's
-// Consul::Mutex.
+// it, with session_ttl_min 1 s) under locks/consul: backend consul, seed
+// 003's Consul::Mutex with its empty-body sessions, and consul-ttl,
+// locksim's TTL session.
 //
 // Reproduced:
+//   - Client agents (backend consul): each client process has a Consul
+//     client agent on its node (consulAgent), which lives through the
+//     process's pause, kill and restart and is cut off with the node. An
+//     empty-body session is the agent node's: no TTL, lock-delay 15 s,
+//     its serfHealth check. An agent that can reach no live server fails
+//     its serfHealth on the servers 5.4-6.8 s later (as measured on real
+//     servers: consulSerfDetectMin/Max), unless it is back by then; the
+//     leader then invalidates its node's sessions, and no new one can be
+//     made on it until it is back.
+//   - KV DELETE ?cas=index (the seed's release): deletes the key if its
+//     ModifyIndex is index; a GET of a deleted key answers it missing
+//     with the delete's index; the next acquire makes it again from
+//     LockIndex 1.
 //   - Sessions with a TTL, enforced as Consul enforces it: the leader arms
 //     a timer of twice the TTL (Consul's SessionTTLMultiplier) at create
 //     and at every renew, on its own clock; when it fires the session is
@@ -71,7 +86,13 @@ func sessionID(id int) string {
 // blocking query returning on its key's change and not on another's; one
 // on an unchanged key returning after its wait plus up to 1/16; a new
 // leader restarting every TTL timer at 2×TTL (3 servers); blocking
-// queries failing when the leader is killed (3 servers). Defects they
+// queries failing when the leader is killed (3 servers); an empty-body
+// session through a client agent: the agent node's, no TTL, lock-delay
+// 15 s, serfHealth, alive with nothing renewing it; an agent cut off: its
+// session invalidated after serfHealth fails (5.5-6.7 s on the real
+// servers), the key released with the 15 s lock-delay; the seed's release
+// sequence (?release with an empty body, destroy, GET, DELETE ?cas, a
+// stale cas deleting nothing, the key made again from LockIndex 1). Defects they
 // found, fixed: a TTL under session_ttl_min was raised to it (Consul
 // refuses the create, so every acquire fails); an acquire with a session
 // gone was answered false and the client waited, where Consul answers an
@@ -83,9 +104,16 @@ func sessionID(id int) string {
 // Simplified: the leader and its elections (see quorum; a leader change
 // takes the one election timeout, 1 s, where three real servers took
 // 2.0-2.4 s from the kill to a leader taking writes); blocking queries
-// are answered from the one logical state (no stale follower reads); the
-// HTTP client has no timeout, as the api client has none, so only the
-// server's RPC hold timeout (7 s) turns a stuck request into an error.
+// are answered from the one logical state (no stale follower reads; a
+// ?consistent blocking GET is served as any other); consul-ttl's HTTP
+// client has no timeout, as the api client has none, so only the
+// server's RPC hold timeout (7 s) turns a stuck request into an error
+// (the seed's requests have Net::HTTP's 60 s read timeout, from the
+// client machine); the client agent is not a hop of its own: a client's
+// requests go to the server its agent would forward them to, and a
+// refused one moves to the next server, as the agent's server list does;
+// serfHealth is failed when the agent can reach no server (gossip
+// through other agents is not modelled).
 type consul struct {
 	r        *run
 	q        *quorum
@@ -100,6 +128,7 @@ type consul struct {
 	timers   *arena[sessionTimer]
 	ctimers  *arena[ccTimer]
 	leases   *arena[ccm.Lease]
+	agents   []*consulAgent // the client agents, once one has made a session
 }
 
 // consulReqs, consulSessions, sessionTimers and ccTimers keep the memory
@@ -123,10 +152,28 @@ type consulSession struct {
 	armed  bool  // a timer event is pending for this generation
 	keys   []*consulKey
 	keys0  [1]*consulKey // keys' first array
+	// agent is the client agent whose node the session belongs to (an
+	// empty-body session: no TTL, its node's serfHealth check); nil for
+	// a TTL session.
+	agent *consulAgent
+}
+
+// consulAgent is the Consul client agent beside a client process, on the
+// client's node: it lives while the process is paused, killed or
+// restarted, and is cut off with the client. Its serfHealth check fails
+// on the servers serfDetect after it lost every server (measured on three
+// real servers: see consulSerfDetect), and then the leader invalidates
+// its node's sessions.
+type consulAgent struct {
+	n      *node
+	gen    int  // bumped when it is cut off or back: a pending detection checks it
+	cut    bool // cut off from every server
+	failed bool // serfHealth critical: its sessions are gone, no new ones
 }
 
 type consulKey struct {
-	session     int // 0: none
+	session     int  // 0: none
+	deleted     bool // by a DELETE; an acquire makes it again
 	lockIndex   uint64
 	modifyIndex uint64
 	delayUntil  int64        // lock-delay, on the leader's clock
@@ -150,7 +197,7 @@ func newConsul(r *run, size int) *consul {
 }
 
 func (m *consul) leader() *node { return m.q.leaderNode() }
-func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed() }
+func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed(); m.agentsChanged() }
 func (m *consul) evict(n *node) {}
 func (m *consul) client(p *proc) lockClient {
 	o := locks.Options{
@@ -163,7 +210,7 @@ func (m *consul) client(p *proc) lockClient {
 	if delay == 0 {
 		delay = -1 // none: locks/consul's Config says so with a negative delay
 	}
-	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay}, o))
+	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay, TTLSession: m.r.backend == "consul-ttl"}, o))
 	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, buf: make([]ccm.Output, 0, 4)}
 }
 
@@ -219,7 +266,7 @@ func (m *consul) crashed() {
 // promote is a new leader: every session's timer starts again at 2×TTL.
 func (m *consul) promote() {
 	for _, s := range m.sessions {
-		if s.alive {
+		if s.alive && s.ttl > 0 {
 			s.timer++
 			s.armed = false
 			m.arm(s)
@@ -281,20 +328,117 @@ func (t *sessionTimer) handle() {
 	l.afterH(m.q.commitDelay, t)
 }
 
-// create is a session create: its ID, or 0 if the TTL is refused (under
-// session_ttl_min).
-func (m *consul) create() int {
-	if m.ttl < consulTTLMin {
+// create is a session create: its ID, or 0 if it is refused (a TTL
+// under session_ttl_min). With agent, the body is empty (Consul::Mutex's):
+// no TTL, Consul's default lock-delay (15 s), the agent node's serfHealth
+// check -- refused while that check is critical.
+func (m *consul) create(agent *consulAgent) int {
+	ttl, delay := m.ttl, m.r.opts.lockDelay
+	if agent != nil {
+		if agent.failed {
+			return 0
+		}
+		ttl, delay = 0, int64(consulDefaultLockDelay)
+	} else if ttl < consulTTLMin {
 		return 0
 	}
 	s := m.sess.alloc()
-	s.id, s.alive, s.delay, s.ttl = len(m.sessions)+1, true, m.r.opts.lockDelay, m.ttl
+	s.id, s.alive, s.delay, s.ttl, s.agent = len(m.sessions)+1, true, delay, ttl, agent
 	s.name = sessionID(s.id)
 	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
-	m.arm(s)
+	if ttl > 0 {
+		m.arm(s)
+	}
 	return s.id
+}
+
+// agent is the client agent on node n.
+func (m *consul) agent(n *node) *consulAgent {
+	for _, a := range m.agents {
+		if a.n == n {
+			return a
+		}
+	}
+	a := &consulAgent{n: n}
+	m.agents = append(m.agents, a)
+	a.cut = !m.reachesServer(n)
+	return a
+}
+
+// reachesServer says whether node n can talk with some live server both
+// ways (gossip reaches a member through any other: the model asks only
+// for one server).
+func (m *consul) reachesServer(n *node) bool {
+	for _, s := range m.q.servers {
+		if !s.down && m.r.w.reachable(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// consulSerfDetect is the time from a client agent's cut to the
+// invalidation of its sessions on three real servers: serf's failure
+// detection (a probe every second, then the suspicion timeout, 4 s at
+// least with this few members) and the leader's reconcile: 5.44, 5.60,
+// 5.65, 5.83, 6.35 s (go test ./cluster -run TestConsulClientAgents -v
+// -count 5, three servers and two agents) and 6.60, 5.53, 6.72 s
+// (sim/behaviour's TestConsulReal, three servers and one agent); drawn
+// uniformly between 5.4 and 6.8 s.
+const (
+	consulSerfDetectMin = 5400 * time.Millisecond
+	consulSerfDetectMax = 6800 * time.Millisecond
+)
+
+// agentsChanged runs after every fault: an agent newly cut off from every
+// server is failed serfDetect later unless it is back by then; an agent
+// back is healthy again (it rejoins).
+func (m *consul) agentsChanged() {
+	w := m.r.w
+	for _, a := range m.agents {
+		cut := !m.reachesServer(a.n)
+		if cut == a.cut {
+			continue
+		}
+		a.cut = cut
+		a.gen++
+		if !cut {
+			a.failed = false
+			continue
+		}
+		gen := a.gen
+		d := w.between(int64(consulSerfDetectMin), int64(consulSerfDetectMax))
+		w.at(w.now+d, func() { m.agentFailed(a, gen) })
+	}
+}
+
+// agentFailed is serfHealth failing for a on the servers, if it is still
+// cut off since the cut of generation gen: the leader invalidates its
+// sessions (a commit), or, with no leader, the next one does once there
+// is one.
+func (m *consul) agentFailed(a *consulAgent, gen int) {
+	if a.gen != gen {
+		return
+	}
+	l := m.q.leaderNode()
+	if l == nil || l.down {
+		w := m.r.w
+		w.at(w.now+int64(time.Second), func() { m.agentFailed(a, gen) })
+		return
+	}
+	a.failed = true
+	l.after(m.q.commitDelay, func() {
+		if a.gen != gen {
+			return
+		}
+		for _, s := range m.sessions {
+			if s.alive && s.agent == a {
+				m.invalidate(s)
+			}
+		}
+	})
 }
 
 func (m *consul) session(id int) *consulSession {
@@ -356,11 +500,14 @@ func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	if s == nil {
 		return false, true
 	}
-	if ck.session == sid {
+	if ck.session == sid && !ck.deleted {
 		return true, false
 	}
 	if ck.session != 0 {
 		return false, false // the lock-delay was checked before the commit (preApply)
+	}
+	if ck.deleted {
+		ck.deleted, ck.lockIndex = false, 0
 	}
 	ck.session = sid
 	ck.lockIndex++
@@ -369,6 +516,25 @@ func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	s.keys = append(s.keys, ck)
 	m.fire(ck)
 	return true, false
+}
+
+// deleteKV is DELETE ?cas=index: the key goes if its ModifyIndex is
+// index (true), else nothing (false). A missing key's index, as a GET
+// answers it, is the index of its delete.
+func (m *consul) deleteKV(ck *consulKey, index uint64) bool {
+	if ck.deleted || ck.modifyIndex == 0 || ck.modifyIndex != index {
+		return false
+	}
+	if ck.session != 0 {
+		if s := m.session(ck.session); s != nil {
+			s.keys = slices.DeleteFunc(s.keys, func(k *consulKey) bool { return k == ck })
+		}
+	}
+	ck.deleted, ck.session, ck.lockIndex = true, 0, 0
+	m.index++
+	ck.modifyIndex = m.index
+	m.fire(ck)
+	return true
 }
 
 func (m *consul) releaseKV(ck *consulKey, sid int) bool {
@@ -460,13 +626,17 @@ type consulReq struct {
 	wdone bool // the blocking GET has answered
 	timer bool // its wait is pending on the server (a crTimer event)
 
-	got bool // the client has had the answer
+	got   bool // the client has had the answer
+	timed bool // sent with a client timeout: never reused (a fifo timer may still hold it)
 
 	// crTry: the leader found the key under lock-delay when the request
 	// reached it, before the commit (Consul's kvsPreApply).
 	delayed bool
 
+	empty bool // crCreate: an empty body (the session of the client's agent)
+
 	// The answer.
+	ex      bool // GETs: the key exists
 	ok      bool
 	invalid bool   // crTry: the session does not exist (an error)
 	id      int    // crCreate: 0 if the TTL is refused (an error)
@@ -483,7 +653,11 @@ const (
 	crRenew                // session renew
 	crRelease              // KV ?release
 	crGet                  // a GET from the server's state, blocking with an index
+	crDelete               // KV DELETE ?cas=index
 )
+
+// exists says whether a GET finds the key.
+func (ck *consulKey) exists() bool { return ck.modifyIndex > 0 && !ck.deleted }
 
 // req is a new request of kind for the client's key. A request stays its
 // client's: what does not change from one request to the next (its
@@ -500,7 +674,7 @@ func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *cons
 		// pointers of qr (l, from) are set before they are read.
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
-		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed = false, false, 0, 0, 0, false
+		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed, q.ex, q.empty = false, false, 0, 0, 0, false, false, false
 	} else {
 		q = c.m.reqs.alloc()
 		q.c = c
@@ -519,9 +693,10 @@ func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *cons
 // quorum, see qreq.answer, and takes it off the timeout list), no GET wait
 // is pending on the server (the GET is then off its key's watchers too),
 // and no timeout waits on a paused entry server (qreq.held). A request
-// that ends otherwise (an error, a crash) is simply not reused.
+// that ends otherwise (an error, a crash), or that had a client timeout
+// (whose fifo timer may outlive the answer), is simply not reused.
 func (q *consulReq) reuse() {
-	if q.got && !q.timer && !q.qr.held {
+	if q.got && !q.timer && !q.qr.held && !q.timed {
 		q.c.free = append(q.c.free, q)
 	}
 }
@@ -533,6 +708,7 @@ func (q *consulReq) send(d int64) {
 	if s := q.c.server(); q.call.s != s {
 		q.call.s = s
 	}
+	q.timed = d > 0
 	q.call.w.startTrue(&q.call, d)
 }
 
@@ -566,13 +742,19 @@ func (q *consulReq) apply() {
 	m := q.c.m
 	switch q.kind {
 	case crCreate:
-		q.id = m.create()
+		var a *consulAgent
+		if q.empty {
+			a = m.agent(q.c.p.n)
+		}
+		q.id = m.create(a)
 	case crTry:
 		if !q.delayed { // refused before the commit: no session check
 			q.ok, q.invalid = m.acquireKV(q.ck, q.sid)
 		}
 	case crToken:
-		q.s, q.idx = q.ck.session, q.ck.modifyIndex
+		q.s, q.idx, q.ex = q.ck.session, q.ck.modifyIndex, q.ck.exists()
+	case crDelete:
+		q.ok = m.deleteKV(q.ck, q.index)
 	case crRenew:
 		q.ok = m.renewSession(q.sid)
 	case crDestroy:
@@ -614,7 +796,7 @@ func (q *consulReq) answerGet() {
 		return
 	}
 	q.wdone = true
-	q.s, q.idx = q.ck.session, q.ck.modifyIndex
+	q.s, q.idx, q.ex = q.ck.session, q.ck.modifyIndex, q.ck.exists()
 	q.call.replyH()
 }
 
@@ -656,7 +838,7 @@ func (q *consulReq) replied() {
 	case crTry:
 		r.Err, r.OK = q.invalid, q.ok
 	case crToken, crGet:
-		r.Exists, r.ModifyIndex, r.Index = q.idx > 0, q.idx, q.idx
+		r.Exists, r.ModifyIndex, r.Index = q.ex, q.idx, q.idx
 		if q.s > 0 {
 			r.Holder = m.sessions[q.s-1].name
 		}
@@ -744,6 +926,17 @@ func (c *consulClient) release(done func(history.Type)) {
 	c.drive(ccRelease, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Release, Lease: lease}, c.p.n.now(), c.buf[:0]))
 }
 
+// crashed is the client process killed: it sends nothing more, and what
+// it had in flight is answered to nobody. Its agent lives on, and with it
+// its sessions.
+func (c *consulClient) crashed() {
+	for i := range c.slots {
+		c.slots[i].gen++
+		c.slots[i].busy = false
+	}
+	c.lease = nil
+}
+
 // start begins a request in slot i.
 func (c *consulClient) start(i uint8) *ccSlot {
 	s := &c.slots[i]
@@ -797,6 +990,7 @@ func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
 	switch op.Kind {
 	case ccm.OpCreate:
 		q = c.req(crCreate, true, i, gen) // the model's sessions take the run's TTL and lock-delay
+		q.empty = op.Empty
 	case ccm.OpAcquire:
 		q = c.req(crTry, true, i, gen)
 	case ccm.OpGet:
@@ -815,6 +1009,9 @@ func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
 		q = c.req(crDestroy, true, i, gen)
 	case ccm.OpRelease:
 		q = c.req(crRelease, true, i, gen)
+	case ccm.OpDelete:
+		q = c.req(crDelete, true, i, gen)
+		q.index = op.Index
 	}
 	q.sid = sessionNum(op.Session)
 	q.send(int64(o.D))

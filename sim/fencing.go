@@ -30,7 +30,7 @@ func checkFencing(sc *scenario.Scenario, backend string) error {
 		return nil
 	}
 	switch backend {
-	case "etcd", "consul", "postgres", "postgres-advisory":
+	case "etcd", "consul", "consul-ttl", "postgres", "postgres-advisory":
 		return nil
 	}
 	return fmt.Errorf("sim: fencing guarded needs a lock service that can make a write conditional on the lock; %s has none", backend)

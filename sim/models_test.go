@@ -240,8 +240,9 @@ faults:
 	}
 }
 
-// Consul: a destroyed session releases the key with its lock-delay; nobody
-// gets the key until the delay has passed.
+// Consul (consul-ttl, whose sessions take the scenario's lock-delay): a
+// destroyed session releases the key with its lock-delay; nobody gets the
+// key until the delay has passed.
 func TestConsulLockDelay(t *testing.T) {
 	for _, delay := range []time.Duration{time.Second, 3 * time.Second} {
 		sc := parse(t, fmt.Sprintf(`name: consul-delay
@@ -254,7 +255,7 @@ faults:
   - {at: 1500ms, fault: session-destroy, target: holder}
 `, delay))
 		for seed := uint64(1); seed <= 10; seed++ {
-			res := simulate(t, sc, "consul", seed)
+			res := simulate(t, sc, "consul-ttl", seed)
 			d, holder := nemesisStart(t, res, "session-destroy")
 			// The first grant after the destroy, to anyone (the destroyed
 			// holder, told at once, may be the first to try again), and
@@ -274,7 +275,8 @@ faults:
 	}
 }
 
-// Consul: the leader invalidates a session only after twice its TTL.
+// Consul (consul-ttl): the leader invalidates a session only after twice
+// its TTL.
 func TestConsulTTLGrace(t *testing.T) {
 	sc := parse(t, `name: consul-ttl
 backends: [consul]
@@ -286,7 +288,7 @@ faults:
   - {at: 1s, fault: pause, target: holder, for: 5s}
 `)
 	for seed := uint64(1); seed <= 5; seed++ {
-		res := simulate(t, sc, "consul", seed)
+		res := simulate(t, sc, "consul-ttl", seed)
 		p, holder := nemesisStart(t, res, "pause")
 		g := grantAfter(res, p, holder)
 		if g == nil {

@@ -1,39 +1,70 @@
-// Package consul is seed 003's Consul::Mutex as a locks.Locker: a Consul
-// session (TTL, lock-delay, behavior "release") and a KV acquire
-// (PUT /v1/kv/<key>?acquire=<session>) on the key, with the holder's host
-// name as the value and Consul at http://localhost:8500 by default.
+// Package consul is seed 003's Consul::Mutex (the consul-mutex gem's
+// lib/consul/mutex.rb) as a locks.Locker, with Consul at
+// http://localhost:8500 by default: the local agent, whose node the
+// sessions belong to. Its client logic is the machine of package
+// locks/consul/machine (which the simulator runs too); this package drives
+// it over the Consul API client.
 //
-// locks.Run reproduces the seed's synchronize: fn runs (the worker) while
-// the lease's watcher goroutine watches the key with blocking queries and
-// Run's renewer renews the session every RenewEvery. When the key's session
-// changes or the session is invalidated, fn's context is cancelled and Run
-// returns an error matching locks.ErrLockLost whose reason is the seed's:
-// "key deleted", "no active session" or "taken by session <id>". As in the
-// seed, the lost session is then destroyed, and a watch that fails talking
-// to Consul also ends the hold (the seed's watcher thread raised
-// ConsulError): the lease is lost and its Err matches both
-// locks.ErrLockLost and a *locks.BackendError. Every other Consul failure
-// is a *locks.BackendError{Backend: "consul"} (the seed's ConsulError).
+// As written (backend consul, the default): the session is created with
+// an empty body (session_id: PUT /v1/session/create with no body), so it
+// has Consul's defaults -- no TTL and nothing to renew, lock-delay 15 s,
+// behavior release, the serfHealth check of the agent's node: it lives as
+// long as that agent is healthy, through any pause of the client, and
+// dies when the servers find the agent failed. acquire_lock waits with
+// ?consistent blocking GETs until the key is missing or free, then PUT
+// ?acquire with the value (the host name by default), then a ?consistent
+// GET: missing or free, acquire again; another session's, start again.
+// hold_lock (the lease's watcher) follows the key with ?consistent
+// blocking GETs and the lease is lost ("key deleted", "no active
+// session", "taken by session <id>", LossReason) when it is no longer the
+// session's; the session is then destroyed; a watch that fails talking to
+// Consul ends the hold too (the watcher thread's ConsulError): the lease's
+// Err matches both locks.ErrLockLost and a *locks.BackendError.
+// release_lock: PUT ?release with an empty body (false is an error, the
+// session kept), the session destroyed, a ?consistent GET, and DELETE
+// ?cas=<its index> if no session holds the key. Every request is bounded
+// by Net::HTTP's read timeout (60 s): a blocking GET on a key that does
+// not change for a minute fails, which ends a hold (a lease held longer
+// than a minute on a quiet key is lost) or an acquire. Every Consul
+// failure is a *locks.BackendError{Backend: "consul"} (the seed's
+// ConsulError).
 //
 // The seed's flaws are kept: fn is told to stop only after the watcher
-// notices (a cancelled context is a request, not a kill), and a holder cut
-// off from the servers keeps believing until its session's TTL has run out
-// on the servers, which Consul stretches to up to twice the TTL.
+// notices (a cancelled context is a request, not a kill); a holder cut
+// off from the servers keeps believing until its watch fails while the
+// servers invalidate its session once its agent's serfHealth fails, and
+// after the lock-delay another client can take the key; a client process
+// killed while holding leaves its session, and the key, to its agent,
+// which lives on: the lock is held until someone destroys the session.
+//
+// Deviations from the seed: one Consul::Mutex per Acquire (its session
+// and last index start afresh each time); TryAcquire (one attempt) and
+// the wait timeout (the blocking GETs' ?wait bounded by what is left) are
+// locksim's, and a session made by an acquire that times out or is
+// cancelled is destroyed; the seed leaves the session of a failed acquire
+// to its node, as here.
+//
+// Config.TTLSession is locksim's own variant, not the seed's (backend
+// consul-ttl): a session with the options' TTL, renewed every RenewEvery
+// by locks.Run's renewer, with Config.LockDelay and behavior release;
+// Acquire tries PUT ?acquire and between attempts waits with a blocking
+// query of at most PollInterval (which also waits out a lock-delay) and
+// renews its waiting session; reads of the default consistency but the
+// one after an acquire; release is ?release then session destroy. A
+// holder cut off from the servers keeps believing until its session's
+// TTL has run out on the servers, which Consul stretches to up to twice
+// the TTL.
 //
 // Fencing token: the key's ModifyIndex read right after the acquire, not
 // its LockIndex. LockIndex counts acquisitions of one key, and starts again
-// at 1 when the key is deleted and re-created (the seed's "key deleted"
-// loss), so two grants could carry the same LockIndex. ModifyIndex is the
+// at 1 when the key is deleted and re-created (which the seed's release
+// does), so two grants could carry the same LockIndex. ModifyIndex is the
 // Raft index of the key's last write: every grant writes the key, so a
 // later grant always has a greater ModifyIndex, across deletions too.
 //
 // Guarded writes (locks.Guarded): Lease.GuardedPut and GuardedGet are KV
 // transactions that check the lock key's session (verb check-session) in
 // the same transaction as the write or read, on a key of the caller's.
-//
-// Deviations: Acquire waits with blocking queries on the key, bounded by
-// PollInterval so that a lock-delay is also waited out; a session is made
-// per lease and destroyed on Release, as the seed does.
 package consul
 
 import (
@@ -53,15 +84,24 @@ import (
 // DefaultAddress is the seed's consul_url.
 const DefaultAddress = "http://localhost:8500"
 
-// Defaults is what New starts from: a 15 s session TTL renewed every 5 s,
-// and a blocking wait of at most 1 s between acquire attempts.
+// SeedSessionNote is what a run of backend consul (the seed's session)
+// says of a scenario's lock.ttl, lock.renew_every and lock.lock_delay.
+const SeedSessionNote = "lock.ttl, lock.renew_every and lock.lock_delay have no effect on consul: Consul::Mutex creates its session with an empty body " +
+	"(no TTL and nothing to renew; Consul's lock-delay of 15 s, behavior release, the serfHealth check of the client agent's node); " +
+	"locksim's TTL session is backend consul-ttl"
+
+// Defaults is what New starts from: for TTLSession a 15 s session TTL
+// renewed every 5 s, and a blocking wait of at most 1 s between acquire
+// attempts (the seed's sessions have no TTL: TTL and RenewEvery then only
+// satisfy locks.Apply and bound locks.Run's release).
 var Defaults = locks.Options{
 	TTL:          15 * time.Second,
 	RenewEvery:   5 * time.Second,
 	PollInterval: time.Second,
 }
 
-// Config says where Consul is and how sessions are made.
+// Config says where Consul is and how sessions are made. LockDelay applies
+// to TTLSession only.
 type Config struct {
 	// Address is Consul's HTTP API (default DefaultAddress).
 	Address string
@@ -73,6 +113,14 @@ type Config struct {
 	LockDelay time.Duration
 	// Client, if set, is used instead of a client made from Address.
 	Client *api.Client
+	// TTLSession makes the sessions locksim's way (backend consul-ttl):
+	// with the TTL of the options, renewed by Renew, and LockDelay. By
+	// default they are the seed's: created with an empty body, so with
+	// Consul's defaults (no TTL, lock-delay 15 s, behavior release, the
+	// serfHealth check of the node of the agent at Address), nothing to
+	// renew; the options' TTL and RenewEvery and LockDelay have no effect
+	// on them.
+	TTLSession bool
 }
 
 // Locker is a Consul::Mutex client. It is safe for concurrent use.
@@ -128,8 +176,12 @@ func MachineConfig(cfg Config, o locks.Options) machine.Config {
 	if delay < 0 {
 		delay = time.Nanosecond // sent as "0ms": no lock-delay
 	}
+	mode := machine.ModeSeed
+	if cfg.TTLSession {
+		mode = machine.ModeTTL
+	}
 	return machine.Config{
-		Mode:         machine.ModeTTL,
+		Mode:         mode,
 		TTL:          o.TTL,
 		LockDelay:    delay,
 		PollInterval: o.PollInterval,
