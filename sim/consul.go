@@ -210,8 +210,9 @@ func (m *consul) client(p *proc) lockClient {
 	if delay == 0 {
 		delay = -1 // none: locks/consul's Config says so with a negative delay
 	}
-	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay, TTLSession: m.r.backend == "consul-ttl"}, o))
-	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, buf: make([]ccm.Output, 0, 4)}
+	ttl := m.r.backend == "consul-ttl"
+	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay, TTLSession: ttl}, o))
+	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, ttl: ttl, buf: make([]ccm.Output, 0, 4)}
 }
 
 // destroySession is `consul session destroy` of p's session.
@@ -561,6 +562,7 @@ type consulClient struct {
 	p     *proc
 	ep    int
 	mc    *ccm.Machine
+	ttl   bool // consul-ttl: one server's address, as in real runs
 	key   string
 	ck    *consulKey // m.key(key)
 	lease *ccm.Lease // the current grant, until its release starts or it is lost
@@ -852,11 +854,14 @@ func (q *consulReq) replied() {
 	c.answer(slot, gen, r)
 }
 
-// failed runs on the client when the request got no answer: refused (the
-// client moves to the next server), timed out or the server's error.
+// failed runs on the client when the request got no answer: refused,
+// timed out or the server's error. Refused or timed out, a client of the
+// seed's (backend consul) moves to the next server, as its agent's server
+// list does; consul-ttl's client, like locks/consul's over the API client
+// in real runs, has one server's address and keeps it.
 func (q *consulReq) failed(e rpcErr) {
 	c := q.c
-	if e != errServer {
+	if e != errServer && !c.ttl {
 		c.ep = (c.ep + 1) % len(c.m.q.servers)
 	}
 	c.answer(q.slot, q.gen, ccm.Reply{Err: true})
