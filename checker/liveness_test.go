@@ -249,7 +249,7 @@ func TestLivenessSimulated(t *testing.T) {
 	}
 	control := load("control")
 	for seed := uint64(1); seed <= 5; seed++ {
-		res, err := sim.Run(sim.Config{Scenario: delay, Backend: "consul", Seed: seed, NoHistory: true})
+		res, err := sim.Run(sim.Config{Scenario: delay, Backend: "consul-ttl", Seed: seed, NoHistory: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +264,7 @@ func TestLivenessSimulated(t *testing.T) {
 		if l.LongestIdleWaitNs < int64(delay.Lock.LockDelay-backoff) || len(l.Procs) == 0 {
 			t.Errorf("consul-lock-delay seed %d: longest idle wait %s, want at least the lock-delay %v less the back-off %v: %+v", seed, checker.Round(l.LongestIdleWaitNs), delay.Lock.LockDelay, backoff, l)
 		}
-		res, err = sim.Run(sim.Config{Scenario: noDelay, Backend: "consul", Seed: seed, NoHistory: true})
+		res, err = sim.Run(sim.Config{Scenario: noDelay, Backend: "consul-ttl", Seed: seed, NoHistory: true})
 		if err != nil {
 			t.Fatal(err)
 		}

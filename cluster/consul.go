@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,16 +42,30 @@ type ConsulConfig struct {
 	// server's HTTP API is forwarded from the same address in locksim's
 	// namespace.
 	Peers PeerNetwork
+	// Clients names the client agents to run beside the servers, one per
+	// locksim client (its name is the agent's node name), as Consul is
+	// deployed: a lock client talks to the agent on its own machine, and
+	// the sessions it makes belong to that agent's node (its serfHealth
+	// check). With Peers each agent runs in a network namespace of its
+	// own and its gossip and RPC traffic goes through Peers under its
+	// name, so that cutting the client off (faults.Network.Isolate of
+	// its name) cuts its agent off too; its HTTP API is forwarded from the
+	// same address in locksim's namespace, on no link (the client and its
+	// agent share a machine). Without Peers the agents run beside the
+	// servers on loopback, and nothing can cut them off.
+	Clients []string
 }
 
 // Consul is a running Consul cluster.
 type Consul struct {
-	dir   string
-	nodes []*ConsulNode
-	place *peerPlacement
+	dir    string
+	nodes  []*ConsulNode
+	agents []*ConsulNode
+	place  *peerPlacement
 }
 
-// ConsulNode is one Consul server agent. It is a Node.
+// ConsulNode is one Consul server agent, or a client agent (Agents). It
+// is a Node.
 type ConsulNode struct {
 	*Process
 	httpPort, serfLANPort, serverPort, serfWANPort int
@@ -122,7 +137,7 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 			c.Close()
 		}
 	}()
-	ports, err := distinctFreePorts(4 * cfg.Servers)
+	ports, err := distinctFreePorts(4*cfg.Servers + 3*len(cfg.Clients))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: consul: %w", err)
 	}
@@ -130,36 +145,48 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 		p := ports[4*i:]
 		c.nodes = append(c.nodes, &ConsulNode{httpPort: p[0], serfLANPort: p[1], serverPort: p[2], serfWANPort: p[3]})
 	}
-	if cfg.Peers != nil && cfg.Servers > 1 {
-		hosts := make([]netns.Host, len(c.nodes))
-		httpPorts := make([]int, len(c.nodes))
+	for i := range cfg.Clients {
+		p := ports[4*cfg.Servers+3*i:]
+		c.agents = append(c.agents, &ConsulNode{httpPort: p[0], serfLANPort: p[1], serverPort: p[2]})
+	}
+	if cfg.Peers != nil && (cfg.Servers > 1 || len(cfg.Clients) > 0) {
+		var hosts []netns.Host
+		var httpPorts []int
 		for i, n := range c.nodes {
-			hosts[i] = netns.Host{
+			hosts = append(hosts, netns.Host{
 				Name: fmt.Sprintf("consul%d", i+1),
 				TCP:  []int{n.serverPort, n.serfLANPort, n.serfWANPort},
 				UDP:  []int{n.serfLANPort, n.serfWANPort},
-			}
-			httpPorts[i] = n.httpPort
+			})
+			httpPorts = append(httpPorts, n.httpPort)
+		}
+		for i, n := range c.agents {
+			hosts = append(hosts, netns.Host{Name: cfg.Clients[i], TCP: []int{n.serfLANPort}, UDP: []int{n.serfLANPort}})
+			httpPorts = append(httpPorts, n.httpPort)
 		}
 		if c.place, err = placePeers(cfg.Peers, hosts, httpPorts); err != nil {
 			return nil, err
 		}
 	}
-	for i, n := range c.nodes {
-		name := fmt.Sprintf("consul%d", i+1)
-		args := []string{"agent",
+	common := func(name string, n *ConsulNode) []string {
+		return []string{"agent",
 			"-node", name,
 			"-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
 			"-http-port", strconv.Itoa(n.httpPort),
 			"-serf-lan-port", strconv.Itoa(n.serfLANPort),
-			"-serf-wan-port", strconv.Itoa(n.serfWANPort),
-			"-server-port", strconv.Itoa(n.serverPort),
 			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 			"-disable-host-node-id",
 			"-hcl", fmt.Sprintf("session_ttl_min = %q", cfg.SessionTTLMin),
 			"-hcl", "disable_update_check = true",
 			"-hcl", "performance { raft_multiplier = 1 }",
 		}
+	}
+	for i, n := range c.nodes {
+		name := fmt.Sprintf("consul%d", i+1)
+		args := append(common(name, n),
+			"-serf-wan-port", strconv.Itoa(n.serfWANPort),
+			"-server-port", strconv.Itoa(n.serverPort),
+		)
 		if cfg.Servers == 1 {
 			args = append(args, "-dev")
 		} else {
@@ -184,6 +211,29 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 			return nil, err
 		}
 	}
+	for i, n := range c.agents {
+		name := cfg.Clients[i]
+		data := filepath.Join(dir, "agent-"+name)
+		if err := os.Mkdir(data, 0o700); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		// A client agent (its server port is a free one nothing uses, as
+		// Consul wants one): it joins the servers and, cut off and
+		// healed, joins them again.
+		args := append(common(name, n), "-data-dir", data, "-serf-wan-port", "-1", "-server-port", strconv.Itoa(n.serverPort))
+		for _, m := range c.nodes {
+			args = append(args, "-retry-join", fmt.Sprintf("127.0.0.1:%d", m.serfLANPort), "-retry-interval", "1s")
+		}
+		for _, h := range cfg.HCL {
+			args = append(args, "-hcl", h)
+		}
+		n.Process = NewProcessIn(c.place.space(len(c.nodes)+i), name, filepath.Join(dir, "agent-"+name+".log"), func() *exec.Cmd {
+			return exec.Command(bin, args...)
+		})
+		if err := n.Process.Start(); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range c.nodes {
 		if err := WaitTCPIn(n.Namespace(), n.HTTPAddr(), n.Exited(), 30*time.Second); err != nil {
 			log, _ := os.ReadFile(n.LogPath())
@@ -193,7 +243,71 @@ func startConsulOnce(cfg ConsulConfig) (_ *Consul, err error) {
 	if err := c.WaitLeader(60 * time.Second); err != nil {
 		return nil, err
 	}
+	for _, n := range c.agents {
+		if err := WaitTCPIn(n.Namespace(), n.HTTPAddr(), n.Exited(), 30*time.Second); err != nil {
+			log, _ := os.ReadFile(n.LogPath())
+			return nil, fmt.Errorf("cluster: agent %s: %w\n%s", n.Name(), err, log)
+		}
+	}
+	if err := c.WaitAgents(60 * time.Second); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// Agents are the client agents (ConsulConfig.Clients), in that order.
+func (c *Consul) Agents() []*ConsulNode { return c.agents }
+
+// WaitAgents waits until every running client agent has joined: a
+// session made through it (on its node, with its serfHealth check) can
+// be created, then it is destroyed.
+func (c *Consul) WaitAgents(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, n := range c.agents {
+		if !n.Running() || n.Paused() {
+			continue
+		}
+		var last error
+		for {
+			if last = sessionRoundTrip(ctx, n.URL(), `{"Name":"locksim-ready"}`); last == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: consul agent %s has not joined after %v: %w", n.Name(), timeout, last)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// sessionRoundTrip creates a session with body at url and destroys it.
+func sessionRoundTrip(ctx context.Context, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url+"/v1/session/create", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("session create: %s: %s", resp.Status, b)
+	}
+	var created struct{ ID string }
+	if err := json.Unmarshal(b, &created); err == nil && created.ID != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url+"/v1/session/destroy/"+created.ID, nil)
+		if err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+	return nil
 }
 
 // distinctFreePorts returns n different free ports.
@@ -299,29 +413,7 @@ func (c *Consul) leaderReady(ctx context.Context) error {
 	}
 	// A leader is elected before it has established itself; a session
 	// create (then destroy) proves that writes go through.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, up.URL()+"/v1/session/create", strings.NewReader(`{"Name":"locksim-ready","TTL":"10s"}`))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("session create: %s: %s", resp.Status, b)
-	}
-	var created struct{ ID string }
-	if err := json.Unmarshal(b, &created); err == nil && created.ID != "" {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, up.URL()+"/v1/session/destroy/"+created.ID, nil)
-		if err == nil {
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}
-	}
-	return nil
+	return sessionRoundTrip(ctx, up.URL(), `{"Name":"locksim-ready","TTL":"10s"}`)
 }
 
 // Nodes are the servers.
@@ -336,9 +428,9 @@ func (c *Consul) URLs() []string {
 	return urls
 }
 
-// Close kills every server and removes the temporary directory.
+// Close kills every agent and server and removes the temporary directory.
 func (c *Consul) Close() error {
-	for _, n := range c.nodes {
+	for _, n := range append(slices.Clone(c.agents), c.nodes...) {
 		if n.Process != nil {
 			_ = n.Kill()
 		}

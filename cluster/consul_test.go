@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +123,98 @@ func TestConsulPeersInNamespaces(t *testing.T) {
 	if err := c.WaitLeader(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Client agents (ConsulConfig.Clients) join the servers; a session made
+// through one with an empty body (Consul::Mutex's) belongs to the agent's
+// node, with its serfHealth check. Isolating the client's name cuts its
+// agent off: serfHealth fails on the servers
+// and the session is invalidated. The time from the cut to the
+// invalidation is logged (go test -v -run TestConsulClientAgents).
+func TestConsulClientAgents(t *testing.T) {
+	net := faults.NewNetwork()
+	defer net.Close()
+	c := startConsul(t, ConsulConfig{Servers: 3, Peers: net, Clients: []string{"c1", "c2"}})
+	if len(c.Agents()) != 2 {
+		t.Fatalf("%d agents", len(c.Agents()))
+	}
+	a := c.Agents()[0]
+	if a.Name() != "c1" || a.Namespace() == nil {
+		t.Fatalf("agent %s in %s", a.Name(), a.Namespace().Name())
+	}
+	id := createSession(t, a.URL(), "")
+	info := sessionInfo(t, c.Nodes()[0].URL(), id)
+	if info == nil || info.Node != "c1" || info.LockDelay != 15*time.Second || info.Behavior != "release" || info.TTL != "" ||
+		len(info.NodeChecks) != 1 || info.NodeChecks[0] != "serfHealth" {
+		t.Fatalf("session %s: %+v", id, info)
+	}
+	cut := time.Now()
+	net.Isolate("c1")
+	var gone time.Duration
+	for {
+		if sessionInfo(t, c.Nodes()[0].URL(), id) == nil {
+			gone = time.Since(cut)
+			break
+		}
+		if time.Since(cut) > 60*time.Second {
+			t.Fatal("session still there 60 s after its agent was cut off")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("session of the cut-off agent invalidated %v after the cut", gone)
+	if gone < 500*time.Millisecond {
+		t.Fatalf("session gone %v after the cut: before any failure detection could have run", gone)
+	}
+	// The other agent's session is untouched.
+	id2 := createSession(t, c.Agents()[1].URL(), "")
+	time.Sleep(time.Second)
+	if sessionInfo(t, c.Nodes()[0].URL(), id2) == nil {
+		t.Fatal("c2's session is gone")
+	}
+	net.Heal()
+	if err := c.WaitAgents(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type sessionEntry struct {
+	ID, Node, Behavior, TTL string
+	LockDelay               time.Duration
+	NodeChecks              []string
+}
+
+func createSession(t *testing.T, url, body string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, url+"/v1/session/create", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.ID == "" {
+		t.Fatalf("session create: %s %v", resp.Status, err)
+	}
+	return out.ID
+}
+
+// sessionInfo is the session's entry, nil if Consul no longer has it.
+func sessionInfo(t *testing.T, url, id string) *sessionEntry {
+	t.Helper()
+	resp, err := http.Get(url + "/v1/session/info/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []sessionEntry
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("session info: %s %v", resp.Status, err)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &out[0]
 }

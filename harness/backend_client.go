@@ -103,11 +103,12 @@ func NewLocker(ctx context.Context, b BackendClient, proc string, opts ...locks.
 			return nil, nil, err
 		}
 		return l, nop, nil
-	case "consul":
+	case "consul", "consul-ttl":
 		if len(b.Endpoints) == 0 {
 			return nil, nil, fmt.Errorf("harness: consul: no endpoint")
 		}
-		l, err := consullock.New(consullock.Config{Address: "http://" + b.Endpoints[b.Home%len(b.Endpoints)], LockDelay: b.LockDelay, Value: []byte(proc)}, opts...)
+		l, err := consullock.New(consullock.Config{Address: "http://" + b.Endpoints[b.Home%len(b.Endpoints)], LockDelay: b.LockDelay, Value: []byte(proc),
+			TTLSession: b.Kind == "consul-ttl"}, opts...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -30,6 +30,9 @@ type deployment struct {
 	// setServerClock sets a server's clock offset through libfaketime, if
 	// the backend's servers are C programs run under it.
 	setServerClock func(node string, offset time.Duration) error
+	// agents are the Consul client agents' HTTP addresses by client name
+	// (backend consul: each client talks to its own agent).
+	agents map[string]string
 	// notes are what the verdict must say about this deployment.
 	notes []string
 	close func() error
@@ -61,8 +64,9 @@ func faketimeSpec(d time.Duration) string {
 // serverClock says whether the scenario skews server clocks (then C
 // servers run under libfaketime from the start, at offset 0); peers are
 // proxied through net where the backend allows it; evict gives memcached a
-// memory limit small enough to force evictions.
-func deploy(kind string, size int, dir string, serverClock, evict bool, net *faults.Network, exe string) (*deployment, error) {
+// memory limit small enough to force evictions. clients are the clients'
+// names: backend consul gives each a Consul client agent of its own.
+func deploy(kind string, size int, dir string, serverClock, evict bool, net *faults.Network, exe string, clients []string) (*deployment, error) {
 	switch kind {
 	case "etcd":
 		members := 1
@@ -164,10 +168,23 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 			}
 		}
 		return d, nil
-	case "consul":
+	case "consul", "consul-ttl":
 		servers := max(1, size)
-		peers, note := peerNetwork(net, servers)
-		c, err := cluster.StartConsul(cluster.ConsulConfig{Servers: servers, Peers: peers})
+		cfg := cluster.ConsulConfig{Servers: servers}
+		var note []string
+		cfg.Peers, note = peerNetwork(net, servers)
+		if kind == "consul" {
+			// Consul::Mutex's session belongs to the node of the agent it
+			// talks to: a client agent per client, behind the client's
+			// links where namespaces can be made.
+			cfg.Clients = clients
+			if err := netns.Supported(); err != nil {
+				note = append(note, fmt.Sprintf("the clients' Consul agents run beside the servers, so cutting a client off does not cut its agent off (no serfHealth failure): %v", err))
+			} else {
+				cfg.Peers = net
+			}
+		}
+		c, err := cluster.StartConsul(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -175,6 +192,12 @@ func deploy(kind string, size int, dir string, serverClock, evict bool, net *fau
 		for _, n := range c.Nodes() {
 			d.nodes = append(d.nodes, n)
 			d.upstreams = append(d.upstreams, n.HTTPAddr())
+		}
+		if len(c.Agents()) > 0 {
+			d.agents = make(map[string]string)
+			for _, a := range c.Agents() {
+				d.agents[a.Name()] = a.HTTPAddr()
+			}
 		}
 		d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
 		if serverClock {

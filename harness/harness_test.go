@@ -2,6 +2,7 @@ package harness_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/harness"
 	"github.com/locksim/locksim/history"
+	consullock "github.com/locksim/locksim/locks/consul"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -35,7 +37,10 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
 }
 
-var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "mysql"}
+// allBackends are the backends these tests run; consul (the seed's
+// session, with client agents) has tests of its own (TestConsulSeed),
+// megamutex too (TestMegamutex).
+var allBackends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul-ttl", "mysql"}
 
 // scen builds a short scenario for these tests: 3 clients, 2 s leases;
 // the faults start exactly at their at (jitter 0s), as the tests' timings
@@ -149,7 +154,7 @@ func TestControlIsClean(t *testing.T) {
 					servers++
 				}
 			}
-			want := map[string]int{"etcd": 3, "consul": 3, "memcache": 3, "postgres": 1, "postgres-advisory": 1, "mysql": 1}[b]
+			want := map[string]int{"etcd": 3, "consul-ttl": 3, "memcache": 3, "postgres": 1, "postgres-advisory": 1, "mysql": 1}[b]
 			if servers != want {
 				t.Fatalf("%d server logs in logs/, want %d: %v", servers, want, entries)
 			}
@@ -269,7 +274,7 @@ func TestPartitionPerBackend(t *testing.T) {
 // tests show that etcd's majority keeps its quorum.
 func TestServerHalves(t *testing.T) {
 	halves := scenario.Fault{At: 1500 * time.Millisecond, Fault: "halves", Target: "servers", For: 10 * time.Second}
-	for _, b := range []string{"etcd", "consul"} {
+	for _, b := range []string{"etcd", "consul-ttl"} {
 		t.Run(b, func(t *testing.T) {
 			// 2.5 s after the heal for a grant: the minority's clients
 			// reconnect and catch up first, and under CI load 0.5 s was
@@ -286,7 +291,7 @@ func TestServerHalves(t *testing.T) {
 			if n := grants(events, healed); n == 0 {
 				t.Fatalf("no grant after the heal")
 			}
-			if b != "consul" {
+			if b != "consul-ttl" {
 				return
 			}
 			n := 0
@@ -321,7 +326,7 @@ func TestCrashPerBackend(t *testing.T) {
 			}
 			kill := scenario.Fault{At: 1500 * time.Millisecond, Fault: "kill", Target: target, For: time.Second}
 			d := 7 * time.Second
-			if b == "consul" {
+			if b == "consul-ttl" {
 				// A session orphaned by the crash keeps the key until Consul
 				// invalidates it: up to twice its TTL, counted anew by the
 				// new leader.
@@ -514,5 +519,47 @@ func TestFencingModesStaleHolders(t *testing.T) {
 				t.Fatalf("fencing %s: %d accepts, %d rejects, %d refused reads: the stale holders were not refused", mode, accepts, rejects, refusedReads)
 			}
 		})
+	}
+}
+
+// Backend consul, Consul::Mutex as written: each client talks to its own
+// Consul client agent (no link between them; the agent's links to the
+// servers are the client's), whose node its sessions belong to; the run
+// is clean, and its verdict says that the scenario's lock.ttl has no
+// effect. Pausing the holder past what would be its TTL changes nothing:
+// the session has none and the agent lives.
+func TestConsulSeed(t *testing.T) {
+	pause := scenario.Fault{At: 1500 * time.Millisecond, Fault: "pause", Target: "holder", For: 5 * time.Second}
+	s := scen("seed-pause", 9*time.Second, false, pause)
+	s.Backends = []string{"consul"}
+	v, events := run(t, s, "consul")
+	if !slices.Contains(v.Notes, consullock.SeedSessionNote) {
+		t.Fatalf("notes %q: no word that lock.ttl has no effect", v.Notes)
+	}
+	if len(v.Violations) > 0 {
+		t.Fatalf("violations %v", kinds(v))
+	}
+	p := nemesisAt(t, events, "pause")
+	resumed := nemesisAt(t, events, "resume")
+	var paused string
+	for _, e := range events {
+		if e.Proc == history.ProcNemesis && e.F == "pause" {
+			var info struct{ Nodes []string }
+			if err := json.Unmarshal(e.Value, &info); err != nil || len(info.Nodes) != 1 {
+				t.Fatalf("pause event %s: %v", e.Value, err)
+			}
+			paused = info.Nodes[0]
+		}
+	}
+	for _, e := range events {
+		if e.F == history.FAcquire && e.Type == history.OK && e.T > p && e.T < resumed && e.Proc != paused {
+			t.Fatalf("%s granted at %v, while %s was paused holding the lock (its session has no TTL)", e.Proc, time.Duration(e.T), paused)
+		}
+		if e.F == history.FLost && e.Proc == paused {
+			t.Fatalf("the paused holder lost the lock: %s", e.Value)
+		}
+	}
+	if grants(events, resumed) == 0 {
+		t.Fatal("no grant after the resume")
 	}
 }

@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("LOCKSIM_LOAD_DURATION: %v", err)
 		}
 	}
-	for _, b := range []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul"} {
+	for _, b := range []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul-ttl"} {
 		t.Run(b, func(t *testing.T) {
 			st := loadRun(t, b, d)
 			t.Logf("%-17s %d clients, %v: %d acquisitions, %.1f/s, acquire latency p50 %v p99 %v max %v; %d waits cut by the end",
@@ -97,7 +97,7 @@ func loadRun(t *testing.T, b string, d time.Duration) *loadStats {
 	}
 	net := faults.NewNetwork()
 	defer net.Close()
-	dep, err := deploy(b, 3, dir, false, false, net, exe)
+	dep, err := deploy(b, 3, dir, false, false, net, exe, nil)
 	if err != nil {
 		t.Fatalf("start %s: %v", b, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
+	consullock "github.com/locksim/locksim/locks/consul"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -239,7 +240,14 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	has := func(kind string) bool {
 		return slices.ContainsFunc(s.Faults, func(f scenario.Fault) bool { return f.Fault == kind })
 	}
-	r.dep, err = deploy(opts.Backend, s.Cluster.Size, tmp, has("server-clock"), has("evict"), r.net, opts.Executable)
+	if opts.Backend == "consul" && (s.Lock.TTL > 0 || s.Lock.RenewEvery > 0 || s.Lock.LockDelaySet) {
+		r.note(consullock.SeedSessionNote)
+	}
+	names := make([]string, s.Clients)
+	for i := range names {
+		names[i] = "c" + strconv.Itoa(i+1) // as startClient names them
+	}
+	r.dep, err = deploy(opts.Backend, s.Cluster.Size, tmp, has("server-clock"), has("evict"), r.net, opts.Executable, names)
 	if err != nil {
 		return nil, fmt.Errorf("harness: start %s: %w", opts.Backend, err)
 	}
@@ -350,12 +358,18 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 	s := r.opts.Scenario
 	name := "c" + strconv.Itoa(i)
 	var endpoints []string
-	for j, up := range r.dep.upstreams {
-		l, err := r.net.AddLink(name, r.dep.nodes[j].Name(), up)
-		if err != nil {
-			return err
+	if agent, ok := r.dep.agents[name]; ok {
+		// Its own Consul agent, on its machine: no link between them
+		// (the agent's links to the servers are the client's).
+		endpoints = []string{agent}
+	} else {
+		for j, up := range r.dep.upstreams {
+			l, err := r.net.AddLink(name, r.dep.nodes[j].Name(), up)
+			if err != nil {
+				return err
+			}
+			endpoints = append(endpoints, l.Addr())
 		}
-		endpoints = append(endpoints, l.Addr())
 	}
 	b := BackendClient{Kind: r.opts.Backend, Endpoints: endpoints, Home: (i - 1) % len(endpoints), PGClock: s.Lock.Clock, PGRenewErrors: s.Lock.RenewErrors,
 		LockDelay: consulLockDelay(s.Lock), NoFailover: s.Lock.NoFailover(), Pooled: s.Lock.Pooled()}

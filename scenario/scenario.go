@@ -165,7 +165,7 @@ type Fault struct {
 
 // Known names.
 var (
-	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex", "mysql"}
+	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "consul-ttl", "megamutex", "mysql"}
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
@@ -180,7 +180,7 @@ var (
 	// GuardedBackends are the backends whose lock service can make a write
 	// conditional on the lock (workload.fencing: guarded). memcached has no
 	// such operation: a guarded write cannot exist there.
-	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul"}
+	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul", "consul-ttl"}
 	// TokenlessBackends are the backends whose grants carry no fencing
 	// token (MegaMutex has none): their holders' reads and writes reach
 	// the resource without one.

@@ -19,18 +19,23 @@ import (
 // the leader, as the model's lock client sends them; only the answer
 // goes to a probe of the test's instead of the client's logic.
 type consulModel struct {
-	w *world
-	m *consul
-	c *consulClient // the client node and the server it talks to (ep)
+	w      *world
+	m      *consul
+	c      *consulClient   // the client node and the server it talks to (ep)
+	agents []*consulClient // the client agents' nodes, each talking to a server
 }
 
-func newConsulModel(seed uint64, servers int) *consulModel {
+func newConsulModel(seed uint64, servers, agents int) *consulModel {
 	r := &run{w: newWorld(seed, 24*time.Hour)}
 	m := newConsul(r, servers)
 	r.be = m
 	n := r.w.addNode("client")
-	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}, gen: 1}
+	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}}
 	cm := &consulModel{w: r.w, m: m, c: c}
+	for i := range agents {
+		name := fmt.Sprintf("a%d", i+1)
+		cm.agents = append(cm.agents, &consulClient{m: m, p: &proc{r: r, n: r.w.addNode(name), name: name}, ep: i % servers})
+	}
 	// The cluster has been up a little while.
 	cm.Sleep(time.Duration(1 + r.w.int64n(int64(time.Second))))
 	return cm
@@ -60,9 +65,14 @@ func (p *consulProbe) replied() {
 // req is a request of kind on key ("" none) for session sid, answered to
 // a probe; send starts it.
 func (m *consulModel) req(kind uint8, write bool, key string, sid int) *consulProbe {
+	return m.reqFrom(m.c, kind, write, key, sid)
+}
+
+// reqFrom is req from client c (the model's client, or an agent).
+func (m *consulModel) reqFrom(c *consulClient, kind uint8, write bool, key string, sid int) *consulProbe {
 	q := m.m.reqs.alloc()
-	q.c = m.c
-	q.call.w, q.call.c = m.w, m.c.p.n
+	q.c = c
+	q.call.w, q.call.c = m.w, c.p.n
 	q.qr.q, q.qr.c, q.qr.o = m.m.q, &q.call, q
 	q.kind, q.write, q.sid = kind, write, sid
 	if key != "" {
@@ -75,7 +85,7 @@ func (m *consulModel) req(kind uint8, write bool, key string, sid int) *consulPr
 
 func (m *consulModel) send(kind uint8, write bool, key string, sid int) *consulProbe {
 	p := m.req(kind, write, key, sid)
-	p.q.send()
+	p.q.send(0)
 	return p
 }
 
@@ -165,20 +175,80 @@ func (m *consulModel) Get(key string) (behaviour.ConsulKey, error) {
 
 func probeKey(p *consulProbe) behaviour.ConsulKey {
 	q := p.q
-	return behaviour.ConsulKey{Exists: q.idx > 0, Session: sessionID(q.s), LockIndex: p.lockIndex, ModifyIndex: q.idx}
+	return behaviour.ConsulKey{Exists: q.ex, Session: sessionID(q.s), LockIndex: p.lockIndex, ModifyIndex: q.idx}
 }
 
 // Watch is the lease watcher's blocking GET.
 func (m *consulModel) Watch(key string, index uint64, wait time.Duration) func() (behaviour.ConsulKey, time.Duration, error) {
-	p := m.req(crWatch, false, key, 0)
+	p := m.req(crGet, false, key, 0)
 	p.q.index, p.q.wait = index, int64(wait)
-	p.q.send()
+	p.q.send(0)
 	return func() (behaviour.ConsulKey, time.Duration, error) {
 		if err := m.wait(p); err != nil {
 			return behaviour.ConsulKey{}, time.Duration(p.at), err
 		}
 		return probeKey(p), time.Duration(p.at), nil
 	}
+}
+
+func (m *consulModel) AgentSession(i int) (string, error) {
+	p := m.reqFrom(m.agents[i], crCreate, true, "", 0)
+	p.q.empty = true
+	p.q.send(0)
+	if err := m.wait(p); err != nil {
+		return "", err
+	}
+	if p.q.id == 0 {
+		return "", errors.New("session create refused: serfHealth critical")
+	}
+	return sessionID(p.q.id), nil
+}
+
+// AgentSessionInfo reads the state after a round trip, as SessionAlive.
+func (m *consulModel) AgentSessionInfo(id string) (behaviour.SessionInfo, error) {
+	m.Sleep(300 * time.Microsecond)
+	s := m.m.session(sid(id))
+	if s == nil {
+		return behaviour.SessionInfo{}, fmt.Errorf("no session %s", id)
+	}
+	info := behaviour.SessionInfo{LockDelay: time.Duration(s.delay)}
+	if s.ttl > 0 {
+		info.TTL = time.Duration(s.ttl).String()
+	}
+	if s.agent != nil {
+		info.Node, info.NodeChecks = s.agent.n.name, []string{"serfHealth"}
+	}
+	return info, nil
+}
+
+// CutAgent blocks every link of the agent's node, both ways, as
+// faults.Network.Isolate does, or heals every cut.
+func (m *consulModel) CutAgent(i int, cut bool) error {
+	a := m.agents[i].p.n
+	if cut {
+		for _, n := range m.w.nodes {
+			if n != a {
+				m.w.block(a, n)
+				m.w.block(n, a)
+			}
+		}
+	} else {
+		m.w.healAll()
+	}
+	m.m.faultChanged()
+	return nil
+}
+
+func (m *consulModel) Delete(key string, cas uint64) (bool, error) {
+	p := m.req(crDelete, true, key, 0)
+	p.q.index = cas
+	p.q.send(0)
+	err := m.wait(p)
+	return p.q.ok, err
+}
+
+func (m *consulModel) ReleaseEmpty(key, session string) (bool, error) {
+	return m.Release(key, session)
 }
 
 func (m *consulModel) UseLeader(leader bool) error {
@@ -242,7 +312,7 @@ func TestConsulModel(t *testing.T) {
 	for _, c := range behaviour.ConsulCases {
 		t.Run(c.Name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 5; seed++ {
-				if err := c.Run(newConsulModel(seed, c.Servers)); err != nil {
+				if err := c.Run(newConsulModel(seed, c.Servers, c.Agents)); err != nil {
 					t.Errorf("seed %d: %v", seed, err)
 				}
 			}

@@ -1,13 +1,15 @@
 package sim
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/locks"
 	lockConsul "github.com/locksim/locksim/locks/consul"
+	ccm "github.com/locksim/locksim/locks/consul/machine"
+	lm "github.com/locksim/locksim/locks/machine"
 )
 
 // sessionID is a session's ID as Consul would show it ("" for none).
@@ -19,10 +21,24 @@ func sessionID(id int) string {
 }
 
 // consul models Consul's sessions and KV locks (v1.20, as cluster/ runs
-// it, with session_ttl_min 1 s) under locks/consul, which is seed 003's
-// Consul::Mutex.
+// it, with session_ttl_min 1 s) under locks/consul: backend consul, seed
+// 003's Consul::Mutex with its empty-body sessions, and consul-ttl,
+// locksim's TTL session.
 //
 // Reproduced:
+//   - Client agents (backend consul): each client process has a Consul
+//     client agent on its node (consulAgent), which lives through the
+//     process's pause, kill and restart and is cut off with the node. An
+//     empty-body session is the agent node's: no TTL, lock-delay 15 s,
+//     its serfHealth check. An agent that can reach no live server fails
+//     its serfHealth on the servers 5.4-6.8 s later (as measured on real
+//     servers: consulSerfDetectMin/Max), unless it is back by then; the
+//     leader then invalidates its node's sessions, and no new one can be
+//     made on it until it is back.
+//   - KV DELETE ?cas=index (the seed's release): deletes the key if its
+//     ModifyIndex is index; a GET of a deleted key answers it missing
+//     with the delete's index; the next acquire makes it again from
+//     LockIndex 1.
 //   - Sessions with a TTL, enforced as Consul enforces it: the leader arms
 //     a timer of twice the TTL (Consul's SessionTTLMultiplier) at create
 //     and at every renew, on its own clock; when it fires the session is
@@ -51,14 +67,14 @@ func sessionID(id int) string {
 //     an error from the follower that forwarded it), one pending on a
 //     killed follower fails too, and until an election replaces the dead
 //     leader a new one fails at once.
-//   - The client: create a session, acquire, else a blocking GET of at
-//     most PollInterval and a session renew, and again (a session found
-//     expired is made anew); once held, a watcher follows the key with
-//     5-minute blocking queries and the lease is lost when the key's
-//     session is no longer ours (locks/consul.LossReason, shared: "no
-//     active session", "taken by session …") or the watch fails; Run's renewer renews the session every
-//     RenewEvery and a renew answered "no session" loses the lease. The
-//     lost session is destroyed. Release is ?release then session destroy.
+//
+// The client is not a copy: it is locks/consul's own client machine
+// (package locks/consul/machine), which real runs drive over the Consul
+// API client, driven here by consulClient over this model, with the
+// configuration real runs use (locks/consul.MachineConfig). Its requests
+// are consulReqs: a session create, renew or destroy, a KV acquire or
+// release, a consistent GET through the quorum, and a GET answered from
+// the server's state, blocking when it has an index.
 //
 // Held to the real servers by the behaviour cases (sim/behaviour's
 // ConsulCases, sim.TestConsulModel and behaviour.TestConsulReal): a TTL
@@ -70,7 +86,13 @@ func sessionID(id int) string {
 // blocking query returning on its key's change and not on another's; one
 // on an unchanged key returning after its wait plus up to 1/16; a new
 // leader restarting every TTL timer at 2×TTL (3 servers); blocking
-// queries failing when the leader is killed (3 servers). Defects they
+// queries failing when the leader is killed (3 servers); an empty-body
+// session through a client agent: the agent node's, no TTL, lock-delay
+// 15 s, serfHealth, alive with nothing renewing it; an agent cut off: its
+// session invalidated after serfHealth fails (5.5-6.7 s on the real
+// servers), the key released with the 15 s lock-delay; the seed's release
+// sequence (?release with an empty body, destroy, GET, DELETE ?cas, a
+// stale cas deleting nothing, the key made again from LockIndex 1). Defects they
 // found, fixed: a TTL under session_ttl_min was raised to it (Consul
 // refuses the create, so every acquire fails); an acquire with a session
 // gone was answered false and the client waited, where Consul answers an
@@ -82,9 +104,16 @@ func sessionID(id int) string {
 // Simplified: the leader and its elections (see quorum; a leader change
 // takes the one election timeout, 1 s, where three real servers took
 // 2.0-2.4 s from the kill to a leader taking writes); blocking queries
-// are answered from the one logical state (no stale follower reads); the
-// HTTP client has no timeout, as the api client has none, so only the
-// server's RPC hold timeout (7 s) turns a stuck request into an error.
+// are answered from the one logical state (no stale follower reads; a
+// ?consistent blocking GET is served as any other); consul-ttl's HTTP
+// client has no timeout, as the api client has none, so only the
+// server's RPC hold timeout (7 s) turns a stuck request into an error
+// (the seed's requests have Net::HTTP's 60 s read timeout, from the
+// client machine); the client agent is not a hop of its own: a client's
+// requests go to the server its agent would forward them to, and a
+// refused one moves to the next server, as the agent's server list does;
+// serfHealth is failed when the agent can reach no server (gossip
+// through other agents is not modelled).
 type consul struct {
 	r        *run
 	q        *quorum
@@ -97,18 +126,24 @@ type consul struct {
 	reqs     *arena[consulReq]
 	sess     *arena[consulSession]
 	timers   *arena[sessionTimer]
+	ctimers  *arena[ccTimer]
+	leases   *arena[ccm.Lease]
+	agents   []*consulAgent // the client agents, once one has made a session
 }
 
-// consulReqs, consulSessions and sessionTimers keep the memory of these
-// from one run to the next.
+// consulReqs, consulSessions, sessionTimers and ccTimers keep the memory
+// of these from one run to the next.
 var (
 	consulReqs     arenaPool[consulReq]
 	consulSessions arenaPool[consulSession]
 	sessionTimers  arenaPool[sessionTimer]
+	ccTimers       arenaPool[ccTimer]
+	ccLeases       arenaPool[ccm.Lease]
 )
 
 type consulSession struct {
 	id     int
+	name   string // its ID as the client sees it (sessionID)
 	alive  bool
 	delay  int64
 	ttl    int64
@@ -117,10 +152,28 @@ type consulSession struct {
 	armed  bool  // a timer event is pending for this generation
 	keys   []*consulKey
 	keys0  [1]*consulKey // keys' first array
+	// agent is the client agent whose node the session belongs to (an
+	// empty-body session: no TTL, its node's serfHealth check); nil for
+	// a TTL session.
+	agent *consulAgent
+}
+
+// consulAgent is the Consul client agent beside a client process, on the
+// client's node: it lives while the process is paused, killed or
+// restarted, and is cut off with the client. Its serfHealth check fails
+// on the servers serfDetect after it lost every server (measured on three
+// real servers: see consulSerfDetect), and then the leader invalidates
+// its node's sessions.
+type consulAgent struct {
+	n      *node
+	gen    int  // bumped when it is cut off or back: a pending detection checks it
+	cut    bool // cut off from every server
+	failed bool // serfHealth critical: its sessions are gone, no new ones
 }
 
 type consulKey struct {
-	session     int // 0: none
+	session     int  // 0: none
+	deleted     bool // by a DELETE; an acquire makes it again
 	lockIndex   uint64
 	modifyIndex uint64
 	delayUntil  int64        // lock-delay, on the leader's clock
@@ -146,20 +199,36 @@ func newConsul(r *run, size int) *consul {
 	m.reqs = consulReqs.get(r)
 	m.sess = consulSessions.get(r)
 	m.timers = sessionTimers.get(r)
+	m.ctimers = ccTimers.get(r)
+	m.leases = ccLeases.get(r)
 	return m
 }
 
 func (m *consul) leader() *node { return m.q.leaderNode() }
-func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed() }
+func (m *consul) faultChanged() { m.q.faultChanged(); m.crashed(); m.agentsChanged() }
 func (m *consul) evict(n *node) {}
 func (m *consul) client(p *proc) lockClient {
-	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers)}
+	o := locks.Options{
+		TTL:          time.Duration(m.r.opts.ttl),
+		PollInterval: time.Duration(m.r.opts.poll),
+		WaitTimeout:  time.Duration(m.r.opts.waitTimeout),
+		Owner:        p.name,
+	}
+	delay := time.Duration(m.r.opts.lockDelay)
+	if delay == 0 {
+		delay = -1 // none: locks/consul's Config says so with a negative delay
+	}
+	ttl := m.r.backend == "consul-ttl"
+	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay, TTLSession: ttl}, o))
+	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, ttl: ttl, buf: make([]ccm.Output, 0, 4)}
 }
 
 // destroySession is `consul session destroy` of p's session.
 func (m *consul) destroySession(p *proc) {
-	if c, ok := p.lc.(*consulClient); ok && c.sid > 0 {
-		m.invalidate(m.sessions[c.sid-1])
+	if c, ok := p.lc.(*consulClient); ok {
+		if sid := c.sid(); sid > 0 {
+			m.invalidate(m.sessions[sid-1])
+		}
 	}
 }
 
@@ -206,7 +275,7 @@ func (m *consul) crashed() {
 // promote is a new leader: every session's timer starts again at 2×TTL.
 func (m *consul) promote() {
 	for _, s := range m.sessions {
-		if s.alive {
+		if s.alive && s.ttl > 0 {
 			s.timer++
 			s.armed = false
 			m.arm(s)
@@ -268,19 +337,117 @@ func (t *sessionTimer) handle() {
 	l.afterH(m.q.commitDelay, t)
 }
 
-// create is a session create: its ID, or 0 if the TTL is refused (under
-// session_ttl_min).
-func (m *consul) create() int {
-	if m.ttl < consulTTLMin {
+// create is a session create: its ID, or 0 if it is refused (a TTL
+// under session_ttl_min). With agent, the body is empty (Consul::Mutex's):
+// no TTL, Consul's default lock-delay (15 s), the agent node's serfHealth
+// check -- refused while that check is critical.
+func (m *consul) create(agent *consulAgent) int {
+	ttl, delay := m.ttl, m.r.opts.lockDelay
+	if agent != nil {
+		if agent.failed {
+			return 0
+		}
+		ttl, delay = 0, int64(consulDefaultLockDelay)
+	} else if ttl < consulTTLMin {
 		return 0
 	}
 	s := m.sess.alloc()
-	s.id, s.alive, s.delay, s.ttl = len(m.sessions)+1, true, m.r.opts.lockDelay, m.ttl
+	s.id, s.alive, s.delay, s.ttl, s.agent = len(m.sessions)+1, true, delay, ttl, agent
+	s.name = sessionID(s.id)
 	s.keys = s.keys0[:0]
 	m.sessions = append(m.sessions, s)
 	m.index++
-	m.arm(s)
+	if ttl > 0 {
+		m.arm(s)
+	}
 	return s.id
+}
+
+// agent is the client agent on node n.
+func (m *consul) agent(n *node) *consulAgent {
+	for _, a := range m.agents {
+		if a.n == n {
+			return a
+		}
+	}
+	a := &consulAgent{n: n}
+	m.agents = append(m.agents, a)
+	a.cut = !m.reachesServer(n)
+	return a
+}
+
+// reachesServer says whether node n can talk with some live server both
+// ways (gossip reaches a member through any other: the model asks only
+// for one server).
+func (m *consul) reachesServer(n *node) bool {
+	for _, s := range m.q.servers {
+		if !s.down && m.r.w.reachable(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// consulSerfDetect is the time from a client agent's cut to the
+// invalidation of its sessions on three real servers: serf's failure
+// detection (a probe every second, then the suspicion timeout, 4 s at
+// least with this few members) and the leader's reconcile: 5.44, 5.60,
+// 5.65, 5.83, 6.35 s (go test ./cluster -run TestConsulClientAgents -v
+// -count 5, three servers and two agents) and 6.60, 5.53, 6.72 s
+// (sim/behaviour's TestConsulReal, three servers and one agent); drawn
+// uniformly between 5.4 and 6.8 s.
+const (
+	consulSerfDetectMin = 5400 * time.Millisecond
+	consulSerfDetectMax = 6800 * time.Millisecond
+)
+
+// agentsChanged runs after every fault: an agent newly cut off from every
+// server is failed serfDetect later unless it is back by then; an agent
+// back is healthy again (it rejoins).
+func (m *consul) agentsChanged() {
+	w := m.r.w
+	for _, a := range m.agents {
+		cut := !m.reachesServer(a.n)
+		if cut == a.cut {
+			continue
+		}
+		a.cut = cut
+		a.gen++
+		if !cut {
+			a.failed = false
+			continue
+		}
+		gen := a.gen
+		d := int64(consulSerfDetectMin) + w.int64n(int64(consulSerfDetectMax-consulSerfDetectMin))
+		w.at(w.now+d, func() { m.agentFailed(a, gen) })
+	}
+}
+
+// agentFailed is serfHealth failing for a on the servers, if it is still
+// cut off since the cut of generation gen: the leader invalidates its
+// sessions (a commit), or, with no leader, the next one does once there
+// is one.
+func (m *consul) agentFailed(a *consulAgent, gen int) {
+	if a.gen != gen {
+		return
+	}
+	l := m.q.leaderNode()
+	if l == nil || l.down {
+		w := m.r.w
+		w.at(w.now+int64(time.Second), func() { m.agentFailed(a, gen) })
+		return
+	}
+	a.failed = true
+	l.after(m.q.commitDelay, func() {
+		if a.gen != gen {
+			return
+		}
+		for _, s := range m.sessions {
+			if s.alive && s.agent == a {
+				m.invalidate(s)
+			}
+		}
+	})
 }
 
 func (m *consul) session(id int) *consulSession {
@@ -342,11 +509,14 @@ func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	if s == nil {
 		return false, true
 	}
-	if ck.session == sid {
+	if ck.session == sid && !ck.deleted {
 		return true, false
 	}
 	if ck.session != 0 {
 		return false, false // the lock-delay was checked before the commit (preApply)
+	}
+	if ck.deleted {
+		ck.deleted, ck.lockIndex = false, 0
 	}
 	ck.session = sid
 	ck.lockIndex++
@@ -355,6 +525,25 @@ func (m *consul) acquireKV(ck *consulKey, sid int) (ok, invalid bool) {
 	s.keys = append(s.keys, ck)
 	m.fire(ck)
 	return true, false
+}
+
+// deleteKV is DELETE ?cas=index: the key goes if its ModifyIndex is
+// index (true), else nothing (false). A missing key's index, as a GET
+// answers it, is the index of its delete.
+func (m *consul) deleteKV(ck *consulKey, index uint64) bool {
+	if ck.deleted || ck.modifyIndex == 0 || ck.modifyIndex != index {
+		return false
+	}
+	if ck.session != 0 {
+		if s := m.session(ck.session); s != nil {
+			s.keys = slices.DeleteFunc(s.keys, func(k *consulKey) bool { return k == ck })
+		}
+	}
+	ck.deleted, ck.session, ck.lockIndex = true, 0, 0
+	m.index++
+	ck.modifyIndex = m.index
+	m.fire(ck)
+	return true
 }
 
 func (m *consul) releaseKV(ck *consulKey, sid int) bool {
@@ -368,43 +557,78 @@ func (m *consul) releaseKV(ck *consulKey, sid int) bool {
 	return true
 }
 
-// consulClient is locks/consul's client side for one proc.
+// consulClient is the simulator's driver of locks/consul's client machine
+// (package locks/consul/machine) for one proc: it sends the requests the
+// machine asks for as consulReqs to the server the client talks to, sets
+// its timer on the proc's clock, and gives it the answers. It decides
+// nothing of the algorithm. One request of each kind may be in progress
+// at once (a slot each), as in real runs: the acquire, locks.Run's
+// renewal (a renewal still running when the next is due is not doubled,
+// as Run's renewer waits for it), the release, and the lease's watch.
 type consulClient struct {
-	m   *consul
-	p   *proc
-	ep  int
-	gen uint32
-	sid int
-	key string
-	ck  *consulKey // m.key(key)
-	tok int64
-
-	waiting  func(bool, int64)
-	deadline int64
-	index    uint64 // the last index a GET returned
+	m     *consul
+	p     *proc
+	ep    int
+	mc    *ccm.Machine
+	ttl   bool // consul-ttl: one server's address, as in real runs
+	key   string
+	ck    *consulKey // m.key(key)
+	lease *ccm.Lease // the current grant, until its release starts or it is lost
+	slots [4]ccSlot
+	buf   []ccm.Output // the machine's outputs, reused
 
 	free []*consulReq // requests done with, to reuse (consulReq.reuse)
 }
 
+// The requests a consulClient can have in progress at once: one of each.
+const (
+	ccAcquire uint8 = iota
+	ccRenew
+	ccRelease
+	ccWatch
+	ccBackground // not a slot: a session destroyed on the way out, its answer dropped
+)
+
+// ccSlot is one request in progress.
+type ccSlot struct {
+	c       ccm.Call
+	gen     uint32 // bumped at every request: stale answers check it
+	busy    bool
+	acqDone func(bool, int64)
+	relDone func(history.Type)
+}
+
 func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 
+// sid is the session the client has now: its lease's, or the one its
+// acquire in progress made (0: none).
+func (c *consulClient) sid() int {
+	if c.lease != nil && !c.lease.Lost() {
+		return sessionNum(c.lease.Session)
+	}
+	if s := &c.slots[ccAcquire]; s.busy {
+		return sessionNum(s.c.Session())
+	}
+	return 0
+}
+
 // consulReq is one HTTP request of a consulClient: what it asks (kind),
-// its answer, and what the client does with the answer or an error. The
-// call and its way through the quorum are embedded, and the GET's timers
-// are the request itself under other types (crTimer, crSleep), so a
-// request is one object from the run's arena and no closures, and once
-// done with it is reused (reuse): the poll loop makes three requests every
-// PollInterval, and this is most of what a Consul run does.
+// its answer, and for which slot of the client. The call and its way
+// through the quorum are embedded, and the GET's wait on the server is the
+// request itself under another type (crTimer), so a request is one object
+// from the run's arena and no closures, and once done with it is reused
+// (reuse): the poll loop makes three requests every PollInterval, and this
+// is most of what a Consul run does.
 type consulReq struct {
 	call
 	qr    qreq
 	c     *consulClient
 	kind  uint8
 	write bool
+	slot  uint8
 	gen   uint32
 	sid   int
-	ck    *consulKey         // the key's state (the client's key)
-	done  func(history.Type) // crRelease
+	ck    *consulKey // the key's state (the client's key)
 
 	// GET: the index to wait past and the longest wait.
 	index uint64
@@ -412,13 +636,17 @@ type consulReq struct {
 	wdone bool // the blocking GET has answered
 	timer bool // its wait is pending on the server (a crTimer event)
 
-	got bool // the client has had the answer
+	got   bool // the client has had the answer
+	timed bool // sent with a client timeout: never reused (a fifo timer may still hold it)
 
 	// crTry: the leader found the key under lock-delay when the request
 	// reached it, before the commit (Consul's kvsPreApply).
 	delayed bool
 
+	empty bool // crCreate: an empty body (the session of the client's agent)
+
 	// The answer.
+	ex      bool // GETs: the key exists
 	ok      bool
 	invalid bool   // crTry: the session does not exist (an error)
 	id      int    // crCreate: 0 if the TTL is refused (an error)
@@ -426,26 +654,28 @@ type consulReq struct {
 	idx     uint64 // crToken, GETs: the key's ModifyIndex
 }
 
-// Kinds of consulReq.
+// Kinds of consulReq: the model's HTTP requests.
 const (
-	crCreate    uint8 = iota // session create, then try
-	crTry                    // KV acquire (one turn of the acquire loop)
-	crToken                  // the consistent GET after an acquire
-	crRenewWait              // the session renew of the acquire loop
-	crDestroy                // session destroy
-	crRenew                  // Run's renewer's session renew
-	crRelease                // ?release, then destroy
-	crGet                    // the acquire loop's blocking GET
-	crWatch                  // the lease watcher's blocking GET
+	crCreate  uint8 = iota // session create
+	crTry                  // KV acquire
+	crToken                // a consistent GET, through the quorum
+	crDestroy              // session destroy
+	crRenew                // session renew
+	crRelease              // KV ?release
+	crGet                  // a GET from the server's state, blocking with an index
+	crDelete               // KV DELETE ?cas=index
 )
 
-// req is a new request of kind for the current session and key. A
-// request stays its client's: what does not change from one request to
-// the next (its client, its call's ends and handler, its quorum) is set
-// once, and a reused one is reset field by field rather than cleared, so
-// that pointers are written only when they change (every pointer written
-// costs a write barrier while the GC marks).
-func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
+// exists says whether a GET finds the key.
+func (ck *consulKey) exists() bool { return ck.modifyIndex > 0 && !ck.deleted }
+
+// req is a new request of kind for the client's key. A request stays its
+// client's: what does not change from one request to the next (its
+// client, its call's ends and handler, its quorum) is set once, and a
+// reused one is reset field by field rather than cleared, so that
+// pointers are written only when they change (every pointer written costs
+// a write barrier while the GC marks).
+func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *consulReq {
 	var q *consulReq
 	if n := len(c.free); n > 0 {
 		q = c.free[n-1]
@@ -454,17 +684,14 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 		// pointers of qr (l, from) are set before they are read.
 		q.call.done, q.qr.answered = false, false
 		q.index, q.wait, q.wdone, q.timer, q.got = 0, 0, false, false, false
-		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed = false, false, 0, 0, 0, false
-		if q.done != nil {
-			q.done = nil
-		}
+		q.ok, q.invalid, q.id, q.s, q.idx, q.delayed, q.ex, q.empty = false, false, 0, 0, 0, false, false, false
 	} else {
 		q = c.m.reqs.alloc()
 		q.c = c
 		q.call.w, q.call.c, q.call.h = c.m.r.w, c.p.n, q
 		q.qr.q, q.qr.c, q.qr.o = c.m.q, &q.call, q
 	}
-	q.kind, q.write, q.gen, q.sid = kind, write, gen, c.sid
+	q.kind, q.write, q.slot, q.gen, q.sid = kind, write, slot, gen, 0
 	if q.ck != c.ck {
 		q.ck = c.ck
 	}
@@ -476,21 +703,23 @@ func (c *consulClient) req(kind uint8, write bool, gen uint32) *consulReq {
 // quorum, see qreq.answer, and takes it off the timeout list), no GET wait
 // is pending on the server (the GET is then off its key's watchers too),
 // and no timeout waits on a paused entry server (qreq.held). A request
-// that ends otherwise (an error, a crash) is simply not reused.
+// that ends otherwise (an error, a crash), or that had a client timeout
+// (whose fifo timer may outlive the answer), is simply not reused.
 func (q *consulReq) reuse() {
-	if q.got && !q.timer && !q.qr.held {
+	if q.got && !q.timer && !q.qr.held && !q.timed {
 		q.c.free = append(q.c.free, q)
 	}
 }
 
-// send is the HTTP request to the client's server. There is no client
-// timeout (the api client has none): errors are a refusal or the
-// server's own (the quorum's request timeout).
-func (q *consulReq) send() {
+// send is the HTTP request to the client's server, its answer bounded by
+// d of true time (0: no bound, as the api client has none: errors are
+// then a refusal or the server's own, the quorum's request timeout).
+func (q *consulReq) send(d int64) {
 	if s := q.c.server(); q.call.s != s {
 		q.call.s = s
 	}
-	q.call.w.start(&q.call, 0)
+	q.timed = d > 0
+	q.call.w.startTrue(&q.call, d)
 }
 
 // serve runs on the server: a GET is answered from the state (blocking
@@ -498,7 +727,7 @@ func (q *consulReq) send() {
 // quorum.
 func (q *consulReq) serve(*call) {
 	m := q.c.m
-	if q.kind == crGet || q.kind == crWatch {
+	if q.kind == crGet {
 		q.serveGet()
 		return
 	}
@@ -523,14 +752,20 @@ func (q *consulReq) apply() {
 	m := q.c.m
 	switch q.kind {
 	case crCreate:
-		q.id = m.create()
+		var a *consulAgent
+		if q.empty {
+			a = m.agent(q.c.p.n)
+		}
+		q.id = m.create(a)
 	case crTry:
 		if !q.delayed { // refused before the commit: no session check
 			q.ok, q.invalid = m.acquireKV(q.ck, q.sid)
 		}
 	case crToken:
-		q.s, q.idx = q.ck.session, q.ck.modifyIndex
-	case crRenewWait, crRenew:
+		q.s, q.idx, q.ex = q.ck.session, q.ck.modifyIndex, q.ck.exists()
+	case crDelete:
+		q.ok = m.deleteKV(q.ck, q.index)
+	case crRenew:
 		q.ok = m.renewSession(q.sid)
 	case crDestroy:
 		if s := m.session(q.sid); s != nil {
@@ -571,7 +806,7 @@ func (q *consulReq) answerGet() {
 		return
 	}
 	q.wdone = true
-	q.s, q.idx = q.ck.session, q.ck.modifyIndex
+	q.s, q.idx, q.ex = q.ck.session, q.ck.modifyIndex, q.ck.exists()
 	q.call.replyH()
 }
 
@@ -598,216 +833,260 @@ func (t *crTimer) handle() {
 	q.reuse()
 }
 
-// crSleep is the acquire loop's sleep after a failed GET.
-type crSleep consulReq
-
-func (t *crSleep) handle() { t.c.renewWait(t.gen) }
-
 // replied runs on the client with the answer.
 func (q *consulReq) replied() {
-	q.answered()
 	q.got = true
-	q.reuse()
-}
-
-// answered is what the client does with the answer.
-func (q *consulReq) answered() {
-	c, gen := q.c, q.gen
-	if q.kind == crRenew {
-		if c.gen == gen && !q.ok {
-			c.lose("no active session")
-		}
-		return
-	}
-	if q.kind == crRelease {
-		c.destroy(q.sid)
-		if q.ok {
-			q.done(history.OK)
-		} else {
-			q.done(history.Fail)
-		}
-		return
-	}
-	if q.kind == crGet {
-		if c.gen == gen {
-			c.index = q.idx
-		}
-		c.renewWait(gen)
-		return
-	}
-	if c.gen != gen {
-		return
-	}
+	r := ccm.Reply{}
+	m := q.c.m
 	switch q.kind {
 	case crCreate:
-		if q.id == 0 { // refused: locks/consul's Acquire returns the error
-			c.give(false, 0)
-			return
-		}
-		c.sid = q.id
-		c.try(gen)
-	case crTry:
-		if q.ok {
-			c.readToken(gen)
-			return
-		}
-		if q.invalid { // an error: Acquire returns it (and destroys the session)
-			c.give(false, 0)
-			return
-		}
-		c.wait(gen)
-	case crToken:
-		if q.s != q.sid {
-			c.try(gen) // lost between the acquire and the read
-			return
-		}
-		c.tok = int64(q.idx)
-		c.give(true, c.tok)
-		c.watch(gen, q.idx)
-	case crRenewWait:
-		if q.ok {
-			c.try(gen)
+		if q.id == 0 { // refused (a TTL under session_ttl_min): an error
+			r.Err = true
 		} else {
-			c.createSession(gen)
+			r.Session = m.sessions[q.id-1].name
 		}
-	case crWatch:
-		if reason := lockConsul.LossReason(&api.KVPair{Key: c.key, Session: sessionID(q.s)}, sessionID(q.sid)); reason != "" {
-			c.lose(reason)
-			return
+	case crTry:
+		r.Err, r.OK = q.invalid, q.ok
+	case crToken, crGet:
+		r.Exists, r.ModifyIndex, r.Index = q.ex, q.idx, q.idx
+		if q.s > 0 {
+			r.Holder = m.sessions[q.s-1].name
 		}
-		c.watch(gen, max(q.idx, q.index))
+		r.LockIndex = q.ck.lockIndex
+	default:
+		r.OK = q.ok
 	}
+	slot, gen := q.slot, q.gen
+	c := q.c
+	q.reuse()
+	c.answer(slot, gen, r)
 }
 
-// failed runs on the client when the request got no answer: refused (the
-// client moves to the next server) or the server's error.
+// failed runs on the client when the request got no answer: refused,
+// timed out or the server's error. Refused or timed out, a client of the
+// seed's (backend consul) moves to the next server, as its agent's server
+// list does; consul-ttl's client, like locks/consul's over the API client
+// in real runs, has one server's address and keeps it.
 func (q *consulReq) failed(e rpcErr) {
-	c, gen := q.c, q.gen
-	if e != errServer {
+	c := q.c
+	if e != errServer && !c.ttl {
 		c.ep = (c.ep + 1) % len(c.m.q.servers)
 	}
-	switch q.kind {
-	case crCreate, crTry, crToken, crRenewWait:
-		if c.gen == gen {
-			c.give(false, 0)
-		}
-	case crRelease:
-		q.done(history.Info)
-	case crGet:
-		if c.gen == gen {
-			n := c.p.n
-			n.w.schedule(n.w.now+n.clk.real(q.wait), n, nil, evHandler, (*crSleep)(q), nil)
-		}
-	case crWatch:
-		if c.gen == gen {
-			c.lose("watch failed")
-		}
+	c.answer(q.slot, q.gen, ccm.Reply{Err: true})
+}
+
+// answer feeds slot's call the reply of its request of generation gen.
+func (c *consulClient) answer(slot uint8, gen uint32, r ccm.Reply) {
+	if slot == ccBackground {
+		return
 	}
+	s := &c.slots[slot]
+	if s.gen != gen || !s.busy {
+		return
+	}
+	c.drive(slot, c.mc.Reply(&s.c, r, c.p.n.now(), c.buf[:0]))
+}
+
+// sessionNum is the model's number of a session ID (0: none).
+func sessionNum(id string) int {
+	if len(id) <= len("session-") {
+		return 0
+	}
+	n, err := strconv.Atoi(id[len("session-"):])
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 func (c *consulClient) acquire(key string, done func(bool, int64)) {
-	c.gen++
-	c.key, c.waiting, c.sid, c.index = key, done, 0, 0
-	c.ck = c.m.key(key)
-	if wt := c.m.r.opts.waitTimeout; wt > 0 {
-		c.deadline = c.p.n.now() + wt
-	} else {
-		c.deadline = 0
+	if c.key != key || c.ck == nil {
+		c.key, c.ck = key, c.m.key(key)
 	}
-	c.createSession(c.gen)
+	s := c.start(ccAcquire)
+	s.acqDone = done
+	// The grant, if any, lives in the run's arena: no allocation, and
+	// never reused within the run.
+	lease := c.m.leases.alloc()
+	c.drive(ccAcquire, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Acquire, Key: key, Lease: lease}, c.p.n.now(), c.buf[:0]))
 }
 
-func (c *consulClient) give(ok bool, tok int64) {
-	done := c.waiting
-	c.waiting = nil
-	if !ok && c.sid > 0 {
-		c.destroy(c.sid)
-		c.sid = 0
-	}
-	if done != nil {
-		done(ok, tok)
-	}
-}
-
-// createSession makes a session, then tries the key.
-func (c *consulClient) createSession(gen uint32) {
-	c.req(crCreate, true, gen).send()
-}
-
-// try is one turn of locks/consul's acquire loop.
-func (c *consulClient) try(gen uint32) {
-	c.req(crTry, true, gen).send()
-}
-
-// readToken is the consistent GET after a successful acquire.
-func (c *consulClient) readToken(gen uint32) {
-	c.req(crToken, false, gen).send()
-}
-
-// wait is the blocking GET of at most PollInterval, then a session renew
-// (renewWait), also after a failed GET and a sleep of PollInterval.
-func (c *consulClient) wait(gen uint32) {
-	waitFor := c.m.r.opts.poll
-	if c.deadline != 0 {
-		left := c.deadline - c.p.n.now()
-		if left <= 0 {
-			c.give(false, 0)
-			return
-		}
-		waitFor = min(waitFor, left)
-	}
-	q := c.req(crGet, false, gen)
-	q.index, q.wait = c.index, waitFor
-	q.send()
-}
-
-// renewWait is the acquire loop's session renew: then try again, or make
-// a new session if it expired.
-func (c *consulClient) renewWait(gen uint32) {
-	if c.gen != gen {
-		return
-	}
-	c.req(crRenewWait, false, gen).send()
-}
-
-// watch is the lease's watcher: 5-minute blocking queries on the key.
-func (c *consulClient) watch(gen uint32, index uint64) {
-	q := c.req(crWatch, false, gen)
-	q.index, q.wait = index, int64(5*time.Minute)
-	q.send()
-}
-
-func (c *consulClient) lose(reason string) {
-	c.gen++
-	c.destroy(c.sid)
-	c.sid = 0
-	c.p.onLost(reason)
-}
-
-func (c *consulClient) destroy(sid int) {
-	if sid <= 0 {
-		return
-	}
-	q := c.req(crDestroy, true, c.gen)
-	q.sid = sid
-	q.send()
-}
-
-// renew is Run's renewer: a session renew.
+// renew is Run's renewer: the machine's renewal.
 func (c *consulClient) renew() {
-	c.req(crRenew, false, c.gen).send()
+	if c.lease == nil || c.slots[ccRenew].busy {
+		return // the last renewal is still running: locks.Run waits for it
+	}
+	s := c.start(ccRenew)
+	c.drive(ccRenew, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Renew, Lease: c.lease}, c.p.n.now(), c.buf[:0]))
 }
 
-// release is ?release then session destroy.
+// release stops the watch and releases the lease.
 func (c *consulClient) release(done func(history.Type)) {
-	c.gen++
-	sid := c.sid
-	c.sid = 0
-	if sid == 0 {
+	// An acquire's late answers are stale; the watch stops, and so does a
+	// renewal in flight (locks.Run cancels its renewer before it releases).
+	for _, i := range [...]uint8{ccAcquire, ccWatch, ccRenew} {
+		c.slots[i].gen++
+		c.slots[i].busy = false
+	}
+	lease := c.lease
+	c.lease = nil
+	if lease == nil {
 		done(history.Fail)
 		return
 	}
-	q := c.req(crRelease, true, c.gen)
-	q.sid, q.done = sid, done
-	q.send()
+	s := c.start(ccRelease)
+	s.relDone = done
+	c.drive(ccRelease, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Release, Lease: lease}, c.p.n.now(), c.buf[:0]))
+}
+
+// crashed is the client process killed: it sends nothing more, and what
+// it had in flight is answered to nobody. Its agent lives on, and with it
+// its sessions.
+func (c *consulClient) crashed() {
+	for i := range c.slots {
+		c.slots[i].gen++
+		c.slots[i].busy = false
+	}
+	c.lease = nil
+}
+
+// start begins a request in slot i.
+func (c *consulClient) start(i uint8) *ccSlot {
+	s := &c.slots[i]
+	s.gen++
+	s.busy = true
+	return s
+}
+
+// drive carries out the outputs of slot i's machine call. out is c.buf:
+// OutDone is always the last output, so a request that finish starts
+// (from a proc's callback) may reuse the buffer.
+func (c *consulClient) drive(i uint8, out []ccm.Output) {
+	s := &c.slots[i]
+	var next *ccm.Output
+	for k := range out {
+		o := &out[k]
+		switch o.Kind {
+		case ccm.OutSend:
+			if o.Background {
+				c.send(ccBackground, 0, o)
+				continue
+			}
+			next = o
+		case ccm.OutTimer:
+			next = o
+		case ccm.OutGrant:
+			c.lease = o.Lease
+		case ccm.OutLost:
+			c.p.onLost(o.LossText(""))
+		case ccm.OutDone:
+			c.finish(i, o.Result)
+			return
+		}
+	}
+	if next == nil {
+		return
+	}
+	if next.Kind == ccm.OutTimer {
+		t := c.m.ctimers.alloc()
+		t.c, t.slot, t.gen = c, i, s.gen
+		c.p.n.afterH(int64(next.D), t)
+		return
+	}
+	c.send(i, s.gen, next)
+}
+
+// send is the request of output o for slot i.
+func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
+	op := &o.Op
+	var q *consulReq
+	switch op.Kind {
+	case ccm.OpCreate:
+		q = c.req(crCreate, true, i, gen) // the model's sessions take the run's TTL and lock-delay
+		q.empty = op.Empty
+	case ccm.OpAcquire:
+		q = c.req(crTry, true, i, gen)
+	case ccm.OpGet:
+		if op.Consistent && op.Index == 0 {
+			q = c.req(crToken, false, i, gen)
+		} else {
+			q = c.req(crGet, false, i, gen)
+			q.index, q.wait = op.Index, int64(op.Wait)
+			if q.wait == 0 {
+				q.wait = int64(ccm.WatchWait) // Consul's default wait
+			}
+		}
+	case ccm.OpRenew:
+		q = c.req(crRenew, false, i, gen)
+	case ccm.OpDestroy:
+		q = c.req(crDestroy, true, i, gen)
+	case ccm.OpRelease:
+		q = c.req(crRelease, true, i, gen)
+	case ccm.OpDelete:
+		q = c.req(crDelete, true, i, gen)
+		q.index = op.Index
+	}
+	q.sid = sessionNum(op.Session)
+	q.send(int64(o.D))
+}
+
+// finish ends slot i's request with res.
+func (c *consulClient) finish(i uint8, res lm.Result) {
+	s := &c.slots[i]
+	s.busy = false
+	switch i {
+	case ccAcquire:
+		if res != lm.OK {
+			s.acqDone(false, 0)
+			return
+		}
+		lease := c.lease
+		s.acqDone(true, int64(lease.Token))
+		if c.lease == lease && !lease.Lost() {
+			w := c.start(ccWatch)
+			c.drive(ccWatch, c.mc.Request(&w.c, ccm.Request{Kind: ccm.Watch, Lease: lease}, c.p.n.now(), c.buf[:0]))
+		}
+	case ccRelease:
+		t := history.Info
+		switch res {
+		case lm.OK:
+			t = history.OK
+		case lm.Lost:
+			t = history.Fail
+		}
+		s.relDone(t)
+	}
+}
+
+// lose is the lease lost for reason (a guarded operation's session check
+// failed): marked lost, its session destroyed.
+func (c *consulClient) lose(reason string) {
+	if c.lease == nil {
+		return
+	}
+	for _, o := range c.mc.Lose(c.lease, ccm.LossWatch, "", c.buf[:0]) {
+		switch o.Kind {
+		case ccm.OutLost:
+			c.p.onLost(reason)
+		case ccm.OutSend:
+			c.send(ccBackground, 0, &o)
+		}
+	}
+}
+
+// ccTimer is a machine's timer (the sleep after a failed wait), from the
+// run's arena.
+type ccTimer struct {
+	c    *consulClient
+	slot uint8
+	gen  uint32
+}
+
+func (t *ccTimer) handle() {
+	c := t.c
+	s := &c.slots[t.slot]
+	if s.gen != t.gen || !s.busy {
+		return
+	}
+	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.buf[:0]))
 }

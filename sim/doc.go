@@ -43,23 +43,25 @@
 // backend's default options (locks/etcd.Defaults, locks/consul.Defaults,
 // locks/memcache.Defaults, locks/postgres.DefaultOptions and
 // DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
-// memcached token key (locks/memcache.TokenKey) and Consul's loss reasons
-// (locks/consul.LossReason). The memcache, MegaMutex and PostgreSQL
-// clients are not mirrored at all: they are the machines of
-// locks/memcache/machine, locks/megamutex/machine and
-// locks/postgres/machine (the lease table and the advisory lock), which
-// locks/memcache, locks/megamutex and locks/postgres drive over gomemcache
-// and pgx and memcache.go's mcClient, megamutex.go and postgres.go's
-// pgClient drive here, with the configuration real runs use
-// (locks/memcache.RunConfig, locks/postgres.TableConfig and
-// AdvisoryMachineConfig); the drivers add only what locks.Run and the
+// memcached token key (locks/memcache.TokenKey). The memcache, MegaMutex,
+// PostgreSQL, MySQL and Consul clients are not mirrored at all: each is
+// the machine of its backend (locks/memcache/machine,
+// locks/megamutex/machine, locks/postgres/machine — the lease table and
+// the advisory lock —, locks/mysql/machine, locks/consul/machine), which
+// the locks/ backend drives over its real client library (gomemcache,
+// pgx, go-sql-driver/mysql, the Consul API) and memcache.go's mcClient,
+// megamutex.go, postgres.go's pgClient, mysql.go's myClient and
+// consul.go's consulClient drive here, with the configuration real runs
+// use (locks/memcache.RunConfig, locks/postgres.TableConfig and
+// AdvisoryMachineConfig, locks/mysql.RunConfig,
+// locks/consul.MachineConfig); the drivers add only what locks.Run and the
 // client library do beside the machine. Nor are locks.Run's hold loop and
 // the workloads: client.go drives the machines of locks/machine/hold
 // (which locks.Run drives) and package workload (which harness/ drives in
-// real runs) over the models. The other clients' algorithms (etcd's and
-// Consul's poll loops, renewal, loss detection) are still mirrored: the
-// locks/ backends run them in goroutines over real clients, and each
-// model's doc comment says which function it follows.
+// real runs) over the models. etcd's client is the one exception: its
+// logic is go.etcd.io's clientv3 and concurrency, which locksim does not
+// rewrite; etcd.go follows it (its doc comment says which functions) and
+// the behaviour cases hold it to the real client.
 //
 // Run runs one seed; its events stream into the checker, and with
 // Config.NoHistory they are not kept, which is how locksim sim sweeps

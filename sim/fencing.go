@@ -30,7 +30,7 @@ func checkFencing(sc *scenario.Scenario, backend string) error {
 		return nil
 	}
 	switch backend {
-	case "etcd", "consul", "postgres", "postgres-advisory":
+	case "etcd", "consul", "consul-ttl", "postgres", "postgres-advisory":
 		return nil
 	}
 	return fmt.Errorf("sim: fencing guarded needs a lock service that can make a write conditional on the lock; %s has none", backend)
@@ -111,7 +111,7 @@ func (m *etcd) owns(key string, rev int64) bool {
 // guarded implements guardedClient: a KV transaction through the quorum
 // whose check-session holds while the lock key's session is this hold's.
 func (c *consulClient) guarded(write bool, tok int64, apply func(bool), done func(bool), failed func()) {
-	ck, sid := c.ck, c.sid
+	ck, sid := c.ck, c.sid()
 	c.m.r.w.rpc(c.p.n, c.server(), resourceTimeout, func(r *call) {
 		c.m.q.do(r, write, func() func() {
 			held := sid != 0 && ck.session == sid && c.m.session(sid) != nil

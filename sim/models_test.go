@@ -240,7 +240,8 @@ faults:
 	}
 }
 
-// Consul: a destroyed session releases the key with its lock-delay; nobody
+// Consul (consul-ttl, whose sessions take the scenario's lock-delay): a
+// destroyed session releases the key with its lock-delay; nobody
 // gets the key until the delay has passed — except an acquire that reached
 // the leader before the destroy was committed: Consul checks the
 // lock-delay there (kvsPreApply), so it commits after the destroy, within
@@ -258,7 +259,7 @@ faults:
   - {at: 1500ms, fault: session-destroy, target: holder}
 `, delay))
 		for seed := uint64(1); seed <= 10; seed++ {
-			res := simulate(t, sc, "consul", seed)
+			res := simulate(t, sc, "consul-ttl", seed)
 			d, holder := nemesisStart(t, res, "session-destroy")
 			// The first grant after the destroy, to anyone (the destroyed
 			// holder, told at once, may be the first to try again), and
@@ -284,7 +285,8 @@ faults:
 	}
 }
 
-// Consul: the leader invalidates a session only after twice its TTL.
+// Consul (consul-ttl): the leader invalidates a session only after twice
+// its TTL.
 func TestConsulTTLGrace(t *testing.T) {
 	sc := parse(t, `name: consul-ttl
 backends: [consul]
@@ -296,7 +298,7 @@ faults:
   - {at: 1s, fault: pause, target: holder, for: 5s}
 `)
 	for seed := uint64(1); seed <= 5; seed++ {
-		res := simulate(t, sc, "consul", seed)
+		res := simulate(t, sc, "consul-ttl", seed)
 		p, holder := nemesisStart(t, res, "pause")
 		g := grantAfter(res, p, holder)
 		if g == nil {

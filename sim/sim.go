@@ -24,7 +24,7 @@ import (
 
 // Backends lists the backends the simulator has models of, in the names
 // scenario files use.
-var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "megamutex", "mysql"}
+var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "consul-ttl", "megamutex", "mysql"}
 
 // Config is one simulated run: a scenario on one backend with one seed.
 type Config struct {
@@ -195,7 +195,7 @@ func defaults(backend string) options {
 	switch backend {
 	case "etcd":
 		o = lockEtcd.Defaults()
-	case "consul":
+	case "consul", "consul-ttl":
 		o = lockConsul.Defaults
 	case "memcache":
 		o = lockMemcache.Defaults
@@ -214,6 +214,15 @@ func defaults(backend string) options {
 	return extra
 }
 
+// Notes are what a verdict of sc on backend must say of the scenario:
+// the lock options that have no effect on it.
+func Notes(sc *scenario.Scenario, backend string) []string {
+	if backend == "consul" && (sc.Lock.TTL > 0 || sc.Lock.RenewEvery > 0 || sc.Lock.LockDelaySet) {
+		return []string{lockConsul.SeedSessionNote}
+	}
+	return nil
+}
+
 func resolveOptions(backend string, l scenario.Lock) options {
 	o := defaults(backend)
 	if l.TTL > 0 {
@@ -230,7 +239,7 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	o.waitTimeout = int64(l.WaitTimeout)
 	if l.LockDelaySet {
 		o.lockDelay = int64(l.LockDelay)
-	} else if backend == "consul" {
+	} else if backend == "consul" || backend == "consul-ttl" {
 		o.lockDelay = int64(consulDefaultLockDelay)
 	}
 	if l.Clock != "" {
@@ -360,7 +369,7 @@ func newRun(cfg Config) (*run, error) {
 	switch backend {
 	case "etcd":
 		r.be = newEtcd(r, max(sc.Cluster.Size, 1))
-	case "consul":
+	case "consul", "consul-ttl":
 		r.be = newConsul(r, max(sc.Cluster.Size, 1))
 	case "memcache":
 		r.be = newMemcache(r, max(sc.Cluster.Size, 1))

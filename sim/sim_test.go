@@ -175,22 +175,31 @@ func TestLossyNetwork(t *testing.T) {
 }
 
 // A holder paused past its lease: mutual exclusion breaks on etcd,
-// PostgreSQL's lease table, memcached and Consul (no lock-delay); fencing
-// keeps the resource safe. Without fencing the stale write lands.
+// PostgreSQL's lease table, memcached and Consul's TTL session (consul-ttl,
+// no lock-delay); fencing keeps the resource safe. Without fencing the
+// stale write lands. Consul::Mutex's own session (consul) has no TTL: its
+// agent lives through the pause, and nothing breaks.
 func TestHolderPausedPastLease(t *testing.T) {
 	fenced := load(t, "holder-paused-past-lease")
 	unfenced := load(t, "holder-paused-past-lease-unfenced")
 	// Consul without lock-delay: its default (15 s) hides the pause, see
 	// TestHolderPausedPastLeaseSafeModels.
 	noDelay := func(sc *scenario.Scenario, b string) *scenario.Scenario {
-		if b != "consul" {
+		if b != "consul-ttl" {
 			return sc
 		}
 		c := *sc
 		c.Lock.LockDelay, c.Lock.LockDelaySet = 0, true
 		return &c
 	}
-	for _, b := range []string{"etcd", "postgres", "memcache", "consul"} {
+	for seed := uint64(1); seed <= 10; seed++ {
+		for _, sc := range []*scenario.Scenario{fenced, unfenced} {
+			if res := simulate(t, sc, "consul", seed); !res.OK() {
+				t.Errorf("consul seed %d (%s): %v, want safe: the session has no TTL", seed, sc.Name, res.Kinds())
+			}
+		}
+	}
+	for _, b := range []string{"etcd", "postgres", "memcache", "consul-ttl"} {
 		stale := 0
 		fenced, unfenced := noDelay(fenced, b), noDelay(unfenced, b)
 		for seed := uint64(1); seed <= 10; seed++ {
@@ -220,22 +229,34 @@ func TestHolderPausedPastLease(t *testing.T) {
 }
 
 // The advisory lock and MySQL's named lock are tied to a connection that a
-// pause does not break: no violation. Consul with its own default lock-delay (15 s) keeps the
+// pause does not break: no violation. Consul's TTL session (consul-ttl) with Consul's default
+// lock-delay (15 s) keeps the
 // key free after the paused holder's session expires, so nobody else holds
-// it before the holder wakes: no violation either.
+// it before the holder wakes -- except through the lock-delay's race (an
+// acquire that passed the leader's lock-delay check just before the
+// invalidation committed takes the key: see consulReq.preApply), which a
+// waiter polling every 100 ms hits in a few seeds in a hundred (19 of
+// seeds 1-300, before and after the client became locks/consul's
+// machine): at most one seed in ten.
 func TestHolderPausedPastLeaseSafeModels(t *testing.T) {
 	sc := load(t, "holder-paused-past-lease-unfenced")
-	delayed := *sc
-	delayed.Lock.LockDelay, delayed.Lock.LockDelaySet = 0, false // Consul's default
-	for _, tc := range []struct {
-		sc *scenario.Scenario
-		b  string
-	}{{sc, "postgres-advisory"}, {&delayed, "consul"}, {sc, "mysql"}} {
+	for _, b := range []string{"postgres-advisory", "mysql"} {
 		for seed := uint64(1); seed <= 5; seed++ {
-			if res := simulate(t, tc.sc, tc.b, seed); !res.OK() {
-				t.Errorf("%s seed %d: %v", tc.b, seed, res.Kinds())
+			if res := simulate(t, sc, b, seed); !res.OK() {
+				t.Errorf("%s seed %d: %v", b, seed, res.Kinds())
 			}
 		}
+	}
+	delayed := *sc
+	delayed.Lock.LockDelay, delayed.Lock.LockDelaySet = 0, false // Consul's default
+	violating := 0
+	for seed := uint64(1); seed <= 100; seed++ {
+		if res := simulate(t, &delayed, "consul-ttl", seed); !res.OK() {
+			violating++
+		}
+	}
+	if violating > 10 {
+		t.Errorf("consul-ttl with its default lock-delay: %d of 100 seeds violate, want at most 10 (the lock-delay race only)", violating)
 	}
 }
 

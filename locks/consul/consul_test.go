@@ -24,11 +24,11 @@ func startConsul(t testing.TB, servers int) *cluster.Consul {
 	return c
 }
 
-// fast are options for tests: a 2 s session (the test servers allow 1 s)
-// and no lock-delay unless a test asks for one.
+// newLocker is a consul-ttl Locker for tests: a 2 s TTL session (the
+// test servers allow 1 s) and no lock-delay unless a test asks for one.
 func newLocker(t testing.TB, url string, cfg consul.Config, opts ...locks.Option) *consul.Locker {
 	t.Helper()
-	cfg.Address = url
+	cfg.Address, cfg.TTLSession = url, true
 	if cfg.LockDelay == 0 {
 		cfg.LockDelay = -1
 	}
@@ -305,5 +305,83 @@ func TestLossReason(t *testing.T) {
 		if got := consul.LossReason(tc.pair, "ours"); got != tc.want {
 			t.Errorf("LossReason(%+v) = %q, want %q", tc.pair, got, tc.want)
 		}
+	}
+}
+
+// Backend consul, Consul::Mutex as written: through a client agent, the
+// session is the agent node's, with Consul's defaults (no TTL, lock-delay
+// 15 s, serfHealth); Renew sends nothing; Release releases, destroys the
+// session and deletes the key (DELETE ?cas) since no session holds it.
+func TestSeedSession(t *testing.T) {
+	c, err := cluster.StartConsul(cluster.ConsulConfig{Clients: []string{"a1", "a2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	mk := func(agent int) *consul.Locker {
+		l, err := consul.New(consul.Config{Address: c.Agents()[agent].URL(), Value: []byte("worker")},
+			locks.WithTTL(2*time.Second), locks.WithRenewEvery(500*time.Millisecond), locks.WithPollInterval(100*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := mk(0), mk(1)
+	lease, err := a.Acquire(ctx, "service/seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient(t, c.URLs()[0])
+	info, _, err := raw.Session().Info(lease.(*consul.Lease).Session(), nil)
+	if err != nil || info == nil || info.Node != "a1" || info.TTL != "" || info.LockDelay != 15*time.Second ||
+		len(info.NodeChecks) != 1 || info.NodeChecks[0] != "serfHealth" {
+		t.Fatalf("session info %+v, %v", info, err)
+	}
+	if _, err := b.TryAcquire(ctx, "service/seed"); !errors.Is(err, locks.ErrNotAcquired) {
+		t.Fatalf("TryAcquire while held: %v", err)
+	}
+	// 2.5 s: longer than the options' TTL, which has no effect.
+	time.Sleep(2500 * time.Millisecond)
+	if err := lease.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Err(); err != nil {
+		t.Fatalf("lease lost: %v", err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, err := raw.KV().Get("service/seed", nil); err != nil || p != nil {
+		t.Fatalf("the key after release: %+v, %v, want deleted", p, err)
+	}
+	if s, _, err := raw.Session().Info(lease.(*consul.Lease).Session(), nil); err != nil || s != nil {
+		t.Fatalf("the session after release: %+v, %v, want destroyed", s, err)
+	}
+	// b waits in blocking queries on the key, and gets it once a, which
+	// took it again, releases it (the delete wakes b's query).
+	la, err := a.Acquire(ctx, "service/seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		lb, err := b.Acquire(ctx, "service/seed")
+		if err == nil {
+			err = lb.Release(ctx)
+		}
+		got <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b not granted 10 s after the release")
 	}
 }

@@ -6,26 +6,26 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/locks"
+	"github.com/locksim/locksim/locks/consul/machine"
+	lm "github.com/locksim/locksim/locks/machine"
 )
 
 // Lease is one grant of a Consul lock: a session holding the key. A
 // watcher goroutine follows the key with blocking queries from the moment
-// of the grant until Release or the loss. It is safe for concurrent use.
+// of the grant until Release or the loss (the machine's watch). It is safe
+// for concurrent use.
 type Lease struct {
-	l         *Locker
-	key       string
-	session   string
-	token     locks.Token
-	lockIndex uint64
+	l     *Locker
+	m     *machine.Lease
+	token locks.Token
 
 	lost    *locks.LostSignal
-	mu      sync.Mutex
-	lostErr error // the loss, joined with a Consul error if a watch failed
+	mu      sync.Mutex // guards lostErr and m's lost and ended marks
+	lostErr error      // the loss, joined with a Consul error if a watch failed
 
 	stop        context.CancelFunc
 	watcherDone chan struct{}
@@ -36,32 +36,31 @@ var (
 	_ locks.Guarded = (*Lease)(nil)
 )
 
-func (l *Locker) newLease(key, session string, pair *api.KVPair) *Lease {
+func (l *Locker) newLease(m *machine.Lease) *Lease {
 	ctx, stop := context.WithCancel(context.Background())
 	le := &Lease{
-		l: l, key: key, session: session,
-		token:       locks.Token(pair.ModifyIndex),
-		lockIndex:   pair.LockIndex,
-		lost:        locks.NewLostSignal(key),
+		l: l, m: m,
+		token:       locks.Token(m.Token),
+		lost:        locks.NewLostSignal(m.Key),
 		stop:        stop,
 		watcherDone: make(chan struct{}),
 	}
-	go le.watch(ctx, pair.ModifyIndex)
+	go le.watch(ctx)
 	return le
 }
 
 // Key implements locks.Lease.
-func (le *Lease) Key() string { return le.key }
+func (le *Lease) Key() string { return le.m.Key }
 
 // Token implements locks.Lease: the key's ModifyIndex at the grant.
 func (le *Lease) Token() locks.Token { return le.token }
 
 // LockIndex is the key's LockIndex at the grant (how many times it had
 // been acquired since it was created), for comparison with Token.
-func (le *Lease) LockIndex() uint64 { return le.lockIndex }
+func (le *Lease) LockIndex() uint64 { return le.m.LockIndex }
 
 // Session is the ID of the Consul session that holds the key.
-func (le *Lease) Session() string { return le.session }
+func (le *Lease) Session() string { return le.m.Session }
 
 // Lost implements locks.Lease.
 func (le *Lease) Lost() <-chan struct{} { return le.lost.Lost() }
@@ -77,47 +76,39 @@ func (le *Lease) Err() error {
 	return le.lost.Err()
 }
 
-// lose marks the lease lost for reason (with cause, the Consul error that
-// ended a watch, if any) and destroys the now useless session, as the seed
-// does.
-func (le *Lease) lose(reason string, cause error) error {
+// lose marks the lease lost as the machine's OutLost o says; cause is the
+// Consul error that ended a watch (LossWatch).
+func (le *Lease) lose(o *machine.Output, cause error) {
+	text := ""
+	if o.Reason == machine.LossWatch && cause != nil {
+		text = cause.Error()
+	}
+	reason := o.LossText(text)
 	le.mu.Lock()
-	first := le.lostErr == nil && le.lost.Err() == nil
-	if first && cause != nil {
-		le.lostErr = errors.Join(&locks.LostError{Key: le.key, Reason: reason}, cause)
+	if o.Reason == machine.LossWatch && cause != nil && le.lostErr == nil && le.lost.Err() == nil {
+		le.lostErr = errors.Join(&locks.LostError{Key: le.m.Key, Reason: reason}, backendErr("watch", cause))
 	}
 	le.mu.Unlock()
 	le.lost.Lose(reason)
-	if first {
-		go le.l.destroySession(le.session)
+}
+
+// request runs one request of the lease through the machine. The
+// machine's marks on the lease (lost, ended) are read and written under
+// le.mu only: the watcher and the caller's requests run at once.
+func (le *Lease) request(ctx context.Context, kind machine.ReqKind) error {
+	var r run
+	var buf [4]machine.Output
+	if r.drive(ctx, le.l, machine.Request{Kind: kind, Lease: le.m}, le, buf[:0], &le.mu) == lm.OK {
+		return nil
 	}
-	return le.Err()
+	return r.err
 }
 
 // watch is the seed's hold_lock: blocking queries on the key until it no
 // longer belongs to our session.
-func (le *Lease) watch(ctx context.Context, index uint64) {
+func (le *Lease) watch(ctx context.Context) {
 	defer close(le.watcherDone)
-	for {
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx)
-		pair, meta, err := le.l.c.KV().Get(le.key, q)
-		if ctx.Err() != nil {
-			return // released
-		}
-		if err != nil {
-			le.lose("watch failed: "+err.Error(), backendErr("watch", err))
-			return
-		}
-		if reason := LossReason(pair, le.session); reason != "" {
-			le.lose(reason, nil)
-			return
-		}
-		if meta.LastIndex < index {
-			index = 0
-		} else {
-			index = meta.LastIndex
-		}
-	}
+	_ = le.request(ctx, machine.Watch)
 }
 
 // stopWatch stops the watcher and waits for it.
@@ -132,14 +123,7 @@ func (le *Lease) Renew(ctx context.Context) error {
 	if err := le.Err(); err != nil {
 		return err
 	}
-	entry, _, err := le.l.c.Session().Renew(le.session, writeOpts(ctx))
-	if err != nil {
-		return ctxOr(ctx, backendErr("renew", err))
-	}
-	if entry == nil {
-		return le.lose("no active session", nil)
-	}
-	return nil
+	return le.request(ctx, machine.Renew)
 }
 
 // Release implements locks.Lease: it stops the watcher, releases the key
@@ -150,24 +134,7 @@ func (le *Lease) Release(ctx context.Context) error {
 		return err
 	}
 	le.stopWatch()
-	ok, _, err := le.l.c.KV().Release(&api.KVPair{Key: le.key, Session: le.session}, writeOpts(ctx))
-	if err != nil {
-		return ctxOr(ctx, backendErr("release", err))
-	}
-	if !ok {
-		pair, _, gerr := le.l.c.KV().Get(le.key, (&api.QueryOptions{}).WithContext(ctx))
-		reason := "released by someone else"
-		if gerr == nil {
-			if r := LossReason(pair, le.session); r != "" {
-				reason = r
-			}
-		}
-		return le.lose(reason, nil)
-	}
-	if _, err := le.l.c.Session().Destroy(le.session, writeOpts(ctx)); err != nil {
-		return ctxOr(ctx, backendErr("session destroy", err))
-	}
-	return nil
+	return le.request(ctx, machine.Release)
 }
 
 // GuardedPut implements locks.Guarded: one KV transaction (PUT /v1/txn)
@@ -198,20 +165,23 @@ func (le *Lease) GuardedGet(ctx context.Context, key string) ([]byte, error) {
 func (le *Lease) guarded(ctx context.Context, op string, kv *api.KVTxnOp) (*api.TxnResponse, error) {
 	// No local check of Err: the session check at the server decides.
 	ops := api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: le.key, Session: le.session}},
+		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: le.m.Key, Session: le.m.Session}},
 		{KV: kv},
 	}
 	q := (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx)
 	ok, resp, _, err := le.l.c.Txn().Txn(ops, q)
 	if err != nil {
-		return nil, ctxOr(ctx, backendErr(op, err))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, backendErr(op, err)
 	}
 	if !ok {
 		// Rolled back: by the session check (index 0), or by the
 		// operation itself.
 		for _, e := range resp.Errors {
 			if e.OpIndex == 0 {
-				return nil, locks.NotHeld(le.lose(op+" refused: "+e.What, nil))
+				return nil, locks.NotHeld(le.refused(op + " refused: " + e.What))
 			}
 		}
 		var msgs []string
@@ -221,4 +191,21 @@ func (le *Lease) guarded(ctx context.Context, op string, kv *api.KVTxnOp) (*api.
 		return nil, backendErr(op, fmt.Errorf("transaction rolled back: %s", strings.Join(msgs, "; ")))
 	}
 	return resp, nil
+}
+
+// refused marks the lease lost after a guarded operation's session check
+// failed (reason), its session destroyed, and returns its error.
+func (le *Lease) refused(reason string) error {
+	le.mu.Lock()
+	out := le.l.m.Lose(le.m, machine.LossWatch, "", nil)
+	le.mu.Unlock()
+	for i := range out {
+		switch o := &out[i]; {
+		case o.Kind == machine.OutLost:
+			le.lost.Lose(reason)
+		case o.Kind == machine.OutSend && o.Background:
+			go le.l.background(o.Op)
+		}
+	}
+	return le.Err()
 }

@@ -42,6 +42,28 @@ type Consul interface {
 	// WaitLeader waits until the servers agree on a leader that takes
 	// writes (as cluster.Consul.WaitLeader: a session create works).
 	WaitLeader() error
+
+	// AgentSession creates a session through client agent i with an empty
+	// body, as Consul::Mutex does: the session of the agent's node.
+	AgentSession(i int) (string, error)
+	// AgentSessionInfo is session info of an agent session: its node,
+	// TTL ("" none), lock-delay and node checks.
+	AgentSessionInfo(id string) (SessionInfo, error)
+	// CutAgent cuts client agent i off from every other host (cut true),
+	// or heals every cut (false).
+	CutAgent(i int, cut bool) error
+	// Delete is DELETE /v1/kv/<key>?cas=<index>.
+	Delete(key string, cas uint64) (bool, error)
+	// ReleaseEmpty is ?release with an empty body (the value set to "").
+	ReleaseEmpty(key, session string) (bool, error)
+}
+
+// SessionInfo is what session info says of a session.
+type SessionInfo struct {
+	Node       string
+	TTL        string
+	LockDelay  time.Duration
+	NodeChecks []string
 }
 
 // ErrSessionTTL is a session create the server refused for its TTL.
@@ -75,6 +97,10 @@ type ConsulCase struct {
 	// Servers is how many servers the case needs: 1, or 3 for a leader
 	// change.
 	Servers int
+	// Agents is how many client agents the case needs (0 for none): each
+	// runs in a network namespace of its own, behind links that CutAgent
+	// cuts.
+	Agents int
 	// Run drives a fresh cluster (no sessions, no keys) and returns what
 	// differs from the expected outcome.
 	Run func(c Consul) error
@@ -82,7 +108,7 @@ type ConsulCase struct {
 
 // ConsulCases is the table both the real servers and the model run.
 var ConsulCases = []ConsulCase{
-	{"a session TTL under session_ttl_min (1 s) is refused", 1, func(c Consul) error {
+	{Name: "a session TTL under session_ttl_min (1 s) is refused", Servers: 1, Run: func(c Consul) error {
 		if _, err := c.CreateSession(500*time.Millisecond, 0); !errors.Is(err, ErrSessionTTL) {
 			return fmt.Errorf("create with a 500 ms TTL: %v, want %v", err, ErrSessionTTL)
 		}
@@ -91,7 +117,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"a TTL session is invalidated at twice its TTL after its last renew", 1, func(c Consul) error {
+	{Name: "a TTL session is invalidated at twice its TTL after its last renew", Servers: 1, Run: func(c Consul) error {
 		// Consul's contract is "not before the TTL"; the leader arms a
 		// timer of 2×TTL at every renew. Three sessions, polled.
 		const ttl = time.Second
@@ -118,7 +144,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"acquire fails while another session holds the key; the holder's acquire again succeeds and changes nothing", 1, func(c Consul) error {
+	{Name: "acquire fails while another session holds the key; the holder's acquire again succeeds and changes nothing", Servers: 1, Run: func(c Consul) error {
 		s1, s2, err := twoSessions(c, 0)
 		if err != nil {
 			return err
@@ -152,7 +178,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"release by a non-holder fails; the holder's release frees the key at once (no lock-delay)", 1, func(c Consul) error {
+	{Name: "release by a non-holder fails; the holder's release frees the key at once (no lock-delay)", Servers: 1, Run: func(c Consul) error {
 		s1, s2, err := twoSessions(c, 10*time.Second)
 		if err != nil {
 			return err
@@ -184,7 +210,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"acquire with a destroyed session is an error, not false", 1, func(c Consul) error {
+	{Name: "acquire with a destroyed session is an error, not false", Servers: 1, Run: func(c Consul) error {
 		id, err := c.CreateSession(10*time.Second, 0)
 		if err != nil {
 			return err
@@ -194,7 +220,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return wantAcquire(c, "lock", id, InvalidSession)
 	}},
-	{"destroy releases the key, with the session's lock-delay", 1, func(c Consul) error {
+	{Name: "destroy releases the key, with the session's lock-delay", Servers: 1, Run: func(c Consul) error {
 		const delay = 1500 * time.Millisecond
 		s1, s2, err := twoSessions(c, delay)
 		if err != nil {
@@ -224,7 +250,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return waitLockDelay(c, "lock", s2, start, delay)
 	}},
-	{"a TTL invalidation releases the key, with the session's lock-delay", 1, func(c Consul) error {
+	{Name: "a TTL invalidation releases the key, with the session's lock-delay", Servers: 1, Run: func(c Consul) error {
 		const delay = 1500 * time.Millisecond
 		s1, err := c.CreateSession(time.Second, delay)
 		if err != nil {
@@ -252,7 +278,7 @@ var ConsulCases = []ConsulCase{
 		// before it was seen.
 		return waitLockDelay(c, "lock", s2, start-40*time.Millisecond, delay)
 	}},
-	{"a blocking query returns when its key changes, not on another key's change", 1, func(c Consul) error {
+	{Name: "a blocking query returns when its key changes, not on another key's change", Servers: 1, Run: func(c Consul) error {
 		s1, s2, err := twoSessions(c, 0)
 		if err != nil {
 			return err
@@ -290,7 +316,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"a blocking query on an unchanged key returns after its wait, plus up to 1/16 of it", 1, func(c Consul) error {
+	{Name: "a blocking query on an unchanged key returns after its wait, plus up to 1/16 of it", Servers: 1, Run: func(c Consul) error {
 		s1, err := c.CreateSession(30*time.Second, 0)
 		if err != nil {
 			return err
@@ -319,7 +345,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"a new leader restarts every session's TTL timer at twice the TTL", 3, func(c Consul) error {
+	{Name: "a new leader restarts every session's TTL timer at twice the TTL", Servers: 3, Run: func(c Consul) error {
 		const ttl = time.Second
 		id, err := c.CreateSession(ttl, 0)
 		if err != nil {
@@ -361,7 +387,7 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
-	{"a blocking query fails when the leader is killed, through the leader and through a follower", 3, func(c Consul) error {
+	{Name: "a blocking query fails when the leader is killed, through the leader and through a follower", Servers: 3, Run: func(c Consul) error {
 		// Blocking queries run on the leader (default consistency): the
 		// one sent to the leader loses its connection, the one a follower
 		// forwarded loses the follower's. locks/consul's watcher then
@@ -410,7 +436,7 @@ var ConsulCases = []ConsulCase{
 		logf(c, "a blocking query sent after the kill failed %v after the kill: %v", (at - killed).Round(time.Millisecond), err)
 		return nil
 	}},
-	{"a write commits in milliseconds: an acquire answers in 1-30 ms, through the leader and through a follower", 3, func(c Consul) error {
+	{Name: "a write commits in milliseconds: an acquire answers in 1-30 ms, through the leader and through a follower", Servers: 3, Run: func(c Consul) error {
 		// What a lock's grant and release wait for, and the window of the
 		// lock-delay race (an acquire in flight at an invalidation): the
 		// leader's raft commit (a majority's log append), and a
@@ -450,6 +476,106 @@ var ConsulCases = []ConsulCase{
 			if err := within("the 90th percentile acquire through "+via+" answered", p90, time.Millisecond, 60*time.Millisecond); err != nil {
 				return err
 			}
+		}
+		return nil
+	}},
+	// The client agents' cases (Consul::Mutex's session, backend consul).
+	{Name: "an empty-body session is the agent node's: no TTL, lock-delay 15 s, its serfHealth check; nothing renews it and it stays", Servers: 3, Agents: 1, Run: func(c Consul) error {
+		id, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		info, err := c.AgentSessionInfo(id)
+		if err != nil {
+			return err
+		}
+		if info.Node != "a1" || info.TTL != "" || info.LockDelay != 15*time.Second || len(info.NodeChecks) != 1 || info.NodeChecks[0] != "serfHealth" {
+			return fmt.Errorf("session info %+v, want node a1, no TTL, lock-delay 15s, node checks [serfHealth]", info)
+		}
+		// A paused lock client renews nothing; its agent lives, and so
+		// does the session.
+		c.Sleep(8 * time.Second)
+		if ok, err := c.SessionAlive(id); err != nil || !ok {
+			return fmt.Errorf("8 s later, alive: %v, %v", ok, err)
+		}
+		return nil
+	}},
+	{Name: "an agent cut off from the servers: serfHealth fails, its session is invalidated, the key released with the 15 s lock-delay", Servers: 3, Agents: 1, Run: func(c Consul) error {
+		id, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id, Acquired); err != nil {
+			return err
+		}
+		other, err := c.CreateSession(30*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if err := c.CutAgent(0, true); err != nil {
+			return err
+		}
+		took, gone, err := pollUntil(c, 10*time.Millisecond, 30*time.Second, sessionGone(c, id))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("session still there %v after its agent was cut off", took)
+		}
+		logf(c, "the cut-off agent's session invalidated %v after the cut", took.Round(time.Millisecond))
+		if err := within("the session was invalidated", took, 4*time.Second, 9*time.Second); err != nil {
+			return err
+		}
+		if _, err := wantHolder(c, "lock", ""); err != nil {
+			return err
+		}
+		if err := waitLockDelay(c, "lock", other, c.Elapsed(), 15*time.Second); err != nil {
+			return err
+		}
+		return c.CutAgent(0, false)
+	}},
+	{Name: "Consul::Mutex's release: ?release with an empty body, session destroy, a consistent GET, DELETE ?cas of its index; a stale cas deletes nothing", Servers: 1, Agents: 1, Run: func(c Consul) error {
+		id, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id, Acquired); err != nil {
+			return err
+		}
+		if ok, err := c.ReleaseEmpty("lock", id); err != nil || !ok {
+			return fmt.Errorf("release: %v, %v", ok, err)
+		}
+		if err := c.DestroySession(id); err != nil {
+			return err
+		}
+		k, err := wantHolder(c, "lock", "")
+		if err != nil {
+			return err
+		}
+		if ok, err := c.Delete("lock", k.ModifyIndex-1); err != nil || ok {
+			return fmt.Errorf("delete with a stale cas: %v, %v, want false", ok, err)
+		}
+		if ok, err := c.Delete("lock", k.ModifyIndex); err != nil || !ok {
+			return fmt.Errorf("delete with the key's index: %v, %v, want true", ok, err)
+		}
+		k, err = c.Get("lock")
+		if err != nil || k.Exists {
+			return fmt.Errorf("after the delete: %+v, %v, want no key", k, err)
+		}
+		// Made again by the next acquire, from LockIndex 1.
+		id2, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		if err := wantAcquire(c, "lock", id2, Acquired); err != nil {
+			return err
+		}
+		k, err = wantHolder(c, "lock", id2)
+		if err != nil {
+			return err
+		}
+		if k.LockIndex != 1 {
+			return fmt.Errorf("LockIndex %d after the key was made again, want 1", k.LockIndex)
 		}
 		return nil
 	}},

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/cluster"
+	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/sim/behaviour"
 )
 
@@ -18,7 +19,9 @@ import (
 // one server at a time, as locks/consul does.
 type realConsul struct {
 	srv     *cluster.Consul
+	net     *faults.Network
 	clients []*api.Client // one per server
+	agents  []*api.Client // one per client agent
 	cur     int           // the server the client talks to
 	start   time.Time
 	t       *testing.T
@@ -153,17 +156,66 @@ func (c *realConsul) KillLeader() error {
 
 func (c *realConsul) WaitLeader() error { return c.srv.WaitLeader(30 * time.Second) }
 
+func (c *realConsul) AgentSession(i int) (string, error) {
+	id, _, err := c.agents[i].Session().Create(nil, nil) // no body
+	return id, err
+}
+
+func (c *realConsul) AgentSessionInfo(id string) (behaviour.SessionInfo, error) {
+	e, _, err := c.api().Session().Info(id, nil)
+	if err != nil || e == nil {
+		return behaviour.SessionInfo{}, fmt.Errorf("session info of %s: %v, %v", id, e, err)
+	}
+	return behaviour.SessionInfo{Node: e.Node, TTL: e.TTL, LockDelay: e.LockDelay, NodeChecks: e.NodeChecks}, nil
+}
+
+func (c *realConsul) CutAgent(i int, cut bool) error {
+	if cut {
+		c.net.Isolate(c.srv.Agents()[i].Name())
+	} else {
+		c.net.Heal()
+	}
+	return nil
+}
+
+func (c *realConsul) Delete(key string, cas uint64) (bool, error) {
+	ok, _, err := c.api().KV().DeleteCAS(&api.KVPair{Key: key, ModifyIndex: cas}, nil)
+	return ok, err
+}
+
+func (c *realConsul) ReleaseEmpty(key, session string) (bool, error) {
+	ok, _, err := c.api().KV().Release(&api.KVPair{Key: key, Session: session, Value: []byte{}}, nil)
+	return ok, err
+}
+
 // The behaviour cases on real Consul, each on fresh servers.
 func TestConsulReal(t *testing.T) {
 	for _, tc := range behaviour.ConsulCases {
 		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			srv, err := cluster.StartConsul(cluster.ConsulConfig{Servers: tc.Servers})
+			cfg := cluster.ConsulConfig{Servers: tc.Servers}
+			var net *faults.Network
+			if tc.Agents > 0 {
+				net = faults.NewNetwork()
+				defer net.Close()
+				cfg.Peers = net
+				for i := range tc.Agents {
+					cfg.Clients = append(cfg.Clients, fmt.Sprintf("a%d", i+1))
+				}
+			}
+			srv, err := cluster.StartConsul(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			c := &realConsul{srv: srv, t: t}
+			c := &realConsul{srv: srv, net: net, t: t}
+			for _, a := range srv.Agents() {
+				cl, err := api.NewClient(&api.Config{Address: a.URL()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.agents = append(c.agents, cl)
+			}
 			for _, u := range srv.URLs() {
 				cl, err := api.NewClient(&api.Config{Address: u})
 				if err != nil {
