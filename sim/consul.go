@@ -578,6 +578,19 @@ type consulClient struct {
 	buf   []ccm.Output // the machine's outputs, reused
 
 	free []*consulReq // requests done with, to reuse (consulReq.reuse)
+
+	// sidName and sidNum are the last session ID sessionNum parsed for
+	// the client, and its number.
+	sidName string
+	sidNum  int
+}
+
+// sessionNum is sessionNum(id), from the last one parsed when it is that.
+func (c *consulClient) sessionNum(id string) int {
+	if id != c.sidName {
+		c.sidName, c.sidNum = id, sessionNum(id)
+	}
+	return c.sidNum
 }
 
 // The requests a consulClient can have in progress at once: one of each.
@@ -604,10 +617,10 @@ func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 // acquire in progress made (0: none).
 func (c *consulClient) sid() int {
 	if c.lease != nil && !c.lease.Lost() {
-		return sessionNum(c.lease.Session)
+		return c.sessionNum(c.lease.Session)
 	}
 	if s := &c.slots[ccAcquire]; s.busy {
-		return sessionNum(s.c.Session())
+		return c.sessionNum(s.c.Session())
 	}
 	return 0
 }
@@ -1026,7 +1039,7 @@ func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
 		q = c.req(crDelete, true, i, gen)
 		q.index = op.Index
 	}
-	q.sid = sessionNum(op.Session)
+	q.sid = c.sessionNum(op.Session)
 	q.send(int64(o.D))
 }
 

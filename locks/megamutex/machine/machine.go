@@ -96,6 +96,12 @@ type Machine struct {
 	hkey string
 	hsum uint32
 	hok  bool
+	// lh and ls are the last hash lookup placed and its server.
+	lh  uint32
+	ls  int
+	lok bool
+	// ckey and ck are the last request's key and its cache key.
+	ckey, ck string
 }
 
 // New returns the machine of one client.
@@ -429,7 +435,10 @@ func (m *Machine) Request(c *Call, r Request, now int64, out []Output) []Output 
 		c.phase = phRelGet
 		return m.sendOp(c, Op{Kind: OpGet, Key: c.lease.CacheKey}, now, out)
 	}
-	ck := m.CacheKey(r.Key)
+	if m.ck == "" || r.Key != m.ckey {
+		m.ckey, m.ck = r.Key, m.CacheKey(r.Key)
+	}
+	ck := m.ck
 	c.lease = Lease{Key: r.Key, CacheKey: ck, ID: LockID(m.cfg.PID, r.ObjectID, r.Unix)}
 	if !validKey(ck) {
 		// ArgumentError from get_server_for_key, and again from run's
@@ -520,7 +529,10 @@ func (m *Machine) place(c *Call, now int64, out []Output) []Output {
 // is alive? (connected, or connects) takes the op.
 func (m *Machine) tries(c *Call, now int64, out []Output) []Output {
 	for c.try < MaxTries {
-		s := m.lookup(c.h)
+		if !m.lok || c.h != m.lh {
+			m.lh, m.ls, m.lok = c.h, m.lookup(c.h), true
+		}
+		s := m.ls
 		if m.connected[s] {
 			c.server = s
 			return m.sendNow(c, out)
