@@ -369,8 +369,8 @@ type mySlot struct {
 	bound    int64 // the request's bound on the client's clock; 0: none
 	deadline int64 // virtual time past which no op is sent; 0: none
 	conn     *myConn
-	acqDone  func(bool, int64)
-	relDone  func(history.Type)
+	acqDone  acquireWaiter
+	relDone  releaseWaiter
 	resDone  func(lm.Result)
 }
 
@@ -388,7 +388,7 @@ type myCall struct {
 	fresh *myConn // the connection a connect or pooled statement opened
 }
 
-func (c *myClient) acquire(key string, done func(bool, int64)) {
+func (c *myClient) acquire(key string, done acquireWaiter) {
 	s := c.start(mySlotAcquire, 0)
 	s.acqDone = done
 	s.conn = nil
@@ -411,10 +411,10 @@ func (c *myClient) renewBounded(bound int64, done func(lm.Result)) {
 	c.drive(mySlotRenew, c.mc.Request(&s.c, mym.Request{Kind: mym.Renew, Lease: c.lease}, c.p.n.now(), c.buf()))
 }
 
-func (c *myClient) release(done func(history.Type)) {
+func (c *myClient) release(done releaseWaiter) {
 	c.slots[mySlotAcquire].gen++ // an acquire's late answers are stale
 	if c.lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	lease := c.lease
@@ -540,7 +540,7 @@ func (c *myClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone(res == lm.OK, tok)
+		s.acqDone.acquired(res == lm.OK, tok)
 	case mySlotRenew:
 		if s.resDone != nil {
 			s.resDone(res)
@@ -553,7 +553,7 @@ func (c *myClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 

@@ -275,6 +275,8 @@ type run struct {
 	timing scenario.Timing
 
 	timers *arena[procTimer]
+	// tickets are the procs' waiters of their lock requests.
+	tickets *arena[procTicket]
 
 	lastGrant  *proc    // the client granted most recently
 	grantHooks []func() // faults waiting for a holder
@@ -316,12 +318,12 @@ type model interface {
 type lockClient interface {
 	// acquire blocks (polls or waits) until the lock on key is held, and
 	// calls done once: ok with the token, or not ok (wait timeout, error).
-	acquire(key string, done func(ok bool, token int64))
+	acquire(key string, done acquireWaiter)
 	// renew is one tick of locks.Run's renewer.
 	renew()
 	// release gives the lock up and calls done with ok, fail (not ours any
 	// more) or info (unknown).
-	release(done func(history.Type))
+	release(done releaseWaiter)
 }
 
 func newRun(cfg Config) (*run, error) {
@@ -356,6 +358,7 @@ func newRun(cfg Config) (*run, error) {
 	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
+	r.tickets = procTickets.get(r)
 	if r.keep {
 		r.hist = make([]history.Event, 0, 1024)
 	}
