@@ -348,7 +348,7 @@ type mcSlot struct {
 	acqDone  acquireWaiter
 	relDone  releaseWaiter
 	renDone  renewWaiter // renewThen's, if any
-	last     lm.Result       // how the last request ended
+	last     lm.Result   // how the last request ended
 }
 
 // mcOp is one operation of a machine in flight to one server, from the

@@ -20,6 +20,7 @@ import (
 	lockMySQL "github.com/locksim/locksim/locks/mysql"
 	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/workload"
 )
 
 // Backends lists the backends the simulator has models of, in the names
@@ -436,31 +437,8 @@ func (r *run) finish() {
 	}
 }
 
-// num is v in decimal, as an event's value. The values of a run are
-// small counts (the resource's counter): those below numSmall are slices
-// of one shared, read-only buffer (no allocation; their capacity ends with
-// them, so an append copies), the rest are allocated.
-func num(v int64) []byte {
-	if v >= 0 && v < numSmall {
-		lo, hi := numEnds[v], numEnds[v+1]
-		return numDigits[lo:hi:hi]
-	}
-	return strconv.AppendInt(nil, v, 10)
-}
-
-const numSmall = 4096
-
-// numDigits holds 0..numSmall-1 in decimal, one after the other, and
-// numEnds where each starts (numEnds[v]) and ends (numEnds[v+1]).
-var numDigits, numEnds = func() ([]byte, []int32) {
-	var b []byte
-	ends := make([]int32, 0, numSmall+1)
-	for v := int64(0); v < numSmall; v++ {
-		ends = append(ends, int32(len(b)))
-		b = strconv.AppendInt(b, v, 10)
-	}
-	return b, append(ends, int32(len(b)))
-}()
+// num is v in decimal, as an event's value: workload.Num.
+func num(v int64) []byte { return workload.Num(v) }
 
 func quote(s string) []byte { return strconv.AppendQuote(nil, s) }
 
