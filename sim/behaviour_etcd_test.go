@@ -157,12 +157,12 @@ func (s *etcdModelSession) Done() (time.Duration, bool) {
 func (s *etcdModelSession) Lock(name string) behaviour.EtcdLock {
 	l := &etcdModelLock{}
 	s.c.key = name
-	s.c.waiting = func(ok bool, tok int64) {
+	s.c.waiting = acquireFunc(func(ok bool, tok int64) {
 		l.done, l.rev = true, tok
 		if !ok {
 			l.err = errors.New("mutex: session is expired")
 		}
-	}
+	})
 	s.c.lock(s.gen, name)
 	return l
 }
@@ -170,7 +170,7 @@ func (s *etcdModelSession) Lock(name string) behaviour.EtcdLock {
 func (s *etcdModelSession) Release() error {
 	var typ string
 	answered := false
-	s.c.release(func(t history.Type) { typ, answered = string(t), true })
+	s.c.release(releaseFunc(func(t history.Type) { typ, answered = string(t), true }))
 	if err := s.e.until(&answered); err != nil {
 		return err
 	}

@@ -79,9 +79,9 @@ func (p *myModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 	pr.lc = h.c
 	pr.n.onCrash = h.c.crashed
 	var got, ok bool
-	h.c.acquire(key, func(granted bool, tok int64) {
+	h.c.acquire(key, acquireFunc(func(granted bool, tok int64) {
 		got, ok, h.token = true, granted, tok
-	})
+	}))
 	if err := p.wait(&got, 5*time.Second, "hold "+key); err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (h *myModelHolder) Release() (behaviour.RenewResult, error) {
 	}
 	var done bool
 	var t history.Type
-	h.c.release(func(typ history.Type) { done, t = true, typ })
+	h.c.release(releaseFunc(func(typ history.Type) { done, t = true, typ }))
 	if err := h.p.wait(&done, 10*time.Second, "release"); err != nil {
 		return 0, err
 	}

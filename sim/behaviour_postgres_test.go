@@ -116,9 +116,9 @@ func (p *pgModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 	h := &pgModelHolder{p: p, c: p.m.client(pr).(*pgClient)}
 	pr.n.onCrash = h.c.crashed
 	var got, ok bool
-	h.c.acquire(key, func(granted bool, tok int64) {
+	h.c.acquire(key, acquireFunc(func(granted bool, tok int64) {
 		got, ok, h.token = true, granted, tok
-	})
+	}))
 	if err := p.wait(&got, 5*time.Second, "hold "+key); err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func (h *pgModelHolder) Renew(timeout time.Duration) (behaviour.RenewResult, err
 func (h *pgModelHolder) Release() (behaviour.RenewResult, error) {
 	var done bool
 	var t history.Type
-	h.c.release(func(typ history.Type) { done, t = true, typ })
+	h.c.release(releaseFunc(func(typ history.Type) { done, t = true, typ }))
 	if err := h.p.wait(&done, 10*time.Second, "release"); err != nil {
 		return 0, err
 	}

@@ -75,7 +75,7 @@ func workloadConfig(r *run) workload.Config {
 // last began.
 type renewNotifier interface {
 	// renewThen is one renewal; done gets how it ended.
-	renewThen(done func(lm.Result))
+	renewThen(done renewWaiter)
 	// cancelRenew sends no further operation of a renewal in progress.
 	cancelRenew()
 }
@@ -194,11 +194,7 @@ func (p *proc) doH(out []hold.Output) {
 			// The bound (renew_every on the client's clock) is the lock
 			// client's to apply, as it applies the TTL to a release.
 			if rn, ok := p.lc.(renewNotifier); ok {
-				rn.renewThen(func(res lm.Result) {
-					if p.gen == gen && p.hm != nil {
-						p.doH(p.hm.Renewed(res, p.hbuf()))
-					}
-				})
+				rn.renewThen(p.ticket(gen))
 			} else {
 				p.lc.renew()
 				p.doH(p.hm.Renewed(lm.OK, p.hbuf()))
@@ -215,19 +211,7 @@ func (p *proc) doH(out []hold.Output) {
 				p.doW(p.wl.Lost(why, p.wbuf()))
 			}
 		case hold.OutRelease:
-			p.lc.release(func(t history.Type) {
-				if p.gen != gen || p.hm == nil {
-					return
-				}
-				res := lm.Failed
-				switch t {
-				case history.OK:
-					res = lm.OK
-				case history.Fail:
-					res = lm.Lost
-				}
-				p.doH(p.hm.Released(res, p.hbuf()))
-			})
+			p.lc.release(p.ticket(gen))
 		case hold.OutDone:
 			p.hm = nil
 			p.doW(p.wl.RunDone(o.Result, nil, p.r.w, p.wbuf()))
@@ -240,24 +224,88 @@ func (p *proc) acquire(key string) {
 	p.gen++
 	gen := p.gen
 	p.key, p.token, p.lostWhy = key, 0, nil
-	p.lc.acquire(key, func(ok bool, tok int64) {
-		if p.gen != gen || p.hm != nil {
-			return
-		}
-		if !ok {
-			p.doW(p.wl.RunDone(lm.NotAcquired, nil, p.r.w, p.wbuf()))
-			return
-		}
-		p.token = tok
-		p.hmv.Init(hold.Config{RenewEvery: time.Duration(p.r.opts.renewEvery), TTL: time.Duration(p.r.opts.ttl)})
-		p.hm = &p.hmv
-		p.r.lastGrant = p
-		p.doW(p.wl.Granted(tok, p.wbuf()))
-		if p.gen == gen && p.hm != nil {
-			p.doH(p.hm.Start(p.hbuf()))
-		}
-		p.r.granted()
-	})
+	p.lc.acquire(key, p.ticket(gen))
+}
+
+// acquireWaiter is told once how an acquire ended: ok with the token, or
+// not ok. An interface rather than a func, so that a proc's waiter (a
+// procTicket from the run's arena) costs no allocation per acquire.
+type acquireWaiter interface{ acquired(ok bool, token int64) }
+
+// releaseWaiter is told once how a release ended.
+type releaseWaiter interface{ released(t history.Type) }
+
+// renewWaiter is told once how a renewal ended.
+type renewWaiter interface{ renewed(res lm.Result) }
+
+// acquireFunc and releaseFunc are funcs as waiters (for tests).
+type (
+	acquireFunc func(ok bool, token int64)
+	releaseFunc func(t history.Type)
+)
+
+func (f acquireFunc) acquired(ok bool, token int64) { f(ok, token) }
+func (f releaseFunc) released(t history.Type)       { f(t) }
+
+// procTicket is a lock client's answer's way back to proc p as it was at
+// gen: the waiter of one acquire, release or renewal, from the run's
+// arena (no closure per request). An answer to an older gen is dropped.
+type procTicket struct {
+	p   *proc
+	gen uint32
+}
+
+var procTickets arenaPool[procTicket]
+
+// ticket is a procTicket for p at gen.
+func (p *proc) ticket(gen uint32) *procTicket {
+	t := p.r.tickets.alloc()
+	t.p, t.gen = p, gen
+	return t
+}
+
+// acquired is the lock client's answer to acquire.
+func (t *procTicket) acquired(ok bool, tok int64) {
+	p, gen := t.p, t.gen
+	if p.gen != gen || p.hm != nil {
+		return
+	}
+	if !ok {
+		p.doW(p.wl.RunDone(lm.NotAcquired, nil, p.r.w, p.wbuf()))
+		return
+	}
+	p.token = tok
+	p.hmv.Init(hold.Config{RenewEvery: time.Duration(p.r.opts.renewEvery), TTL: time.Duration(p.r.opts.ttl)})
+	p.hm = &p.hmv
+	p.r.lastGrant = p
+	p.doW(p.wl.Granted(tok, p.wbuf()))
+	if p.gen == gen && p.hm != nil {
+		p.doH(p.hm.Start(p.hbuf()))
+	}
+	p.r.granted()
+}
+
+// renewed is a renewNotifier's answer to renewThen.
+func (t *procTicket) renewed(res lm.Result) {
+	if p := t.p; p.gen == t.gen && p.hm != nil {
+		p.doH(p.hm.Renewed(res, p.hbuf()))
+	}
+}
+
+// released is the lock client's answer to release.
+func (t *procTicket) released(typ history.Type) {
+	p := t.p
+	if p.gen != t.gen || p.hm == nil {
+		return
+	}
+	res := lm.Failed
+	switch typ {
+	case history.OK:
+		res = lm.OK
+	case history.Fail:
+		res = lm.Lost
+	}
+	p.doH(p.hm.Released(res, p.hbuf()))
 }
 
 // holds reports whether p believes it holds a lock.

@@ -578,6 +578,19 @@ type consulClient struct {
 	buf   []ccm.Output // the machine's outputs, reused
 
 	free []*consulReq // requests done with, to reuse (consulReq.reuse)
+
+	// sidName and sidNum are the last session ID sessionNum parsed for
+	// the client, and its number.
+	sidName string
+	sidNum  int
+}
+
+// sessionNum is sessionNum(id), from the last one parsed when it is that.
+func (c *consulClient) sessionNum(id string) int {
+	if id != c.sidName {
+		c.sidName, c.sidNum = id, sessionNum(id)
+	}
+	return c.sidNum
 }
 
 // The requests a consulClient can have in progress at once: one of each.
@@ -594,8 +607,8 @@ type ccSlot struct {
 	c       ccm.Call
 	gen     uint32 // bumped at every request: stale answers check it
 	busy    bool
-	acqDone func(bool, int64)
-	relDone func(history.Type)
+	acqDone acquireWaiter
+	relDone releaseWaiter
 }
 
 func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
@@ -604,10 +617,10 @@ func (c *consulClient) server() *node { return c.m.q.servers[c.ep] }
 // acquire in progress made (0: none).
 func (c *consulClient) sid() int {
 	if c.lease != nil && !c.lease.Lost() {
-		return sessionNum(c.lease.Session)
+		return c.sessionNum(c.lease.Session)
 	}
 	if s := &c.slots[ccAcquire]; s.busy {
-		return sessionNum(s.c.Session())
+		return c.sessionNum(s.c.Session())
 	}
 	return 0
 }
@@ -899,7 +912,7 @@ func sessionNum(id string) int {
 	return n
 }
 
-func (c *consulClient) acquire(key string, done func(bool, int64)) {
+func (c *consulClient) acquire(key string, done acquireWaiter) {
 	if c.key != key || c.ck == nil {
 		c.key, c.ck = key, c.m.key(key)
 	}
@@ -921,7 +934,7 @@ func (c *consulClient) renew() {
 }
 
 // release stops the watch and releases the lease.
-func (c *consulClient) release(done func(history.Type)) {
+func (c *consulClient) release(done releaseWaiter) {
 	// An acquire's late answers are stale; the watch stops, and so does a
 	// renewal in flight (locks.Run cancels its renewer before it releases).
 	for _, i := range [...]uint8{ccAcquire, ccWatch, ccRenew} {
@@ -931,7 +944,7 @@ func (c *consulClient) release(done func(history.Type)) {
 	lease := c.lease
 	c.lease = nil
 	if lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	s := c.start(ccRelease)
@@ -1026,7 +1039,7 @@ func (c *consulClient) send(i uint8, gen uint32, o *ccm.Output) {
 		q = c.req(crDelete, true, i, gen)
 		q.index = op.Index
 	}
-	q.sid = sessionNum(op.Session)
+	q.sid = c.sessionNum(op.Session)
 	q.send(int64(o.D))
 }
 
@@ -1037,11 +1050,11 @@ func (c *consulClient) finish(i uint8, res lm.Result) {
 	switch i {
 	case ccAcquire:
 		if res != lm.OK {
-			s.acqDone(false, 0)
+			s.acqDone.acquired(false, 0)
 			return
 		}
 		lease := c.lease
-		s.acqDone(true, int64(lease.Token))
+		s.acqDone.acquired(true, int64(lease.Token))
 		if c.lease == lease && !lease.Lost() {
 			w := c.start(ccWatch)
 			c.drive(ccWatch, c.mc.Request(&w.c, ccm.Request{Kind: ccm.Watch, Lease: lease}, c.p.n.now(), c.buf[:0]))
@@ -1054,7 +1067,7 @@ func (c *consulClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 

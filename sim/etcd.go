@@ -311,7 +311,7 @@ type etcdClient struct {
 	doneAt   int64 // when the session ended (Session.Done), -1 while it runs
 	key      string
 	rev      int64
-	waiting  func(bool, int64)
+	waiting  acquireWaiter
 }
 
 func (c *etcdClient) server() *node { return c.m.q.servers[c.ep] }
@@ -334,7 +334,7 @@ type etcdReq struct {
 	id    int64  // the lease
 	key   string // ekLock
 	entry *node  // ekLock: the server the Lock came through
-	done  func(history.Type)
+	done  releaseWaiter
 	fn    func() func() // ekFunc: runs on the leader, returns the answer
 
 	// The answer, kept by apply.
@@ -479,9 +479,9 @@ func (q *etcdReq) replied() {
 		}
 	case ekRelease:
 		if q.found {
-			q.done(history.OK)
+			q.done.released(history.OK)
 		} else {
-			q.done(history.Fail)
+			q.done.released(history.Fail)
 		}
 	case ekFunc:
 		q.ans()
@@ -544,7 +544,7 @@ func (t *etcdTimer) handle() {
 	}
 }
 
-func (c *etcdClient) acquire(key string, done func(bool, int64)) {
+func (c *etcdClient) acquire(key string, done acquireWaiter) {
 	c.gen++
 	gen := c.gen
 	c.key = key
@@ -562,7 +562,7 @@ func (c *etcdClient) give(ok bool, tok int64) {
 	done := c.waiting
 	c.waiting = nil
 	if done != nil {
-		done(ok, tok)
+		done.acquired(ok, tok)
 	}
 }
 
@@ -691,13 +691,13 @@ func (c *etcdClient) renew() {
 }
 
 // release is Unlock (delete our key) then Revoke.
-func (c *etcdClient) release(done func(history.Type)) {
+func (c *etcdClient) release(done releaseWaiter) {
 	wasSession := c.session
 	c.endSession()
 	c.gen++
 	id := c.leaseID
 	if !wasSession {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	q := c.req(ekRelease, true, c.gen, id)

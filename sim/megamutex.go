@@ -94,8 +94,8 @@ type mmSlot struct {
 	gen      uint32
 	busy     bool
 	deadline int64
-	acqDone  func(bool, int64)
-	relDone  func(history.Type)
+	acqDone  acquireWaiter
+	relDone  releaseWaiter
 }
 
 const (
@@ -128,7 +128,7 @@ var (
 // clock.
 func (c *mmClient) unix() int64 { return 1_265_500_000 + c.p.n.now()/int64(time.Second) }
 
-func (c *mmClient) acquire(key string, done func(bool, int64)) {
+func (c *mmClient) acquire(key string, done acquireWaiter) {
 	s := c.start(mmAcquire, 0)
 	s.acqDone = done
 	c.objectID += 8
@@ -138,10 +138,10 @@ func (c *mmClient) acquire(key string, done func(bool, int64)) {
 // renew is locks.Run's renewer tick: MegaMutex has no renewal.
 func (c *mmClient) renew() {}
 
-func (c *mmClient) release(done func(history.Type)) {
+func (c *mmClient) release(done releaseWaiter) {
 	c.slots[mmAcquire].gen++ // an acquire's late answers are stale
 	if c.lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	lease := c.lease
@@ -205,7 +205,7 @@ func (c *mmClient) finish(i uint8, res lm.Result) {
 	s.busy = false
 	switch i {
 	case mmAcquire:
-		s.acqDone(res == lm.OK, 0)
+		s.acqDone.acquired(res == lm.OK, 0)
 	case mmRelease:
 		t := history.Info
 		switch res {
@@ -214,7 +214,7 @@ func (c *mmClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 

@@ -345,10 +345,10 @@ type mcSlot struct {
 	gen      uint32 // bumped at every request: stale answers check it
 	busy     bool
 	deadline int64 // virtual time past which no op is sent; 0: none
-	acqDone  func(bool, int64)
-	relDone  func(history.Type)
-	renDone  func(lm.Result) // renewThen's, if any
-	last     lm.Result       // how the last request ended
+	acqDone  acquireWaiter
+	relDone  releaseWaiter
+	renDone  renewWaiter // renewThen's, if any
+	last     lm.Result   // how the last request ended
 }
 
 // mcOp is one operation of a machine in flight to one server, from the
@@ -379,7 +379,7 @@ var (
 	mcItems  arenaPool[mcItem]
 )
 
-func (c *mcClient) acquire(key string, done func(bool, int64)) {
+func (c *mcClient) acquire(key string, done acquireWaiter) {
 	s := c.start(slotAcquire, 0)
 	s.acqDone = done
 	c.nonce++
@@ -399,9 +399,9 @@ func (c *mcClient) renew() {
 
 // renewThen implements renewNotifier: the renewal's end goes to done, as
 // lease.Renew returns to locks.Run's renewer.
-func (c *mcClient) renewThen(done func(lm.Result)) {
+func (c *mcClient) renewThen(done renewWaiter) {
 	if c.lease == nil || c.slots[slotRenew].busy {
-		done(lm.Failed)
+		done.renewed(lm.Failed)
 		return
 	}
 	c.slots[slotRenew].renDone = done
@@ -416,10 +416,10 @@ func (c *mcClient) cancelRenew() {
 	}
 }
 
-func (c *mcClient) release(done func(history.Type)) {
+func (c *mcClient) release(done releaseWaiter) {
 	c.slots[slotAcquire].gen++ // an acquire's late answers are stale
 	if c.lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	lease := c.lease
@@ -495,11 +495,11 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone(res == lm.OK, tok)
+		s.acqDone.acquired(res == lm.OK, tok)
 	case slotRenew:
 		if done := s.renDone; done != nil {
 			s.renDone = nil
-			done(res)
+			done.renewed(res)
 		}
 	case slotRelease:
 		t := history.Info
@@ -509,7 +509,7 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 

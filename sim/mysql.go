@@ -78,7 +78,14 @@ type mysql struct {
 	waitTimeout int64
 	clients     []*myClient
 	cfg         lockMySQL.Config
+	calls       *arena[myCall]
+	waiters     *arena[myWaiter]
 }
+
+var (
+	myCalls   arenaPool[myCall]
+	myWaiters arenaPool[myWaiter]
+)
 
 // mysqlWaitTimeout is MariaDB's default wait_timeout.
 const mysqlWaitTimeout = int64(28800 * time.Second)
@@ -92,18 +99,21 @@ type myConn struct {
 	active      int64 // when its last statement ran
 }
 
+// myWaiter is a GET_LOCK waiting on the server; q gets its answer.
 type myWaiter struct {
-	conn  *myConn
-	key   string
-	done  bool
-	reply func(n int64) // 1 granted, 0 timed out, -1 the connection ended
+	m    *mysql
+	conn *myConn
+	key  string
+	done bool
+	q    *myCall
 }
 
 func newMySQL(r *run) *mysql {
 	m := &mysql{
 		r: r, holders: make(map[string]*myConn), queues: make(map[string][]*myWaiter),
 		tokens: make(map[string]int64), waitTimeout: mysqlWaitTimeout,
-		cfg: lockMySQL.RunConfig(r.opts.pooled),
+		cfg:   lockMySQL.RunConfig(r.opts.pooled),
+		calls: myCalls.get(r), waiters: myWaiters.get(r),
 	}
 	m.n = r.w.addNode("mysql") // as harness/ names it
 	r.servers = append(r.servers, m.n)
@@ -190,10 +200,21 @@ func (m *mysql) dropConnections() {
 	}
 }
 
+// finish answers the waiting GET_LOCK: 1 granted, 0 timed out, -1 the
+// connection ended.
 func (wt *myWaiter) finish(n int64) {
 	if !wt.done {
 		wt.done = true
-		wt.reply(n)
+		wt.q.locked(wt.conn, n)
+	}
+}
+
+// handle is the waiter's wait running out on the server's clock.
+func (wt *myWaiter) handle() {
+	if !wt.done {
+		wt.m.dropWaiter(wt)
+		wt.m.touch(wt.conn)
+		wt.finish(0)
 	}
 }
 
@@ -219,24 +240,19 @@ func (m *mysql) touch(conn *myConn) {
 	})
 }
 
-// getLock is GET_LOCK(key, wait) on conn; reply gets 1, 0 or -1 (the
-// connection ended while waiting).
-func (m *mysql) getLock(conn *myConn, key string, wait float64, reply func(int64)) {
+// getLock is GET_LOCK(key, wait) on conn for statement q; q.locked gets
+// 1, 0 or -1 (the connection ended while waiting).
+func (m *mysql) getLock(conn *myConn, key string, wait float64, q *myCall) {
 	if h := m.holders[key]; h == nil || h == conn {
 		m.grant(conn, key)
-		reply(1)
+		q.locked(conn, 1)
 		return
 	}
-	wt := &myWaiter{conn: conn, key: key, reply: reply}
+	wt := m.waiters.alloc()
+	wt.m, wt.conn, wt.key, wt.q = m, conn, key, q
 	m.queues[key] = append(m.queues[key], wt)
 	if d := int64(wait * float64(time.Second)); m.r.w.now+d <= m.r.w.end {
-		m.n.after(d, func() {
-			if !wt.done {
-				m.dropWaiter(wt)
-				m.touch(conn)
-				wt.finish(0)
-			}
-		})
+		m.n.afterH(d, wt)
 	}
 }
 
@@ -330,6 +346,20 @@ type myClient struct {
 	link  uint32
 	cut   bool
 	calls []*myCall
+
+	// bufs are the machine's output buffers, one a nesting depth of drive
+	// (a proc's callback from drive may start a request); depth is the
+	// number in use.
+	bufs  [][]mym.Output
+	depth int
+}
+
+// buf is an empty output buffer for a machine input given at this depth.
+func (c *myClient) buf() []mym.Output {
+	if c.depth == len(c.bufs) {
+		c.bufs = append(c.bufs, make([]mym.Output, 0, 4))
+	}
+	return c.bufs[c.depth][:0]
 }
 
 type mySlot struct {
@@ -339,8 +369,8 @@ type mySlot struct {
 	bound    int64 // the request's bound on the client's clock; 0: none
 	deadline int64 // virtual time past which no op is sent; 0: none
 	conn     *myConn
-	acqDone  func(bool, int64)
-	relDone  func(history.Type)
+	acqDone  acquireWaiter
+	relDone  releaseWaiter
 	resDone  func(lm.Result)
 }
 
@@ -358,11 +388,11 @@ type myCall struct {
 	fresh *myConn // the connection a connect or pooled statement opened
 }
 
-func (c *myClient) acquire(key string, done func(bool, int64)) {
+func (c *myClient) acquire(key string, done acquireWaiter) {
 	s := c.start(mySlotAcquire, 0)
 	s.acqDone = done
 	s.conn = nil
-	c.drive(mySlotAcquire, c.mc.Request(&s.c, mym.Request{Kind: mym.Acquire, Key: key}, c.p.n.now(), nil))
+	c.drive(mySlotAcquire, c.mc.Request(&s.c, mym.Request{Kind: mym.Acquire, Key: key}, c.p.n.now(), c.buf()))
 }
 
 func (c *myClient) renew() {
@@ -378,13 +408,13 @@ func (c *myClient) renewBounded(bound int64, done func(lm.Result)) {
 	s := c.start(mySlotRenew, bound)
 	s.resDone = done
 	s.conn = c.leaseConn
-	c.drive(mySlotRenew, c.mc.Request(&s.c, mym.Request{Kind: mym.Renew, Lease: c.lease}, c.p.n.now(), nil))
+	c.drive(mySlotRenew, c.mc.Request(&s.c, mym.Request{Kind: mym.Renew, Lease: c.lease}, c.p.n.now(), c.buf()))
 }
 
-func (c *myClient) release(done func(history.Type)) {
+func (c *myClient) release(done releaseWaiter) {
 	c.slots[mySlotAcquire].gen++ // an acquire's late answers are stale
 	if c.lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	lease := c.lease
@@ -393,7 +423,7 @@ func (c *myClient) release(done func(history.Type)) {
 	s.relDone = done
 	s.conn = c.leaseConn
 	c.leaseConn = nil
-	c.drive(mySlotRelease, c.mc.Request(&s.c, mym.Request{Kind: mym.Release, Lease: lease}, c.p.n.now(), nil))
+	c.drive(mySlotRelease, c.mc.Request(&s.c, mym.Request{Kind: mym.Release, Lease: lease}, c.p.n.now(), c.buf()))
 }
 
 // crashed is the client process killed: its kernel closes its sockets.
@@ -429,8 +459,17 @@ func (c *myClient) start(i uint8, bound int64) *mySlot {
 	return s
 }
 
-// drive carries out the outputs of slot i's machine call.
+// drive carries out the outputs of slot i's machine call; out is
+// c.buf(): drive holds that buffer while it runs.
 func (c *myClient) drive(i uint8, out []mym.Output) {
+	d := c.depth
+	c.bufs[d] = out[:0] // keep what the machine grew
+	c.depth++
+	c.drive1(i, out, d)
+	c.depth = d
+}
+
+func (c *myClient) drive1(i uint8, out []mym.Output, d int) {
 	s := &c.slots[i]
 	for {
 		var next *mym.Output
@@ -459,7 +498,7 @@ func (c *myClient) drive(i uint8, out []mym.Output) {
 		}
 		w := c.m.r.w
 		if s.deadline != 0 && w.now >= s.deadline {
-			out = c.mc.Cancel(&s.c, c.p.n.now(), nil)
+			out = c.mc.Cancel(&s.c, c.p.n.now(), c.bufs[d][:0])
 			continue
 		}
 		c.send(i, next.Op, int64(next.D))
@@ -472,7 +511,8 @@ func (c *myClient) drive(i uint8, out []mym.Output) {
 func (c *myClient) send(i uint8, op mym.Op, d int64) {
 	s := &c.slots[i]
 	w := c.m.r.w
-	q := &myCall{c: c, slot: i, gen: s.gen, link: c.link, op: op, conn: s.conn}
+	q := c.m.calls.alloc()
+	*q = myCall{c: c, slot: i, gen: s.gen, link: c.link, op: op, conn: s.conn}
 	q.call = call{w: w, c: c.p.n, s: c.m.n, h: q}
 	if len(c.calls) >= 8 {
 		kept := c.calls[:0]
@@ -500,7 +540,7 @@ func (c *myClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone(res == lm.OK, tok)
+		s.acqDone.acquired(res == lm.OK, tok)
 	case mySlotRenew:
 		if s.resDone != nil {
 			s.resDone(res)
@@ -513,7 +553,7 @@ func (c *myClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 
@@ -541,15 +581,7 @@ func (q *myCall) serve(r *call) {
 	case mym.OpConnect, mym.OpPing:
 		rep.Outcome = mym.OK
 	case mym.OpGetLock:
-		m.getLock(conn, q.op.Name, q.op.Wait, func(n int64) {
-			switch n {
-			case -1:
-				q.rep = mym.Reply{Outcome: mym.Dead}
-			default:
-				q.rep = mym.Reply{Outcome: mym.Int, N: n, ConnID: conn.id}
-			}
-			r.replyH()
-		})
+		m.getLock(conn, q.op.Name, q.op.Wait, q)
 		return
 	case mym.OpToken:
 		m.tokens[q.op.Name]++
@@ -570,6 +602,17 @@ func (q *myCall) serve(r *call) {
 		}
 	}
 	r.replyH()
+}
+
+// locked is GET_LOCK's answer n on conn (-1: the connection ended).
+func (q *myCall) locked(conn *myConn, n int64) {
+	switch n {
+	case -1:
+		q.rep = mym.Reply{Outcome: mym.Dead}
+	default:
+		q.rep = mym.Reply{Outcome: mym.Int, N: n, ConnID: conn.id}
+	}
+	q.call.replyH()
 }
 
 // replied runs on the client with the answer.
@@ -615,5 +658,5 @@ func (q *myCall) answer(r mym.Reply) {
 	if s.gen != q.gen || !s.busy {
 		return
 	}
-	c.drive(q.slot, c.mc.Reply(&s.c, r, c.p.n.now(), nil))
+	c.drive(q.slot, c.mc.Reply(&s.c, r, c.p.n.now(), c.buf()))
 }

@@ -482,8 +482,8 @@ type pgSlot struct {
 	bound int64   // each statement's timeout on the client's clock; 0: none
 	conn  *pgConn // the request's connection (advisory)
 	// acqDone, relDone and renDone are told how a request ended.
-	acqDone func(bool, int64)
-	relDone func(history.Type)
+	acqDone acquireWaiter
+	relDone releaseWaiter
 	renDone func(lm.Result)
 }
 
@@ -517,7 +517,7 @@ func (c *pgClient) request(i uint8, r pgm.Request, out []pgm.Output) []pgm.Outpu
 	return c.adv.Request(&s.c, r, c.p.n.now(), out)
 }
 
-func (c *pgClient) acquire(key string, done func(bool, int64)) {
+func (c *pgClient) acquire(key string, done acquireWaiter) {
 	s := c.start(pgAcquire, 0)
 	s.acqDone = done
 	s.conn = nil
@@ -545,12 +545,12 @@ func (c *pgClient) renewWithin(timeout int64, done func(lm.Result)) {
 }
 
 // release is the end of locks.Run, which bounds a release by the TTL.
-func (c *pgClient) release(done func(history.Type)) {
+func (c *pgClient) release(done releaseWaiter) {
 	c.slots[pgAcquire].gen++ // an acquire's or renewal's late answers are stale
 	c.slots[pgRenewal].gen++
 	c.slots[pgRenewal].busy = false
 	if c.lease == nil {
-		done(history.Fail)
+		done.released(history.Fail)
 		return
 	}
 	s := c.start(pgRelease, c.m.r.opts.ttl)
@@ -631,7 +631,7 @@ func (c *pgClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone(res == lm.OK, tok)
+		s.acqDone.acquired(res == lm.OK, tok)
 	case pgRenewal:
 		s.renDone(res)
 	case pgRelease:
@@ -642,7 +642,7 @@ func (c *pgClient) finish(i uint8, res lm.Result) {
 		case lm.Lost:
 			t = history.Fail
 		}
-		s.relDone(t)
+		s.relDone.released(t)
 	}
 }
 

@@ -29,7 +29,7 @@ func TestPostgresAdvisoryLockTimeout(t *testing.T) {
 	c := p.m.client(pr).(*pgClient)
 	start := p.w.now
 	var done, ok bool
-	c.acquire("k", func(granted bool, _ int64) { done, ok = true, granted })
+	c.acquire("k", acquireFunc(func(granted bool, _ int64) { done, ok = true, granted }))
 	if err := p.wait(&done, 10*time.Second, "acquire"); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestPostgresAdvisoryReleaseTimeout(t *testing.T) {
 	}
 	var done bool
 	var typ history.Type
-	h.c.release(func(t history.Type) { done, typ = true, t })
+	h.c.release(releaseFunc(func(t history.Type) { done, typ = true, t }))
 	if err := p.wait(&done, time.Duration(p.r.opts.ttl)+10*time.Second, "release"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,17 +94,17 @@ func TestPostgresPollAllocs(t *testing.T) {
 		procs[i] = m.client(pr).(*pgClient)
 	}
 	granted := 0
-	procs[0].acquire("k", func(ok bool, _ int64) {
+	procs[0].acquire("k", acquireFunc(func(ok bool, _ int64) {
 		if ok {
 			granted++
 		}
-	})
+	}))
 	w.runUntil(w.now + int64(time.Second))
-	procs[1].acquire("k", func(ok bool, _ int64) {
+	procs[1].acquire("k", acquireFunc(func(ok bool, _ int64) {
 		if ok {
 			granted++
 		}
-	})
+	}))
 	polls := func() int {
 		n := 0
 		for _, q := range m.ops.chunks {

@@ -20,6 +20,7 @@ import (
 	lockMySQL "github.com/locksim/locksim/locks/mysql"
 	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
+	"github.com/locksim/locksim/workload"
 )
 
 // Backends lists the backends the simulator has models of, in the names
@@ -275,6 +276,8 @@ type run struct {
 	timing scenario.Timing
 
 	timers *arena[procTimer]
+	// tickets are the procs' waiters of their lock requests.
+	tickets *arena[procTicket]
 
 	lastGrant  *proc    // the client granted most recently
 	grantHooks []func() // faults waiting for a holder
@@ -316,12 +319,12 @@ type model interface {
 type lockClient interface {
 	// acquire blocks (polls or waits) until the lock on key is held, and
 	// calls done once: ok with the token, or not ok (wait timeout, error).
-	acquire(key string, done func(ok bool, token int64))
+	acquire(key string, done acquireWaiter)
 	// renew is one tick of locks.Run's renewer.
 	renew()
 	// release gives the lock up and calls done with ok, fail (not ours any
 	// more) or info (unknown).
-	release(done func(history.Type))
+	release(done releaseWaiter)
 }
 
 func newRun(cfg Config) (*run, error) {
@@ -356,6 +359,7 @@ func newRun(cfg Config) (*run, error) {
 	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })
 	r.w.reuseQueue(r)
 	r.timers = procTimers.get(r)
+	r.tickets = procTickets.get(r)
 	if r.keep {
 		r.hist = make([]history.Event, 0, 1024)
 	}
@@ -433,31 +437,8 @@ func (r *run) finish() {
 	}
 }
 
-// num is v in decimal, as an event's value. The values of a run are
-// small counts (the resource's counter): those below numSmall are slices
-// of one shared, read-only buffer (no allocation; their capacity ends with
-// them, so an append copies), the rest are allocated.
-func num(v int64) []byte {
-	if v >= 0 && v < numSmall {
-		lo, hi := numEnds[v], numEnds[v+1]
-		return numDigits[lo:hi:hi]
-	}
-	return strconv.AppendInt(nil, v, 10)
-}
-
-const numSmall = 4096
-
-// numDigits holds 0..numSmall-1 in decimal, one after the other, and
-// numEnds where each starts (numEnds[v]) and ends (numEnds[v+1]).
-var numDigits, numEnds = func() ([]byte, []int32) {
-	var b []byte
-	ends := make([]int32, 0, numSmall+1)
-	for v := int64(0); v < numSmall; v++ {
-		ends = append(ends, int32(len(b)))
-		b = strconv.AppendInt(b, v, 10)
-	}
-	return b, append(ends, int32(len(b)))
-}()
+// num is v in decimal, as an event's value: workload.Num.
+func num(v int64) []byte { return workload.Num(v) }
 
 func quote(s string) []byte { return strconv.AppendQuote(nil, s) }
 

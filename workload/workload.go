@@ -178,7 +178,7 @@ func (m *Machine) ReadDone(o Outcome, v int64, why []byte, r Rand, out []Output)
 	}
 	switch o {
 	case Done:
-		out = m.complete(out, history.OK, strconv.AppendInt(nil, v, 10))
+		out = m.complete(out, history.OK, Num(v))
 	case Refused:
 		return m.sectionDone(m.complete(out, history.Fail, why))
 	default:
@@ -205,7 +205,7 @@ func (m *Machine) Fire(r Rand, out []Output) []Output {
 	case holding:
 		m.st = writing
 		v := m.read + 1
-		out = m.invoke(out, history.FWrite, m.tok, m.hasToken(), strconv.AppendInt(nil, v, 10))
+		out = m.invoke(out, history.FWrite, m.tok, m.hasToken(), Num(v))
 		return append(out, Output{Kind: OutWrite, Key: m.key, Token: m.tok, HasToken: m.hasToken(), Value: v})
 	}
 	return out
@@ -339,3 +339,29 @@ func (m *Machine) complete(out []Output, t history.Type, value []byte) []Output 
 	m.open = history.Event{}
 	return append(out, Output{Kind: OutEmit, Event: e})
 }
+
+// Num is v in decimal, as an event's value. The values of a run are small
+// counts (the resource's counter): those below numSmall are slices of one
+// shared, read-only buffer (no allocation; their capacity ends with them,
+// so an append copies), the rest are allocated.
+func Num(v int64) []byte {
+	if v >= 0 && v < numSmall {
+		lo, hi := numEnds[v], numEnds[v+1]
+		return numDigits[lo:hi:hi]
+	}
+	return strconv.AppendInt(nil, v, 10)
+}
+
+const numSmall = 4096
+
+// numDigits holds 0..numSmall-1 in decimal, one after the other, and
+// numEnds where each starts (numEnds[v]) and ends (numEnds[v+1]).
+var numDigits, numEnds = func() ([]byte, []int32) {
+	var b []byte
+	ends := make([]int32, 0, numSmall+1)
+	for v := int64(0); v < numSmall; v++ {
+		ends = append(ends, int32(len(b)))
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return b, append(ends, int32(len(b)))
+}()

@@ -226,3 +226,17 @@ func format(out []Output) string {
 	}
 	return b.String()
 }
+
+// TestNum: Num is strconv's decimal, and appending to a small one does
+// not write into the shared buffer.
+func TestNum(t *testing.T) {
+	for _, v := range []int64{0, 1, 9, 10, 99, 100, 4095, 4096, 123456, -1, -4096} {
+		if got, want := string(Num(v)), strconv.FormatInt(v, 10); got != want {
+			t.Fatalf("Num(%d) = %q, want %q", v, got, want)
+		}
+	}
+	_ = append(Num(7), '9')
+	if got := string(Num(8)); got != "8" {
+		t.Fatalf("after an append to Num(7), Num(8) = %q", got)
+	}
+}

@@ -25,6 +25,8 @@ import (
 	"hash/crc32"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	lm "github.com/locksim/locksim/locks/machine"
@@ -89,6 +91,17 @@ type Machine struct {
 	continuum []point
 	connected []bool
 	deadUntil []int64
+	// hkey and hsum are the last key place hashed and its crc32: a
+	// call's every operation is on one key.
+	hkey string
+	hsum uint32
+	hok  bool
+	// lh and ls are the last hash lookup placed and its server.
+	lh  uint32
+	ls  int
+	lok bool
+	// ckey and ck are the last request's key and its cache key.
+	ckey, ck string
 }
 
 // New returns the machine of one client.
@@ -113,9 +126,61 @@ func New(cfg Config) *Machine {
 		m.exp = int32((cfg.TTL + time.Second - 1) / time.Second)
 	}
 	if len(cfg.Servers) > 1 {
-		m.continuum = Continuum(cfg.Servers, cfg.Weights)
+		m.continuum = sharedContinuum(cfg.Servers, cfg.Weights)
 	}
 	return m
+}
+
+// lastContinuum is the continuum New built last, shared read-only by the
+// machines of the same servers and weights (every client of a simulated
+// run, every run of a sweep): 160 SHA1 sums a server and a sort a client
+// otherwise. One entry, so memory stays bounded whatever the servers.
+var lastContinuum struct {
+	mu  sync.Mutex
+	key string
+	c   []point
+}
+
+// sharedContinuum is Continuum(servers, weights), from lastContinuum when
+// it is that one. Machines only read a continuum.
+func sharedContinuum(servers []string, weights []int) []point {
+	var b strings.Builder
+	for _, s := range servers {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	for _, w := range weights {
+		b.WriteString(strconv.Itoa(w))
+		b.WriteByte(',')
+	}
+	key := b.String()
+	lastContinuum.mu.Lock()
+	defer lastContinuum.mu.Unlock()
+	if lastContinuum.c == nil || lastContinuum.key != key {
+		lastContinuum.key, lastContinuum.c = key, Continuum(servers, weights)
+	}
+	return lastContinuum.c
+}
+
+// keySum is crc32.ChecksumIEEE of key, from hsum when it is the last one.
+func (m *Machine) keySum(key string) uint32 {
+	if !m.hok || key != m.hkey {
+		m.hkey, m.hsum, m.hok = key, crcString("", key), true
+	}
+	return m.hsum
+}
+
+// crcString is crc32.ChecksumIEEE([]byte(prefix + s)) without building
+// either: the same table, bit for bit.
+func crcString(prefix, s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(prefix); i++ {
+		crc = crc32.IEEETable[byte(crc)^prefix[i]] ^ (crc >> 8)
+	}
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 // Config is the machine's configuration, defaults filled in.
@@ -370,7 +435,10 @@ func (m *Machine) Request(c *Call, r Request, now int64, out []Output) []Output 
 		c.phase = phRelGet
 		return m.sendOp(c, Op{Kind: OpGet, Key: c.lease.CacheKey}, now, out)
 	}
-	ck := m.CacheKey(r.Key)
+	if m.ck == "" || r.Key != m.ckey {
+		m.ckey, m.ck = r.Key, m.CacheKey(r.Key)
+	}
+	ck := m.ck
 	c.lease = Lease{Key: r.Key, CacheKey: ck, ID: LockID(m.cfg.PID, r.ObjectID, r.Unix)}
 	if !validKey(ck) {
 		// ArgumentError from get_server_for_key, and again from run's
@@ -453,7 +521,7 @@ func (m *Machine) place(c *Call, now int64, out []Output) []Output {
 		c.server = 0
 		return m.socket(c, now, out)
 	}
-	c.try, c.h = 0, crc32.ChecksumIEEE([]byte(c.op.Key))
+	c.try, c.h = 0, m.keySum(c.op.Key)
 	return m.tries(c, now, out)
 }
 
@@ -461,7 +529,10 @@ func (m *Machine) place(c *Call, now int64, out []Output) []Output {
 // is alive? (connected, or connects) takes the op.
 func (m *Machine) tries(c *Call, now int64, out []Output) []Output {
 	for c.try < MaxTries {
-		s := m.lookup(c.h)
+		if !m.lok || c.h != m.lh {
+			m.lh, m.ls, m.lok = c.h, m.lookup(c.h), true
+		}
+		s := m.ls
 		if m.connected[s] {
 			c.server = s
 			return m.sendNow(c, out)
@@ -482,7 +553,7 @@ func (m *Machine) next(c *Call) bool {
 	if m.cfg.NoFailover {
 		return false
 	}
-	c.h = crc32.ChecksumIEEE([]byte(strconv.Itoa(c.try) + c.op.Key))
+	c.h = crcString(strconv.Itoa(c.try), c.op.Key)
 	c.try++
 	return c.try < MaxTries
 }

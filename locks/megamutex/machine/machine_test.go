@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"strconv"
 	"strings"
@@ -250,5 +251,36 @@ func TestLockID(t *testing.T) {
 	}
 	if c.lease.CacheKey != "mega_mutex:k" {
 		t.Fatalf("cache key %q", c.lease.CacheKey)
+	}
+}
+
+// TestSharedContinuum: machines of the same servers and weights share
+// one continuum equal to Continuum's; other servers or weights get their
+// own.
+func TestSharedContinuum(t *testing.T) {
+	a := []string{"10.0.0.1:11211", "10.0.0.2:11211"}
+	b := []string{"10.0.0.1:11211", "10.0.0.3:11211"}
+	m1 := New(Config{Servers: a})
+	m2 := New(Config{Servers: a})
+	if &m1.continuum[0] != &m2.continuum[0] || !slices.Equal(m1.continuum, Continuum(a, nil)) {
+		t.Fatal("same servers: not one shared continuum equal to Continuum's")
+	}
+	if m3 := New(Config{Servers: b}); !slices.Equal(m3.continuum, Continuum(b, nil)) {
+		t.Fatal("other servers: continuum differs from Continuum's")
+	}
+	if m4 := New(Config{Servers: a, Weights: []int{1, 3}}); !slices.Equal(m4.continuum, Continuum(a, []int{1, 3})) {
+		t.Fatal("other weights: continuum differs from Continuum's")
+	}
+	if !slices.Equal(m1.continuum, Continuum(a, nil)) {
+		t.Fatal("a later New changed an earlier machine's continuum")
+	}
+}
+
+// TestCRCString: crcString is crc32.ChecksumIEEE of the concatenation.
+func TestCRCString(t *testing.T) {
+	for _, c := range [][2]string{{"", ""}, {"", "mega_mutex:k"}, {"0", "mega_mutex:k"}, {"19", "mega_mutex:a-long-key-name"}, {"7", ""}} {
+		if got, want := crcString(c[0], c[1]), crc32.ChecksumIEEE([]byte(c[0]+c[1])); got != want {
+			t.Fatalf("crcString(%q, %q) = %08x, want %08x", c[0], c[1], got, want)
+		}
 	}
 }
