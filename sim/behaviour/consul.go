@@ -56,6 +56,11 @@ type Consul interface {
 	Delete(key string, cas uint64) (bool, error)
 	// ReleaseEmpty is ?release with an empty body (the value set to "").
 	ReleaseEmpty(key, session string) (bool, error)
+	// RaceDestroyAcquire sends a destroy of session destroy and, offset
+	// later, without waiting for the destroy's answer, an acquire of key
+	// with session acquirer, both to the server the client talks to; it
+	// returns the acquire's answer once both are answered.
+	RaceDestroyAcquire(destroy, key, acquirer string, offset time.Duration) (AcquireResult, error)
 }
 
 // SessionInfo is what session info says of a session.
@@ -476,6 +481,65 @@ var ConsulCases = []ConsulCase{
 			if err := within("the 90th percentile acquire through "+via+" answered", p90, time.Millisecond, 60*time.Millisecond); err != nil {
 				return err
 			}
+		}
+		return nil
+	}},
+	{Name: "an acquire sent while a destroy is in flight can take the key despite the lock-delay (checked before the commit)", Servers: 3, Run: func(c Consul) error {
+		// Consul checks the lock-delay when an acquire reaches the leader
+		// (kvs_endpoint.go kvsPreApply), before the raft commit: an
+		// acquire that passes the check while the holder's destroy is
+		// being committed is applied after it, on the key the destroy
+		// freed, lock-delay or not. Sent well after the destroy's commit,
+		// or applied before it, the acquire fails. 40 races through the
+		// leader, the acquire 0-7 ms after the destroy, each on a key of
+		// its own: it must win at least once and not in most.
+		if err := c.UseLeader(true); err != nil {
+			return err
+		}
+		const tries, delay = 40, 5 * time.Second
+		won := 0
+		byOffset := make([]int, 8)
+		for i := range tries {
+			key := fmt.Sprintf("race-%d", i)
+			s1, s2, err := twoSessions(c, delay)
+			if err != nil {
+				return err
+			}
+			if err := wantAcquire(c, key, s1, Acquired); err != nil {
+				return err
+			}
+			offset := time.Duration(i%8) * time.Millisecond
+			r, err := c.RaceDestroyAcquire(s1, key, s2, offset)
+			if err != nil {
+				return fmt.Errorf("race %d: %v", i, err)
+			}
+			switch r {
+			case Acquired:
+				won++
+				byOffset[i%8]++
+				if _, err := wantHolder(c, key, s2); err != nil {
+					return fmt.Errorf("race %d: won, but %v", i, err)
+				}
+			case NotAcquired:
+				if _, err := wantHolder(c, key, ""); err != nil {
+					return fmt.Errorf("race %d: lost, and %v", i, err)
+				}
+				if i < 8 {
+					// Lost the race: the lock-delay holds from now on.
+					if err := wantAcquire(c, key, s2, NotAcquired); err != nil {
+						return fmt.Errorf("race %d, right after: %v", i, err)
+					}
+				}
+			default:
+				return fmt.Errorf("race %d: the acquire answered %v", i, r)
+			}
+			if err := c.DestroySession(s2); err != nil {
+				return err
+			}
+		}
+		logf(c, "the acquire took the key despite the lock-delay in %d of %d races (by offset 0-7 ms: %v)", won, tries, byOffset)
+		if won == 0 || won > tries/2 {
+			return fmt.Errorf("the acquire won %d of %d races, want at least 1 and at most %d", won, tries, tries/2)
 		}
 		return nil
 	}},
