@@ -598,6 +598,49 @@ var ConsulCases = []ConsulCase{
 		}
 		return c.CutAgent(0, false)
 	}},
+	{Name: "an agent back after a long cut rejoins only seconds later: until then it can make no session", Servers: 3, Agents: 1, Run: func(c Consul) error {
+		// After a cut longer than memberlist's gossip to the dead (30 s),
+		// nobody talks to the failed agent any more: the servers see it
+		// alive again only once a serf reconnect or a push-pull reaches
+		// it, seconds after the heal, and until then its serfHealth stays
+		// critical and a session create through it fails.
+		id, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		if err := c.CutAgent(0, true); err != nil {
+			return err
+		}
+		cut := c.Elapsed()
+		took, gone, err := pollUntil(c, 50*time.Millisecond, 30*time.Second, sessionGone(c, id))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("session still there %v after its agent was cut off", took)
+		}
+		c.Sleep(40*time.Second - (c.Elapsed() - cut))
+		if err := c.CutAgent(0, false); err != nil {
+			return err
+		}
+		healed := c.Elapsed()
+		if _, err := c.AgentSession(0); err == nil {
+			return errors.New("a session create through the agent right after the heal worked, want it refused until the agent rejoins")
+		}
+		_, ok, err := pollUntil(c, 100*time.Millisecond, 40*time.Second, func() (bool, error) {
+			_, err := c.AgentSession(0)
+			return err == nil, nil
+		})
+		if err != nil {
+			return err
+		}
+		took = c.Elapsed() - healed
+		if !ok {
+			return fmt.Errorf("no session through the agent %v after the heal", took)
+		}
+		logf(c, "after a 40 s cut the agent made a session again %v after the heal", took.Round(time.Millisecond))
+		return within("the agent made a session again after the heal", took, 2*time.Second, 35*time.Second)
+	}},
 	{Name: "Consul::Mutex's release: ?release with an empty body, session destroy, a consistent GET, DELETE ?cas of its index; a stale cas deletes nothing", Servers: 1, Agents: 1, Run: func(c Consul) error {
 		id, err := c.AgentSession(0)
 		if err != nil {
