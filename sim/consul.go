@@ -429,7 +429,7 @@ const (
 // alive" after the heal, less the heal's time, which is known to about
 // ±0.7 s): about 4.0, 5.0, 5.0, 5.2, 5.3, 5.7, 6.1 s, and once about 28
 // s. The behaviour case "an agent back after a long cut ..." (40 s cut,
-// three servers and that one agent) took longer: 18.7, 18.9 and 28.6 s
+// three servers and that one agent) took longer: 18.7, 18.9, 28.6, 29.3 s
 // (go test ./sim/behaviour -run 'TestConsulReal/an_agent_back' -v); why
 // the scenario's agent (beside two other agents, its client sending all
 // along) comes back sooner is not known. Drawn as in the scenario's runs:
