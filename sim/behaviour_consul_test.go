@@ -23,6 +23,14 @@ type consulModel struct {
 	m      *consul
 	c      *consulClient   // the client node and the server it talks to (ep)
 	agents []*consulClient // the client agents' nodes, each talking to a server
+	logf   func(format string, args ...any)
+}
+
+// Logf shows a case's measurements (go test -v).
+func (m *consulModel) Logf(format string, args ...any) {
+	if m.logf != nil {
+		m.logf(format, args...)
+	}
 }
 
 func newConsulModel(seed uint64, servers, agents int) *consulModel {
@@ -251,6 +259,27 @@ func (m *consulModel) ReleaseEmpty(key, session string) (bool, error) {
 	return m.Release(key, session)
 }
 
+// RaceDestroyAcquire sends the destroy, runs the world for offset, sends
+// the acquire, and waits for both.
+func (m *consulModel) RaceDestroyAcquire(destroy, key, acquirer string, offset time.Duration) (behaviour.AcquireResult, error) {
+	d := m.send(crDestroy, true, "", sid(destroy))
+	m.Sleep(offset)
+	a := m.send(crTry, true, key, sid(acquirer))
+	if err := m.wait(d); err != nil {
+		return 0, fmt.Errorf("destroy: %v", err)
+	}
+	if err := m.wait(a); err != nil {
+		return 0, err
+	}
+	switch q := a.q; {
+	case q.ok:
+		return behaviour.Acquired, nil
+	case q.invalid:
+		return behaviour.InvalidSession, nil
+	}
+	return behaviour.NotAcquired, nil
+}
+
 func (m *consulModel) UseLeader(leader bool) error {
 	q := m.m.q
 	if len(q.servers) < 2 || q.leader < 0 {
@@ -312,7 +341,9 @@ func TestConsulModel(t *testing.T) {
 	for _, c := range behaviour.ConsulCases {
 		t.Run(c.Name, func(t *testing.T) {
 			for seed := uint64(1); seed <= 5; seed++ {
-				if err := c.Run(newConsulModel(seed, c.Servers, c.Agents)); err != nil {
+				m := newConsulModel(seed, c.Servers, c.Agents)
+				m.logf = func(f string, a ...any) { t.Logf("seed %d: "+f, append([]any{seed}, a...)...) }
+				if err := c.Run(m); err != nil {
 					t.Errorf("seed %d: %v", seed, err)
 				}
 			}

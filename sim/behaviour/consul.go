@@ -56,6 +56,11 @@ type Consul interface {
 	Delete(key string, cas uint64) (bool, error)
 	// ReleaseEmpty is ?release with an empty body (the value set to "").
 	ReleaseEmpty(key, session string) (bool, error)
+	// RaceDestroyAcquire sends a destroy of session destroy and, offset
+	// later, without waiting for the destroy's answer, an acquire of key
+	// with session acquirer, both to the server the client talks to; it
+	// returns the acquire's answer once both are answered.
+	RaceDestroyAcquire(destroy, key, acquirer string, offset time.Duration) (AcquireResult, error)
 }
 
 // SessionInfo is what session info says of a session.
@@ -478,6 +483,65 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
+	{Name: "an acquire sent while a destroy is in flight can take the key despite the lock-delay (checked before the commit)", Servers: 3, Run: func(c Consul) error {
+		// Consul checks the lock-delay when an acquire reaches the leader
+		// (kvs_endpoint.go kvsPreApply), before the raft commit: an
+		// acquire that passes the check while the holder's destroy is
+		// being committed is applied after it, on the key the destroy
+		// freed, lock-delay or not. Sent well after the destroy's commit,
+		// or applied before it, the acquire fails. 40 races through the
+		// leader, the acquire 0-7 ms after the destroy, each on a key of
+		// its own: it must win at least once and not in most.
+		if err := c.UseLeader(true); err != nil {
+			return err
+		}
+		const tries, delay = 40, 5 * time.Second
+		won := 0
+		byOffset := make([]int, 8)
+		for i := range tries {
+			key := fmt.Sprintf("race-%d", i)
+			s1, s2, err := twoSessions(c, delay)
+			if err != nil {
+				return err
+			}
+			if err := wantAcquire(c, key, s1, Acquired); err != nil {
+				return err
+			}
+			offset := time.Duration(i%8) * time.Millisecond
+			r, err := c.RaceDestroyAcquire(s1, key, s2, offset)
+			if err != nil {
+				return fmt.Errorf("race %d: %v", i, err)
+			}
+			switch r {
+			case Acquired:
+				won++
+				byOffset[i%8]++
+				if _, err := wantHolder(c, key, s2); err != nil {
+					return fmt.Errorf("race %d: won, but %v", i, err)
+				}
+			case NotAcquired:
+				if _, err := wantHolder(c, key, ""); err != nil {
+					return fmt.Errorf("race %d: lost, and %v", i, err)
+				}
+				if i < 8 {
+					// Lost the race: the lock-delay holds from now on.
+					if err := wantAcquire(c, key, s2, NotAcquired); err != nil {
+						return fmt.Errorf("race %d, right after: %v", i, err)
+					}
+				}
+			default:
+				return fmt.Errorf("race %d: the acquire answered %v", i, r)
+			}
+			if err := c.DestroySession(s2); err != nil {
+				return err
+			}
+		}
+		logf(c, "the acquire took the key despite the lock-delay in %d of %d races (by offset 0-7 ms: %v)", won, tries, byOffset)
+		if won == 0 || won > tries/2 {
+			return fmt.Errorf("the acquire won %d of %d races, want at least 1 and at most %d", won, tries, tries/2)
+		}
+		return nil
+	}},
 	// The client agents' cases (Consul::Mutex's session, backend consul).
 	{Name: "an empty-body session is the agent node's: no TTL, lock-delay 15 s, its serfHealth check; nothing renews it and it stays", Servers: 3, Agents: 1, Run: func(c Consul) error {
 		id, err := c.AgentSession(0)
@@ -532,6 +596,51 @@ var ConsulCases = []ConsulCase{
 			return err
 		}
 		return c.CutAgent(0, false)
+	}},
+	{Name: "an agent back after a long cut rejoins only seconds later: until then it can make no session", Servers: 3, Agents: 1, Run: func(c Consul) error {
+		// After a cut longer than memberlist's gossip to the dead (30 s),
+		// nobody talks to the failed agent any more: the servers see it
+		// alive again only once a serf reconnect or a push-pull reaches
+		// it, seconds after the heal, and until then its serfHealth stays
+		// critical and a session create through it fails.
+		id, err := c.AgentSession(0)
+		if err != nil {
+			return err
+		}
+		if err := c.CutAgent(0, true); err != nil {
+			return err
+		}
+		cut := c.Elapsed()
+		took, gone, err := pollUntil(c, 50*time.Millisecond, 30*time.Second, sessionGone(c, id))
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return fmt.Errorf("session still there %v after its agent was cut off", took)
+		}
+		c.Sleep(40*time.Second - (c.Elapsed() - cut))
+		if err := c.CutAgent(0, false); err != nil {
+			return err
+		}
+		healed := c.Elapsed()
+		if _, err := c.AgentSession(0); err == nil {
+			return errors.New("a session create through the agent right after the heal worked, want it refused until the agent rejoins")
+		}
+		// A serf reconnect comes every 30 s from each member, and each
+		// tries the failed one at random: up to a minute.
+		_, ok, err := pollUntil(c, 100*time.Millisecond, 65*time.Second, func() (bool, error) {
+			_, err := c.AgentSession(0)
+			return err == nil, nil
+		})
+		if err != nil {
+			return err
+		}
+		took = c.Elapsed() - healed
+		if !ok {
+			return fmt.Errorf("no session through the agent %v after the heal", took)
+		}
+		logf(c, "after a 40 s cut the agent made a session again %v after the heal", took.Round(time.Millisecond))
+		return within("the agent made a session again after the heal", took, 2*time.Second, 60*time.Second)
 	}},
 	{Name: "Consul::Mutex's release: ?release with an empty body, session destroy, a consistent GET, DELETE ?cas of its index; a stale cas deletes nothing", Servers: 1, Agents: 1, Run: func(c Consul) error {
 		id, err := c.AgentSession(0)

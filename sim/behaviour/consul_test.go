@@ -188,6 +188,19 @@ func (c *realConsul) ReleaseEmpty(key, session string) (bool, error) {
 	return ok, err
 }
 
+func (c *realConsul) RaceDestroyAcquire(destroy, key, acquirer string, offset time.Duration) (behaviour.AcquireResult, error) {
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- c.DestroySession(destroy) }()
+	for time.Since(start) < offset { // a spin: a sleep of a millisecond oversleeps
+	}
+	r, err := c.Acquire(key, acquirer)
+	if derr := <-done; derr != nil {
+		return 0, fmt.Errorf("destroy: %v", derr)
+	}
+	return r, err
+}
+
 // The behaviour cases on real Consul, each on fresh servers.
 func TestConsulReal(t *testing.T) {
 	for _, tc := range behaviour.ConsulCases {
