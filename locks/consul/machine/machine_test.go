@@ -2,12 +2,13 @@ package machine
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/locksim/locksim/internal/scripttest"
 )
 
 // TestMachine runs the scripts in testdata: each command is an input (or
@@ -38,37 +39,9 @@ func TestMachine(t *testing.T) {
 			leases = map[string]*Lease{}
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := map[string]string{}
-			var flags []string
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					flags = append(flags, a.Key)
-				} else {
-					args[a.Key] = strings.Join(a.Vals, ",")
-				}
-			}
-			dur := func(k string, def time.Duration) time.Duration {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := time.ParseDuration(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			num := func(k string, def uint64) uint64 {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := strconv.ParseUint(v, 10, 64)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
+			a := scripttest.Parse(t, d)
+			args, dur := a.Vals, a.Dur
+			num := a.Uint
 			now = int64(dur("now", time.Duration(now)))
 			call := func() *Call {
 				c := calls[args["id"]]
@@ -128,16 +101,16 @@ func TestMachine(t *testing.T) {
 			case "reply":
 				var r Reply
 				switch {
-				case has(flags, "error"):
+				case a.Flag("error"):
 					r.Err = true
-				case has(flags, "ok"):
+				case a.Flag("ok"):
 					r.OK = true
-				case has(flags, "false"):
+				case a.Flag("false"):
 				case args["session"] != "":
 					r.Session = args["session"]
-				case has(flags, "missing"):
+				case a.Flag("missing"):
 					r.Index = num("index", 1)
-				case args["holder"] != "" || has(flags, "free"):
+				case args["holder"] != "" || a.Flag("free"):
 					r = Reply{Exists: true, Holder: args["holder"], ModifyIndex: num("modify", 1), LockIndex: num("lock", 0)}
 					r.Index = num("index", r.ModifyIndex)
 				default:
@@ -161,15 +134,6 @@ func TestMachine(t *testing.T) {
 			return format(out)
 		})
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // format prints outputs one a line.

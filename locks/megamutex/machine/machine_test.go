@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/locksim/locksim/internal/scripttest"
 )
 
 // TestMachine runs the scripts in testdata: each command is an input (or
@@ -42,37 +43,9 @@ func TestMachine(t *testing.T) {
 			objectID uint64
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := map[string]string{}
-			var flags []string
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					flags = append(flags, a.Key)
-				} else {
-					args[a.Key] = strings.Join(a.Vals, ",")
-				}
-			}
-			dur := func(k string, def time.Duration) time.Duration {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := time.ParseDuration(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			num := func(k string, def int64) int64 {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
+			a := scripttest.Parse(t, d)
+			args, dur := a.Vals, a.Dur
+			num := a.Int
 			now = int64(dur("now", time.Duration(now)))
 			call := func() *Call {
 				c := calls[args["id"]]
@@ -87,7 +60,7 @@ func TestMachine(t *testing.T) {
 				objectID = 8
 				m = New(Config{
 					Servers:     strings.Split(args["servers"], ","),
-					NoFailover:  has(flags, "no-failover"),
+					NoFailover:  a.Flag("no-failover"),
 					TTL:         dur("ttl", 0),
 					WaitTimeout: dur("wait", 0),
 					PID:         int(num("pid", 4242)),
@@ -122,19 +95,19 @@ func TestMachine(t *testing.T) {
 			case "reply":
 				var r Reply
 				switch {
-				case has(flags, "ok"):
+				case a.Flag("ok"):
 					r.Outcome = OK
-				case has(flags, "miss"):
+				case a.Flag("miss"):
 					r.Outcome = Miss
-				case has(flags, "not-stored"):
+				case a.Flag("not-stored"):
 					r.Outcome = NotStored
-				case has(flags, "timeout"):
+				case a.Flag("timeout"):
 					r.Outcome = TimedOut
-				case has(flags, "broken"):
+				case a.Flag("broken"):
 					r.Outcome = Broken
-				case has(flags, "error"):
+				case a.Flag("error"):
 					r.Outcome = ServerError
-				case has(flags, "hit"):
+				case a.Flag("hit"):
 					r = Reply{Outcome: Hit, Value: args["value"]}
 				default:
 					d.Fatalf(t, "reply: no outcome")
@@ -155,15 +128,6 @@ func TestMachine(t *testing.T) {
 			return format(out)
 		})
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // format prints outputs one a line.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/locksim/locksim/internal/scripttest"
 )
 
 // TestMachine runs the scripts in testdata: each command is an input (or
@@ -36,37 +38,9 @@ func TestMachine(t *testing.T) {
 			leases = map[string]*Lease{}
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := map[string]string{}
-			var flags []string
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					flags = append(flags, a.Key)
-				} else {
-					args[a.Key] = strings.Join(a.Vals, ",")
-				}
-			}
-			dur := func(k string, def time.Duration) time.Duration {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := time.ParseDuration(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			num := func(k string, def uint64) uint64 {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := strconv.ParseUint(v, 10, 64)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
+			a := scripttest.Parse(t, d)
+			args, dur := a.Vals, a.Dur
+			num := a.Uint
 			now = int64(dur("now", time.Duration(now)))
 			call := func() *Call {
 				c := calls[args["id"]]
@@ -80,7 +54,7 @@ func TestMachine(t *testing.T) {
 			case "new":
 				cfg := Config{
 					Servers:      int(num("servers", 1)),
-					NoFailover:   has(flags, "no-failover"),
+					NoFailover:   a.Flag("no-failover"),
 					RetryDead:    dur("retry-dead", time.Second),
 					Timeout:      dur("timeout", 500*time.Millisecond),
 					TTL:          dur("ttl", 3*time.Second),
@@ -122,19 +96,19 @@ func TestMachine(t *testing.T) {
 			case "reply":
 				var r Reply
 				switch {
-				case has(flags, "stored"):
+				case a.Flag("stored"):
 					r.Outcome = Stored
-				case has(flags, "not-stored"):
+				case a.Flag("not-stored"):
 					r.Outcome = NotStored
-				case has(flags, "miss"):
+				case a.Flag("miss"):
 					r.Outcome = Miss
-				case has(flags, "exists"):
+				case a.Flag("exists"):
 					r.Outcome = Exists
-				case has(flags, "unreachable"):
+				case a.Flag("unreachable"):
 					r.Outcome = Unreachable
-				case has(flags, "error"):
+				case a.Flag("error"):
 					r.Outcome = ServerError
-				case has(flags, "hit"):
+				case a.Flag("hit"):
 					r = Reply{Outcome: Hit, Value: args["value"], CAS: num("cas", 1)}
 				case args["number"] != "":
 					r = Reply{Outcome: Number, N: num("number", 0)}
@@ -157,15 +131,6 @@ func TestMachine(t *testing.T) {
 			return format(out)
 		})
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // format prints outputs one a line.

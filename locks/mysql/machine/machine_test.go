@@ -2,12 +2,13 @@ package machine
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/locksim/locksim/internal/scripttest"
 )
 
 // TestMachine runs the scripts in testdata: each command is an input (or
@@ -29,33 +30,9 @@ func TestMachine(t *testing.T) {
 			leases = map[string]*Lease{}
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := map[string]string{}
-			var flags []string
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					flags = append(flags, a.Key)
-				} else {
-					args[a.Key] = strings.Join(a.Vals, ",")
-				}
-			}
-			dur := func(k string, def time.Duration) time.Duration {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := time.ParseDuration(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			num := func(k string) int64 {
-				x, err := strconv.ParseInt(args[k], 10, 64)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
+			a := scripttest.Parse(t, d)
+			args, dur := a.Vals, a.Dur
+			num := func(k string) int64 { return a.MustInt(k, args[k]) }
 			call := func() *Call {
 				c := calls[args["id"]]
 				if c == nil {
@@ -66,7 +43,7 @@ func TestMachine(t *testing.T) {
 			var out []Output
 			switch d.Cmd {
 			case "new":
-				m = New(Config{Timeout: dur("timeout", 5*time.Second), WaitTimeout: dur("wait", 0), Pooled: has(flags, "pooled")})
+				m = New(Config{Timeout: dur("timeout", 5*time.Second), WaitTimeout: dur("wait", 0), Pooled: a.Flag("pooled")})
 				clear(calls)
 				clear(leases)
 				return ""
@@ -94,13 +71,13 @@ func TestMachine(t *testing.T) {
 			case "reply":
 				var r Reply
 				switch {
-				case has(flags, "ok"):
+				case a.Flag("ok"):
 					r.Outcome = OK
-				case has(flags, "null"):
+				case a.Flag("null"):
 					r.Outcome = Null
-				case has(flags, "dead"):
+				case a.Flag("dead"):
 					r.Outcome = Dead
-				case has(flags, "error"):
+				case a.Flag("error"):
 					r.Outcome = Error
 				case args["int"] != "":
 					r = Reply{Outcome: Int, N: num("int")}
@@ -124,15 +101,6 @@ func TestMachine(t *testing.T) {
 			return format(out)
 		})
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // format prints outputs one a line.

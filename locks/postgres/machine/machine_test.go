@@ -2,12 +2,13 @@ package machine
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/locksim/locksim/internal/scripttest"
 )
 
 // TestMachine runs the scripts in testdata: each command is an input (or
@@ -39,37 +40,9 @@ func TestMachine(t *testing.T) {
 			leases = map[string]*Lease{}
 		)
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			args := map[string]string{}
-			var flags []string
-			for _, a := range d.CmdArgs {
-				if len(a.Vals) == 0 {
-					flags = append(flags, a.Key)
-				} else {
-					args[a.Key] = strings.Join(a.Vals, ",")
-				}
-			}
-			dur := func(k string, def time.Duration) time.Duration {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := time.ParseDuration(v)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
-			num := func(k string, def int64) int64 {
-				v, ok := args[k]
-				if !ok {
-					return def
-				}
-				x, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					d.Fatalf(t, "%s: %v", k, err)
-				}
-				return x
-			}
+			a := scripttest.Parse(t, d)
+			args, dur := a.Vals, a.Dur
+			num := a.Int
 			now = int64(dur("now", time.Duration(now)))
 			call := func() *Call {
 				c := calls[args["id"]]
@@ -89,8 +62,8 @@ func TestMachine(t *testing.T) {
 				reset()
 				cfg := TableConfig{
 					Table:        `"locks"`,
-					ClientClock:  has(flags, "client-clock"),
-					RenewerDies:  has(flags, "stop"),
+					ClientClock:  a.Flag("client-clock"),
+					RenewerDies:  a.Flag("stop"),
 					TTL:          dur("ttl", 30*time.Second),
 					PollInterval: dur("poll", 500*time.Millisecond),
 					WaitTimeout:  dur("wait", 0),
@@ -136,14 +109,14 @@ func TestMachine(t *testing.T) {
 			case "reply":
 				var r Reply
 				switch {
-				case has(flags, "row"):
+				case a.Flag("row"):
 					r = Reply{Outcome: Row, N: num("n", 1)}
-				case has(flags, "no-row"):
+				case a.Flag("no-row"):
 					r.Outcome = NoRow
-				case has(flags, "lock-timeout"):
+				case a.Flag("lock-timeout"):
 					r.Outcome = LockTimeout
-				case has(flags, "failed"):
-					r = Reply{Outcome: Failed, Closed: has(flags, "closed"), Cancelled: has(flags, "cancelled")}
+				case a.Flag("failed"):
+					r = Reply{Outcome: Failed, Closed: a.Flag("closed"), Cancelled: a.Flag("cancelled")}
 				default:
 					d.Fatalf(t, "reply: no outcome")
 				}
@@ -175,15 +148,6 @@ func TestMachine(t *testing.T) {
 			return format(out)
 		})
 	})
-}
-
-func has(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // format prints outputs one a line.
