@@ -76,6 +76,7 @@ func (p *myModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 	pr := &proc{r: p.r, name: fmt.Sprintf("h%d", p.holders)}
 	pr.n = p.w.addNode(pr.name)
 	h := &myModelHolder{p: p, c: p.m.client(pr).(*myClient)}
+	h.holderFaults = holderFaults{p.w, pr.n, p.m.n, p.m.faultChanged}
 	pr.lc = h.c
 	pr.n.onCrash = h.c.crashed
 	var got, ok bool
@@ -92,6 +93,7 @@ func (p *myModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 }
 
 type myModelHolder struct {
+	holderFaults
 	p        *myModel
 	c        *myClient
 	token    int64
@@ -136,26 +138,6 @@ func (h *myModelHolder) Release() (behaviour.RenewResult, error) {
 	}
 	return behaviour.LeaseLost, nil
 }
-
-func (h *myModelHolder) Cut() error {
-	w, n, s := h.p.w, h.c.p.n, h.p.m.n
-	w.block(n, s)
-	w.block(s, n)
-	h.p.m.faultChanged()
-	return nil
-}
-
-func (h *myModelHolder) Heal() error {
-	w, n, s := h.p.w, h.c.p.n, h.p.m.n
-	w.unblock(n, s)
-	w.unblock(s, n)
-	h.p.m.faultChanged()
-	return nil
-}
-
-func (h *myModelHolder) Pause() error  { h.c.p.n.pause(); return nil }
-func (h *myModelHolder) Resume() error { h.c.p.n.resume(); return nil }
-func (h *myModelHolder) Kill() error   { h.c.p.n.crash(); return nil }
 
 // The behaviour cases on the model, each from several seeds.
 func TestMySQLModel(t *testing.T) {

@@ -114,6 +114,7 @@ func (p *pgModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 	pr := &proc{r: p.r, name: fmt.Sprintf("h%d", p.holders)}
 	pr.n = p.w.addNode(pr.name)
 	h := &pgModelHolder{p: p, c: p.m.client(pr).(*pgClient)}
+	h.holderFaults = holderFaults{p.w, pr.n, p.m.n, p.m.faultChanged}
 	pr.n.onCrash = h.c.crashed
 	var got, ok bool
 	h.c.acquire(key, acquireFunc(func(granted bool, tok int64) {
@@ -129,6 +130,7 @@ func (p *pgModel) Hold(key string, direct bool) (behaviour.Holder, error) {
 }
 
 type pgModelHolder struct {
+	holderFaults
 	p     *pgModel
 	c     *pgClient
 	token int64
@@ -165,25 +167,34 @@ func (h *pgModelHolder) Release() (behaviour.RenewResult, error) {
 	return behaviour.LeaseLost, nil
 }
 
-func (h *pgModelHolder) Cut() error {
-	w, n, s := h.p.w, h.c.p.n, h.p.m.n
-	w.block(n, s)
-	w.block(s, n)
-	h.p.m.faultChanged()
+// holderFaults are the faults a behaviour case puts on a model client
+// process that holds a connection-bound lock on one server (the
+// PostgreSQL and MySQL adapters' holders embed it): a cut of both
+// directions between the two, its heal, and the process paused, resumed
+// or killed. changed tells the model a link changed.
+type holderFaults struct {
+	w              *world
+	client, server *node
+	changed        func()
+}
+
+func (h holderFaults) Cut() error {
+	h.w.block(h.client, h.server)
+	h.w.block(h.server, h.client)
+	h.changed()
 	return nil
 }
 
-func (h *pgModelHolder) Heal() error {
-	w, n, s := h.p.w, h.c.p.n, h.p.m.n
-	w.unblock(n, s)
-	w.unblock(s, n)
-	h.p.m.faultChanged()
+func (h holderFaults) Heal() error {
+	h.w.unblock(h.client, h.server)
+	h.w.unblock(h.server, h.client)
+	h.changed()
 	return nil
 }
 
-func (h *pgModelHolder) Pause() error  { h.c.p.n.pause(); return nil }
-func (h *pgModelHolder) Resume() error { h.c.p.n.resume(); return nil }
-func (h *pgModelHolder) Kill() error   { h.c.p.n.crash(); return nil }
+func (h holderFaults) Pause() error  { h.client.pause(); return nil }
+func (h holderFaults) Resume() error { h.client.resume(); return nil }
+func (h holderFaults) Kill() error   { h.client.crash(); return nil }
 
 // The behaviour cases on the model, each from several seeds.
 func TestPostgresModel(t *testing.T) {
