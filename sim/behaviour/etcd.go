@@ -174,8 +174,15 @@ var EtcdCases = []EtcdCase{
 		// shows. Cut so that its next look comes u after the cut (u <
 		// 500 ms: before the deadline), the session ends at the look
 		// after, 1 s + u after the cut, whatever the send loop's phase.
+		//
+		// The leader's deletion and the session's end at a given phase are
+		// each held tight in at least one of the cuts and within 1.5 s late
+		// in every one: the leader's lessor and the client's timers run late
+		// on a loaded machine (once 2.39 s for a 1.65 s bound under CI).
 		phase := time.Duration(-1)
 		first := time.Duration(-1) // when the client's first session started
+		deleted := &lateTolerant{what: "the leader's deletion of a cut-off holder's key", slack: 1500 * time.Millisecond}
+		ended := &lateTolerant{what: "a cut-off session's end at its deadline loop's look", slack: 1500 * time.Millisecond}
 		for _, u := range []time.Duration{-1, 150 * time.Millisecond, 350 * time.Millisecond} {
 			id, _, err := e.Grant(0, 1)
 			if err != nil {
@@ -200,14 +207,14 @@ var EtcdCases = []EtcdCase{
 			if err := e.Cut(0); err != nil {
 				return err
 			}
-			took, gone, err := pollUntil(e, 10*time.Millisecond, 3*time.Second, queueEmpty(e, 1, "lock"))
+			took, gone, err := pollUntil(e, 10*time.Millisecond, 4*time.Second, queueEmpty(e, 1, "lock"))
 			if err != nil {
 				return err
 			}
 			if !gone {
 				return fmt.Errorf("the cut-off holder's key still there %v after the cut", took)
 			}
-			if err := within("the leader deleted the cut-off holder's key", took, 500*time.Millisecond-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond); err != nil {
+			if err := deleted.add("the leader deleted the cut-off holder's key", took, 500*time.Millisecond-50*time.Millisecond, 1500*time.Millisecond+150*time.Millisecond); err != nil {
 				return err
 			}
 			_, _, err = pollUntil(e, 10*time.Millisecond, 3*time.Second, func() (bool, error) {
@@ -225,7 +232,7 @@ var EtcdCases = []EtcdCase{
 			if u < 0 {
 				err = within("the cut-off client's session ended", at-cut, 500*time.Millisecond-50*time.Millisecond, 2*time.Second+150*time.Millisecond)
 			} else {
-				err = within(fmt.Sprintf("with the deadline loop looking %v after the cut, the session ended", u), at-cut, time.Second+u-100*time.Millisecond, time.Second+u+100*time.Millisecond)
+				err = ended.add(fmt.Sprintf("with the deadline loop looking %v after the cut, the session ended", u), at-cut, time.Second+u-100*time.Millisecond, time.Second+u+100*time.Millisecond)
 			}
 			if err != nil {
 				return err
@@ -245,7 +252,7 @@ var EtcdCases = []EtcdCase{
 				return err
 			}
 		}
-		return nil
+		return errors.Join(deleted.check(), ended.check())
 	}},
 	{"a session cut off before its first keepalive answer ends after the client's first-keepalive timeout, not its TTL", func(e Etcd) error {
 		// Until the first answer the client's deadline is DialTimeout + 1 s
