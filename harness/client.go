@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/locksim/locksim/backend"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,7 +219,7 @@ func (c *client) runWorkload(ctx context.Context, l locks.Locker) {
 	d := &wdriver{c: c, ops: make(chan workload.Output, 8), m: workload.New(workload.Config{
 		Kind: c.cfg.Workload, Keys: c.cfg.Keys, HoldMin: c.cfg.HoldMin, HoldMax: c.cfg.HoldMax,
 		ReadToken: mode == scenario.FenceAll || mode == scenario.FenceGuarded, Poll: c.cfg.Poll,
-		Tokenless: slices.Contains(scenario.TokenlessBackends, c.cfg.Backend.Kind),
+		Tokenless: backend.Lookup(c.cfg.Backend.Kind).Tokenless,
 	})}
 	d.feed(func(out []workload.Output) []workload.Output { return d.m.Begin(c.rng, out) })
 	for {

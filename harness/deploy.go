@@ -60,152 +60,184 @@ func faketimeSpec(d time.Duration) string {
 	return fmt.Sprintf("%+ds", int64(d/time.Second))
 }
 
-// deploy starts the servers for kind. size is the scenario's cluster size;
-// serverClock says whether the scenario skews server clocks (then C
-// servers run under libfaketime from the start, at offset 0); peers are
-// proxied through net where the backend allows it; evict gives memcached a
-// memory limit small enough to force evictions. clients are the clients'
-// names: backend consul gives each a Consul client agent of its own.
-func deploy(kind string, size int, dir string, serverClock, evict bool, net *faults.Network, exe string, clients []string) (*deployment, error) {
-	switch kind {
-	case "etcd":
-		members := 1
-		if size >= 3 {
-			members = 3
-		}
-		peers, note := peerNetwork(net, members)
-		c, err := cluster.StartEtcd(cluster.EtcdConfig{
-			Members:    members,
-			Dir:        dir,
-			Executable: exe,
-			Peers:      peers,
-		})
-		if err != nil {
-			return nil, err
-		}
-		d := &deployment{kind: kind, nodes: c.Nodes(), close: c.Close}
-		d.notes = append(d.notes, note...)
-		for _, m := range c.Members() {
-			d.upstreams = append(d.upstreams, strings.TrimPrefix(m.ClientURL(), "http://"))
-		}
-		d.leader = func(ctx context.Context) (string, error) { return etcdLeader(ctx, c) }
-		if serverClock {
-			d.notes = append(d.notes, "server clock skew not applied: etcd reads time inside Go's runtime, which libfaketime cannot reach")
-		}
-		return d, nil
-	case "postgres", "postgres-advisory":
-		cfg := cluster.PostgresConfig{Name: "pg", Settings: map[string]string{
-			// Notice a dead client (a cut or paused holder) within seconds,
-			// so that an advisory lock dies with its connection.
-			"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1", "tcp_keepalives_count": "3",
-			"max_connections": "200",
-		}}
-		// The server runs as another user (postgres refuses root): its
-		// libfaketime file lives in a directory that user can read.
-		clockDir := filepath.Join(dir, "pg-clock")
-		clockFile := filepath.Join(clockDir, "faketime")
-		if serverClock {
-			if err := os.Mkdir(clockDir, 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.Chmod(dir, 0o711); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(clockFile, []byte("+0s\n"), 0o644); err != nil {
-				return nil, err
-			}
-			cfg.Env = []string{"LD_PRELOAD=" + cluster.FaketimeLib, "FAKETIME_TIMESTAMP_FILE=" + clockFile, "FAKETIME_NO_CACHE=1"}
-		}
-		pg, err := cluster.StartPostgres(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d := &deployment{kind: kind, nodes: []cluster.Node{pg}, upstreams: []string{pg.Addr()}, close: pg.Close}
-		d.dsn = func(addr string) string {
-			return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable&connect_timeout=2", addr)
-		}
-		if serverClock {
-			d.setServerClock = func(_ string, off time.Duration) error {
-				return os.WriteFile(clockFile, []byte(faketimeSpec(off)+"\n"), 0o644)
-			}
-		}
-		return d, nil
-	case "mysql":
-		m, err := cluster.StartMariaDB(cluster.MariaDBConfig{Name: "mysql", Settings: mariadbRunSettings})
-		if err != nil {
-			return nil, err
-		}
-		d := &deployment{kind: kind, nodes: []cluster.Node{m}, upstreams: []string{m.Addr()}, close: m.Close}
-		d.dsn = func(addr string) string { return cluster.MariaDBDSN(addr) + "?timeout=2s" }
-		if serverClock {
-			d.notes = append(d.notes, "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it")
-		}
-		return d, nil
-	case "memcache", "megamutex":
-		cfg := cluster.MemcachedConfig{Servers: max(1, size)}
-		if evict {
-			cfg.MemoryMB = 2 // small enough for the nemesis to force evictions
-		}
-		if serverClock {
-			cfg.Faketime = "+0s"
-		}
-		m, err := cluster.StartMemcached(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d := &deployment{kind: kind, close: m.Close, upstreams: m.Addrs()}
-		for _, n := range m.Nodes() {
-			d.nodes = append(d.nodes, n)
-		}
-		if serverClock {
-			d.setServerClock = func(node string, off time.Duration) error {
-				for _, n := range m.Nodes() {
-					if n.Name() == node {
-						return n.SetFaketime(faketimeSpec(off))
-					}
-				}
-				return fmt.Errorf("no memcached node %q", node)
-			}
-		}
-		return d, nil
-	case "consul", "consul-ttl":
-		servers := max(1, size)
-		cfg := cluster.ConsulConfig{Servers: servers}
-		var note []string
-		cfg.Peers, note = peerNetwork(net, servers)
-		if kind == "consul" {
-			// Consul::Mutex's session belongs to the node of the agent it
-			// talks to: a client agent per client, behind the client's
-			// links where namespaces can be made.
-			cfg.Clients = clients
-			if err := netns.Supported(); err != nil {
-				note = append(note, fmt.Sprintf("the clients' Consul agents run beside the servers, so cutting a client off does not cut its agent off (no serfHealth failure): %v", err))
-			} else {
-				cfg.Peers = net
-			}
-		}
-		c, err := cluster.StartConsul(cfg)
-		if err != nil {
-			return nil, err
-		}
-		d := &deployment{kind: kind, close: c.Close, notes: note}
-		for _, n := range c.Nodes() {
-			d.nodes = append(d.nodes, n)
-			d.upstreams = append(d.upstreams, n.HTTPAddr())
-		}
-		if len(c.Agents()) > 0 {
-			d.agents = make(map[string]string)
-			for _, a := range c.Agents() {
-				d.agents[a.Name()] = a.HTTPAddr()
-			}
-		}
-		d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
-		if serverClock {
-			d.notes = append(d.notes, "server clock skew not applied: Consul reads time inside Go's runtime, which libfaketime cannot reach")
-		}
-		return d, nil
+// deployArgs are what deploying a run's servers needs: kind is the
+// backend; size is the scenario's cluster size; serverClock says whether
+// the scenario skews server clocks (then C servers run under libfaketime
+// from the start, at offset 0); peers are proxied through net where the
+// backend allows it; evict gives memcached a memory limit small enough to
+// force evictions. clients are the clients' names: backend consul gives
+// each a Consul client agent of its own.
+type deployArgs struct {
+	kind        string
+	size        int
+	dir         string
+	serverClock bool
+	evict       bool
+	net         *faults.Network
+	exe         string
+	clients     []string
+}
+
+// deploy starts the servers of a.kind, as its entry of parts says.
+func deploy(a deployArgs) (*deployment, error) {
+	p, ok := parts[a.kind]
+	if !ok {
+		return nil, fmt.Errorf("harness: unknown backend %q", a.kind)
 	}
-	return nil, fmt.Errorf("harness: unknown backend %q", kind)
+	return p.deploy(a)
+}
+
+// deployEtcd starts etcd members: three if the scenario asks for three or
+// more, else one.
+func deployEtcd(a deployArgs) (*deployment, error) {
+	members := 1
+	if a.size >= 3 {
+		members = 3
+	}
+	peers, note := peerNetwork(a.net, members)
+	c, err := cluster.StartEtcd(cluster.EtcdConfig{
+		Members:    members,
+		Dir:        a.dir,
+		Executable: a.exe,
+		Peers:      peers,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{kind: a.kind, nodes: c.Nodes(), close: c.Close}
+	d.notes = append(d.notes, note...)
+	for _, m := range c.Members() {
+		d.upstreams = append(d.upstreams, strings.TrimPrefix(m.ClientURL(), "http://"))
+	}
+	d.leader = func(ctx context.Context) (string, error) { return etcdLeader(ctx, c) }
+	if a.serverClock {
+		d.notes = append(d.notes, "server clock skew not applied: etcd reads time inside Go's runtime, which libfaketime cannot reach")
+	}
+	return d, nil
+}
+
+// deployPostgres starts one PostgreSQL server.
+func deployPostgres(a deployArgs) (*deployment, error) {
+	cfg := cluster.PostgresConfig{Name: "pg", Settings: map[string]string{
+		// Notice a dead client (a cut or paused holder) within seconds,
+		// so that an advisory lock dies with its connection.
+		"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1", "tcp_keepalives_count": "3",
+		"max_connections": "200",
+	}}
+	// The server runs as another user (postgres refuses root): its
+	// libfaketime file lives in a directory that user can read.
+	clockDir := filepath.Join(a.dir, "pg-clock")
+	clockFile := filepath.Join(clockDir, "faketime")
+	if a.serverClock {
+		if err := os.Mkdir(clockDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(a.dir, 0o711); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(clockFile, []byte("+0s\n"), 0o644); err != nil {
+			return nil, err
+		}
+		cfg.Env = []string{"LD_PRELOAD=" + cluster.FaketimeLib, "FAKETIME_TIMESTAMP_FILE=" + clockFile, "FAKETIME_NO_CACHE=1"}
+	}
+	pg, err := cluster.StartPostgres(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{kind: a.kind, nodes: []cluster.Node{pg}, upstreams: []string{pg.Addr()}, close: pg.Close}
+	d.dsn = func(addr string) string {
+		return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable&connect_timeout=2", addr)
+	}
+	if a.serverClock {
+		d.setServerClock = func(_ string, off time.Duration) error {
+			return os.WriteFile(clockFile, []byte(faketimeSpec(off)+"\n"), 0o644)
+		}
+	}
+	return d, nil
+}
+
+// deployMariaDB starts one MariaDB server.
+func deployMariaDB(a deployArgs) (*deployment, error) {
+	m, err := cluster.StartMariaDB(cluster.MariaDBConfig{Name: "mysql", Settings: mariadbRunSettings})
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{kind: a.kind, nodes: []cluster.Node{m}, upstreams: []string{m.Addr()}, close: m.Close}
+	d.dsn = func(addr string) string { return cluster.MariaDBDSN(addr) + "?timeout=2s" }
+	if a.serverClock {
+		d.notes = append(d.notes, "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it")
+	}
+	return d, nil
+}
+
+// deployMemcached starts the scenario's number of memcached servers.
+func deployMemcached(a deployArgs) (*deployment, error) {
+	cfg := cluster.MemcachedConfig{Servers: max(1, a.size)}
+	if a.evict {
+		cfg.MemoryMB = 2 // small enough for the nemesis to force evictions
+	}
+	if a.serverClock {
+		cfg.Faketime = "+0s"
+	}
+	m, err := cluster.StartMemcached(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{kind: a.kind, close: m.Close, upstreams: m.Addrs()}
+	for _, n := range m.Nodes() {
+		d.nodes = append(d.nodes, n)
+	}
+	if a.serverClock {
+		d.setServerClock = func(node string, off time.Duration) error {
+			for _, n := range m.Nodes() {
+				if n.Name() == node {
+					return n.SetFaketime(faketimeSpec(off))
+				}
+			}
+			return fmt.Errorf("no memcached node %q", node)
+		}
+	}
+	return d, nil
+}
+
+// deployConsul starts the scenario's number of Consul servers, and with
+// agents a client agent per client (Consul::Mutex's session belongs to the
+// node of the agent it talks to).
+func deployConsul(a deployArgs, agents bool) (*deployment, error) {
+	servers := max(1, a.size)
+	cfg := cluster.ConsulConfig{Servers: servers}
+	var note []string
+	cfg.Peers, note = peerNetwork(a.net, servers)
+	if agents {
+		// Each client's agent sits behind the client's links where
+		// namespaces can be made.
+		cfg.Clients = a.clients
+		if err := netns.Supported(); err != nil {
+			note = append(note, fmt.Sprintf("the clients' Consul agents run beside the servers, so cutting a client off does not cut its agent off (no serfHealth failure): %v", err))
+		} else {
+			cfg.Peers = a.net
+		}
+	}
+	c, err := cluster.StartConsul(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{kind: a.kind, close: c.Close, notes: note}
+	for _, n := range c.Nodes() {
+		d.nodes = append(d.nodes, n)
+		d.upstreams = append(d.upstreams, n.HTTPAddr())
+	}
+	if len(c.Agents()) > 0 {
+		d.agents = make(map[string]string)
+		for _, a := range c.Agents() {
+			d.agents[a.Name()] = a.HTTPAddr()
+		}
+	}
+	d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
+	if a.serverClock {
+		d.notes = append(d.notes, "server clock skew not applied: Consul reads time inside Go's runtime, which libfaketime cannot reach")
+	}
+	return d, nil
 }
 
 // mariadbRunSettings are the MariaDB server options of a run: its

@@ -97,7 +97,7 @@ func loadRun(t *testing.T, b string, d time.Duration) *loadStats {
 	}
 	net := faults.NewNetwork()
 	defer net.Close()
-	dep, err := deploy(b, 3, dir, false, false, net, exe, nil)
+	dep, err := deploy(deployArgs{kind: b, size: 3, dir: dir, net: net, exe: exe})
 	if err != nil {
 		t.Fatalf("start %s: %v", b, err)
 	}

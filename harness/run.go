@@ -21,7 +21,6 @@ import (
 	"github.com/locksim/locksim/cluster"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
-	consullock "github.com/locksim/locksim/locks/consul"
 	"github.com/locksim/locksim/scenario"
 )
 
@@ -231,30 +230,22 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 	}
 	defer r.nemesisLog.Close()
 
-	if s.Lock.RenewErrors != "" && opts.Backend != "postgres" {
-		r.note(fmt.Sprintf("lock.renew_errors (%s) not applied: it is the PostgreSQL lease table's (backend postgres); %s keeps its own renewal", s.Lock.RenewErrors, opts.Backend))
-	}
-	if s.Lock.TTL > 0 && opts.Backend == "megamutex" {
-		r.note(MegamutexTTLNote(s.Lock.TTL))
+	for _, n := range s.Notes(opts.Backend) {
+		r.note(n)
 	}
 	has := func(kind string) bool {
 		return slices.ContainsFunc(s.Faults, func(f scenario.Fault) bool { return f.Fault == kind })
-	}
-	if opts.Backend == "consul" && (s.Lock.TTL > 0 || s.Lock.RenewEvery > 0 || s.Lock.LockDelaySet) {
-		r.note(consullock.SeedSessionNote)
 	}
 	names := make([]string, s.Clients)
 	for i := range names {
 		names[i] = "c" + strconv.Itoa(i+1) // as startClient names them
 	}
-	r.dep, err = deploy(opts.Backend, s.Cluster.Size, tmp, has("server-clock"), has("evict"), r.net, opts.Executable, names)
+	r.dep, err = deploy(deployArgs{kind: opts.Backend, size: s.Cluster.Size, dir: tmp, serverClock: has("server-clock"), evict: has("evict"),
+		net: r.net, exe: opts.Executable, clients: names})
 	if err != nil {
 		return nil, fmt.Errorf("harness: start %s: %w", opts.Backend, err)
 	}
 	defer r.dep.close()
-	if opts.Backend == "mysql" && s.Lock.TTL > 0 {
-		r.note("lock.ttl has no effect on mysql: a named lock (GET_LOCK) has no expiry and lives as long as its connection")
-	}
 	// Runs before close, while the servers' directories exist.
 	defer r.saveServerLogs()
 

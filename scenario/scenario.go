@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/locksim/locksim/backend"
 )
 
 // Scenario is one parsed and validated scenario file.
@@ -165,7 +167,8 @@ type Fault struct {
 
 // Known names.
 var (
-	Backends      = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "consul-ttl", "megamutex", "mysql"}
+	// Backends are the backends' names, from the registry (package backend).
+	Backends      = backend.Names()
 	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
@@ -180,11 +183,11 @@ var (
 	// GuardedBackends are the backends whose lock service can make a write
 	// conditional on the lock (workload.fencing: guarded). memcached has no
 	// such operation: a guarded write cannot exist there.
-	GuardedBackends = []string{"etcd", "postgres", "postgres-advisory", "consul", "consul-ttl"}
+	GuardedBackends = backend.NamesWhere(func(b *backend.Backend) bool { return b.Guarded })
 	// TokenlessBackends are the backends whose grants carry no fencing
 	// token (MegaMutex has none): their holders' reads and writes reach
 	// the resource without one.
-	TokenlessBackends = []string{"megamutex"}
+	TokenlessBackends = backend.NamesWhere(func(b *backend.Backend) bool { return b.Tokenless })
 )
 
 // Fencing is a fencing mode: what the protected resource checks.
@@ -404,8 +407,9 @@ func (p *parser) scenario(n *yaml.Node, s *Scenario) error {
 			s.Workload.Items = 100
 		}
 		for i, b := range s.Backends {
-			if b != "memcache" {
-				return p.errAt(n, fmt.Sprintf("backends[%d]", i), "the list workload (seed 004's distinct list) runs on memcache only, not %s", b)
+			if !backend.Lookup(b).List {
+				return p.errAt(n, fmt.Sprintf("backends[%d]", i), "the list workload (seed 004's distinct list) runs on %s only, not %s",
+					strings.Join(backend.NamesWhere(func(b *backend.Backend) bool { return b.List }), ", "), b)
 			}
 		}
 	}
@@ -744,4 +748,15 @@ func kindName(n *yaml.Node) string {
 		return "nothing"
 	}
 	return fmt.Sprintf("%q", n.Value)
+}
+
+// Notes are what a verdict of s on the backend named b must say: the lock
+// settings that have no effect on it (backend.Backend.Notes), the same in
+// real runs and the simulator.
+func (s *Scenario) Notes(b string) []string {
+	be := backend.Lookup(b)
+	if be == nil {
+		return nil
+	}
+	return be.Notes(backend.Settings{TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, LockDelaySet: s.Lock.LockDelaySet, RenewErrors: s.Lock.RenewErrors})
 }

@@ -32,7 +32,9 @@
 // Consul (consul.go), memcached with seed 004's mutex client (memcache.go)
 // and with MegaMutex's (megamutex.go, on memcache.go's servers),
 // PostgreSQL's Locker lease table and session advisory locks (postgres.go),
-// and the fenced resource (resource.go). The lock clients follow the
+// MariaDB's GET_LOCK (mysql.go), and the fenced resource (resource.go).
+// models.go has one line per backend of the registry (package backend),
+// the model a run of it builds. The lock clients follow the
 // algorithms and defaults of the backends in package locks. Every model is
 // held to its real server by the behaviour cases of package sim/behaviour
 // (one table per service, run against the server from package cluster and
@@ -40,9 +42,8 @@
 // defects they found.
 //
 // What the clients share with package locks rather than copy: each
-// backend's default options (locks/etcd.Defaults, locks/consul.Defaults,
-// locks/memcache.Defaults, locks/postgres.DefaultOptions and
-// DefaultAdvisoryOptions), etcd's TTL rounding (locks/etcd.TTLSeconds), the
+// backend's default options (its package's, through the registry's
+// Defaults), etcd's TTL rounding (locks/etcd.TTLSeconds), the
 // memcached token key (locks/memcache.TokenKey). The memcache, MegaMutex,
 // PostgreSQL, MySQL and Consul clients are not mirrored at all: each is
 // the machine of its backend (locks/memcache/machine,

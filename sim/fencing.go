@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"github.com/locksim/locksim/backend"
 
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
@@ -25,15 +26,11 @@ type guardedClient interface {
 }
 
 // checkFencing refuses a fencing mode the backend's model cannot provide.
-func checkFencing(sc *scenario.Scenario, backend string) error {
-	if sc.Workload.Fencing.Mode() != scenario.FenceGuarded {
+func checkFencing(sc *scenario.Scenario, b *backend.Backend) error {
+	if sc.Workload.Fencing.Mode() != scenario.FenceGuarded || b.Guarded {
 		return nil
 	}
-	switch backend {
-	case "etcd", "consul", "consul-ttl", "postgres", "postgres-advisory":
-		return nil
-	}
-	return fmt.Errorf("sim: fencing guarded needs a lock service that can make a write conditional on the lock; %s has none", backend)
+	return fmt.Errorf("sim: fencing guarded needs a lock service that can make a write conditional on the lock; %s has none", b.Name)
 }
 
 // guardedRead is the read of p's cycle gen at the lock service (fencing

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"github.com/locksim/locksim/backend"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestPostgresAdvisoryReleaseTimeout(t *testing.T) {
 // the client's buffer.
 func TestPostgresPollAllocs(t *testing.T) {
 	w := newWorld(1, 24*time.Hour)
-	r := &run{w: w, backend: "postgres", opts: defaults("postgres")}
+	r := &run{w: w, backend: "postgres", opts: defaults(backend.Lookup("postgres"))}
 	r.opts.ttl = int64(time.Hour) // the holder keeps the row unrenewed
 	m := newPostgres(r, false)
 	r.be = m

@@ -6,26 +6,15 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"strconv"
 	"time"
 
+	"github.com/locksim/locksim/backend"
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
-	"github.com/locksim/locksim/locks"
-	lockConsul "github.com/locksim/locksim/locks/consul"
-	lockEtcd "github.com/locksim/locksim/locks/etcd"
-	lockMega "github.com/locksim/locksim/locks/megamutex"
-	lockMemcache "github.com/locksim/locksim/locks/memcache"
-	lockMySQL "github.com/locksim/locksim/locks/mysql"
-	lockPostgres "github.com/locksim/locksim/locks/postgres"
 	"github.com/locksim/locksim/scenario"
 	"github.com/locksim/locksim/workload"
 )
-
-// Backends lists the backends the simulator has models of, in the names
-// scenario files use.
-var Backends = []string{"etcd", "postgres", "postgres-advisory", "memcache", "consul", "consul-ttl", "megamutex", "mysql"}
 
 // Config is one simulated run: a scenario on one backend with one seed.
 type Config struct {
@@ -185,47 +174,28 @@ type options struct {
 	pooled                                        bool   // mysql: lock.connection pooled
 }
 
-// defaults are the Defaults of each backend's package in locks/, read from
-// those packages (shared, not copied), plus what is not a locks.Option:
-// Locker's default clock (db). Consul's lock-delay is the scenario's
-// lock.lock_delay, none if it says nothing, as harness/ configures real
-// runs (Consul's own default, 15 s, has to be asked for as 15s).
-func defaults(backend string) options {
-	var o locks.Options
+// defaults are the Defaults of the backend's package in locks/, from the
+// registry (shared, not copied), plus the model's options that are not
+// locks.Options. Consul's lock-delay is the scenario's lock.lock_delay, none
+// if it says nothing, as harness/ configures real runs (Consul's own
+// default, 15 s, has to be asked for as 15s).
+func defaults(b *backend.Backend) options {
+	o := b.Defaults()
 	var extra options
-	switch backend {
-	case "etcd":
-		o = lockEtcd.Defaults()
-	case "consul", "consul-ttl":
-		o = lockConsul.Defaults
-	case "memcache":
-		o = lockMemcache.Defaults
-	case "megamutex":
-		o = lockMega.Defaults
-	case "postgres":
-		o = lockPostgres.DefaultOptions
-		extra.clock = string(lockPostgres.ClockDB)
-		extra.renewErrors = string(lockPostgres.RenewRetry)
-	case "postgres-advisory":
-		o = lockPostgres.DefaultAdvisoryOptions
-	case "mysql":
-		o = lockMySQL.Defaults
+	if x := models[b.Name].extra; x != nil {
+		x(&extra)
 	}
 	extra.ttl, extra.renewEvery, extra.poll = int64(o.TTL), int64(o.RenewEvery), int64(o.PollInterval)
 	return extra
 }
 
 // Notes are what a verdict of sc on backend must say of the scenario:
-// the lock options that have no effect on it.
-func Notes(sc *scenario.Scenario, backend string) []string {
-	if backend == "consul" && (sc.Lock.TTL > 0 || sc.Lock.RenewEvery > 0 || sc.Lock.LockDelaySet) {
-		return []string{lockConsul.SeedSessionNote}
-	}
-	return nil
-}
+// the lock options that have no effect on it (scenario.Scenario.Notes,
+// the same as real runs say).
+func Notes(sc *scenario.Scenario, backend string) []string { return sc.Notes(backend) }
 
-func resolveOptions(backend string, l scenario.Lock) options {
-	o := defaults(backend)
+func resolveOptions(b *backend.Backend, l scenario.Lock) options {
+	o := defaults(b)
 	if l.TTL > 0 {
 		o.ttl = int64(l.TTL)
 	}
@@ -240,16 +210,16 @@ func resolveOptions(backend string, l scenario.Lock) options {
 	o.waitTimeout = int64(l.WaitTimeout)
 	if l.LockDelaySet {
 		o.lockDelay = int64(l.LockDelay)
-	} else if backend == "consul" || backend == "consul-ttl" {
+	} else if b.Service == backend.Consul {
 		o.lockDelay = int64(consulDefaultLockDelay)
 	}
 	if l.Clock != "" {
 		o.clock = l.Clock
 	}
-	if l.RenewErrors != "" && backend == "postgres" {
+	if l.RenewErrors != "" && b.ReadsField(backend.LockRenewErrors) {
 		o.renewErrors = l.RenewErrors
 	}
-	o.pooled = backend == "mysql" && l.Pooled()
+	o.pooled = b.ReadsField(backend.LockConnection) && l.Pooled()
 	return o
 }
 
@@ -268,7 +238,7 @@ type run struct {
 	chk     *checker.Checker
 	keys    []string
 	// tokens: the backend's grants carry a fencing token (history events
-	// have one); not so for scenario.TokenlessBackends.
+	// have one); not so for a Tokenless backend of the registry.
 	tokens bool
 	// timing is what the seed chose of the run's timing: the clients'
 	// start offsets and the faults' start times (scenario.Timing, drawn as
@@ -332,28 +302,30 @@ func newRun(cfg Config) (*run, error) {
 	if sc == nil {
 		return nil, fmt.Errorf("sim: no scenario")
 	}
-	backend := cfg.Backend
-	if backend == "" {
-		backend = sc.Backends[0]
+	name := cfg.Backend
+	if name == "" {
+		name = sc.Backends[0]
 	}
-	if !slices.Contains(Backends, backend) {
-		return nil, fmt.Errorf("sim: no model of backend %q (have %v)", backend, Backends)
+	be := backend.Lookup(name)
+	spec, ok := models[name]
+	if be == nil || !ok {
+		return nil, fmt.Errorf("sim: no model of backend %q (have %v)", name, Backends)
 	}
 	if sc.Workload.Kind == "list" {
 		return nil, fmt.Errorf("sim: the list workload is not simulated: run it with locksim run")
 	}
-	if err := checkFencing(sc, backend); err != nil {
+	if err := checkFencing(sc, be); err != nil {
 		return nil, err
 	}
 	r := &run{
 		w:       newWorld(cfg.Seed, sc.Duration),
 		sc:      sc,
-		backend: backend,
-		opts:    resolveOptions(backend, sc.Lock),
+		backend: name,
+		opts:    resolveOptions(be, sc.Lock),
 		keep:    !cfg.NoHistory,
 		chk:     newChecker(cfg.Checker),
 		timing:  sc.Timing(cfg.Seed),
-		tokens:  !slices.Contains(scenario.TokenlessBackends, backend),
+		tokens:  !be.Tokenless,
 	}
 	chk := r.chk
 	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })
@@ -370,22 +342,7 @@ func newRun(cfg Config) (*run, error) {
 	for k := 0; k < max(sc.Workload.Keys, 1); k++ {
 		r.keys = append(r.keys, "locksim-"+strconv.Itoa(k)) // as harness/ names them
 	}
-	switch backend {
-	case "etcd":
-		r.be = newEtcd(r, max(sc.Cluster.Size, 1))
-	case "consul", "consul-ttl":
-		r.be = newConsul(r, max(sc.Cluster.Size, 1))
-	case "memcache":
-		r.be = newMemcache(r, max(sc.Cluster.Size, 1))
-	case "megamutex":
-		r.be = newMegamutex(r, max(sc.Cluster.Size, 1))
-	case "postgres":
-		r.be = newPostgres(r, false)
-	case "postgres-advisory":
-		r.be = newPostgres(r, true)
-	case "mysql":
-		r.be = newMySQL(r)
-	}
+	r.be = spec.new(r)
 	r.res = newResource(r)
 	for i := 0; i < sc.Clients; i++ {
 		r.procs = append(r.procs, newProc(r, i))

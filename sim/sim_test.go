@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/locksim/locksim/backend"
 	"slices"
 	"testing"
 	"time"
@@ -354,7 +355,7 @@ func TestValidate(t *testing.T) {
 func TestTTLAloneRenewal(t *testing.T) {
 	for _, ttl := range []time.Duration{2 * time.Second, 60 * time.Second} {
 		for _, b := range Backends {
-			o := resolveOptions(b, scenario.Lock{TTL: ttl})
+			o := resolveOptions(backend.Lookup(b), scenario.Lock{TTL: ttl})
 			if o.ttl != int64(ttl) || o.renewEvery != int64(ttl/3) {
 				t.Errorf("%s ttl %v: ttl %v renew every %v, want %v and %v", b, ttl, time.Duration(o.ttl), time.Duration(o.renewEvery), ttl, ttl/3)
 			}
@@ -364,7 +365,7 @@ func TestTTLAloneRenewal(t *testing.T) {
 		}
 	}
 	// Without a TTL the backend's defaults stand.
-	if o := resolveOptions("memcache", scenario.Lock{}); o.renewEvery != int64(10*time.Second) {
+	if o := resolveOptions(backend.Lookup("memcache"), scenario.Lock{}); o.renewEvery != int64(10*time.Second) {
 		t.Errorf("memcache's default renew_every: %v, want 10s", time.Duration(o.renewEvery))
 	}
 }

@@ -525,9 +525,6 @@ func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel i
 		shown = bad[0].Seed
 	}
 	c.Kinds = kindsOf(c.Counts)
-	if cc.backend == "megamutex" && cc.sc.Lock.TTL > 0 {
-		c.Notes = append(c.Notes, harness.MegamutexTTLNote(cc.sc.Lock.TTL))
-	}
 	if len(bad) == 0 && (first != 1 || n == 0) {
 		return c, nil // a shard without seed 1 draws no run unless one violates
 	}

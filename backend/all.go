@@ -1,0 +1,69 @@
+package backend
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/locksim/locksim/locks"
+
+	lockConsul "github.com/locksim/locksim/locks/consul"
+	lockEtcd "github.com/locksim/locksim/locks/etcd"
+	lockMega "github.com/locksim/locksim/locks/megamutex"
+	lockMemcache "github.com/locksim/locksim/locks/memcache"
+	lockMySQL "github.com/locksim/locksim/locks/mysql"
+	lockPostgres "github.com/locksim/locksim/locks/postgres"
+)
+
+// all is the registry: one entry per backend, in the order reports list
+// them. Adding a backend is its package in locks/ and one entry here (and
+// its parts in harness/ and sim/, which register themselves by its name).
+var all = []*Backend{
+	{
+		Name: "etcd", Seed: "etcd's concurrency.Mutex on a lease", Package: "locks/etcd", Service: Etcd,
+		Defaults: lockEtcd.Defaults, Guarded: true,
+	},
+	{
+		Name: "postgres", Seed: "seed 002, Locker: a lease table row", Package: "locks/postgres", Service: Postgres,
+		Defaults: func() locks.Options { return lockPostgres.DefaultOptions }, Guarded: true,
+		Reads: []string{LockClock, LockRenewErrors},
+	},
+	{
+		Name: "postgres-advisory", Seed: "PostgreSQL's session advisory lock", Package: "locks/postgres", Service: Postgres,
+		Defaults: func() locks.Options { return lockPostgres.DefaultAdvisoryOptions }, Guarded: true,
+	},
+	{
+		Name: "memcache", Seed: "seed 004, Brad Fitzpatrick's memcached add mutex", Package: "locks/memcache", Service: Memcached,
+		Defaults: func() locks.Options { return lockMemcache.Defaults }, List: true,
+		Reads: []string{LockFailover},
+	},
+	{
+		Name: "consul", Seed: "seed 003, Consul::Mutex: the agent node's session", Package: "locks/consul", Service: Consul,
+		Defaults: func() locks.Options { return lockConsul.Defaults }, Guarded: true,
+		SeedSession: lockConsul.SeedSessionNote,
+	},
+	{
+		Name: "consul-ttl", Seed: "Consul's lock recipe on a TTL session (locksim's)", Package: "locks/consul", Service: Consul,
+		Defaults: func() locks.Options { return lockConsul.Defaults }, Guarded: true,
+		Reads: []string{LockDelay},
+	},
+	{
+		Name: "megamutex", Seed: "seeds 000/001, MegaMutex: memcache-client add", Package: "locks/megamutex", Service: Memcached,
+		Defaults: func() locks.Options { return lockMega.Defaults }, Tokenless: true,
+		Reads: []string{LockFailover}, IgnoresTTL: MegamutexTTLNote,
+	},
+	{
+		Name: "mysql", Seed: "seed 004's recommendation, MySQL GET_LOCK", Package: "locks/mysql", Service: MariaDB,
+		Defaults: func() locks.Options { return lockMySQL.Defaults },
+		Reads:    []string{LockConnection},
+		IgnoresTTL: func(time.Duration) string {
+			return "lock.ttl has no effect on mysql: a named lock (GET_LOCK) has no expiry and lives as long as its connection"
+		},
+	},
+}
+
+// MegamutexTTLNote is what a megamutex verdict says of a scenario's
+// lock.ttl: MegaMutex adds its key with no expiry, so the TTL only bounds
+// locks.Run's release (real and simulated runs alike).
+func MegamutexTTLNote(ttl time.Duration) string {
+	return fmt.Sprintf("lock.ttl (%v) does not expire the lock on megamutex: MegaMutex adds its key with no expiry (freed only by unlock); the TTL only bounds locks.Run's release", ttl)
+}
