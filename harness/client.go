@@ -6,14 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/locksim/locksim/backend"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/locksim/locksim/backend"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
@@ -49,6 +50,10 @@ type ClientConfig struct {
 	// StartDelay is how long the client waits, on true time, before its
 	// workload begins: its start offset (scenario.Timing).
 	StartDelay time.Duration `json:"start_delay"`
+	// TimingFile, if set, is where the client writes, as it ends, how late
+	// its process's timers fired while it ran (a TimerProbe's
+	// TimingRecord).
+	TimingFile string `json:"timing_file,omitempty"`
 }
 
 // setLock sets cfg's lock settings from the scenario's, by the rules the
@@ -105,6 +110,19 @@ func RunClient(ctx context.Context, cfg ClientConfig, control io.Reader, events 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go c.control(control, stop)
+	if cfg.TimingFile != "" {
+		// Two goroutines beside the client's own: a handful of timer
+		// firings a second, nothing a run's timing would notice.
+		probeCtx, stopProbe := context.WithCancel(context.Background())
+		probe := StartTimerProbe(probeCtx, 2)
+		defer func() {
+			stopProbe()
+			probe.Wait()
+			if err := probe.writeTiming(cfg.TimingFile, cfg.Proc); err != nil {
+				fmt.Fprintf(os.Stderr, "locksim client %s: timing: %v\n", cfg.Proc, err)
+			}
+		}()
+	}
 
 	opts := append(cfg.lockOptions(), locks.WithClock(c.skew))
 	if cfg.Workload == "list" {

@@ -204,7 +204,7 @@ func Run(ctx context.Context, opts Options) (*Verdict, error) {
 		}
 		opts.Executable = exe
 	}
-	for _, d := range []string{"procs", "logs"} {
+	for _, d := range []string{"procs", "logs", "timing"} {
 		if err := os.MkdirAll(filepath.Join(opts.OutDir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -371,6 +371,7 @@ func (r *runState) startClient(i int, resourceURL string, startDelay time.Durati
 		Proc: name, RunStart: r.clock.Start, Seed: r.opts.Seed*1000 + uint64(i), StartDelay: startDelay,
 		Backend: b, ResourceURL: resourceURL, Keys: r.keys, Workload: s.Workload.Kind, Items: s.Workload.Items,
 		HoldMin: s.Workload.HoldMin, HoldMax: s.Workload.HoldMax, Fencing: string(s.Workload.Fencing.Mode()),
+		TimingFile: filepath.Join(r.opts.OutDir, "timing", name+".json"),
 	}
 	cfg.setLock(s.Lock)
 	conf, err := json.Marshal(cfg)

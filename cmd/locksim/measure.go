@@ -2,20 +2,26 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/locksim/locksim/faults"
+	"github.com/locksim/locksim/harness"
 	"github.com/locksim/locksim/sim"
 )
 
@@ -37,12 +43,23 @@ func measureTimingCmd(args []string, stdout, stderr io.Writer) int {
 	dur := fs.Duration("duration", 20*time.Second, "how long to measure timers")
 	spin := fs.Int("spin", 0, "goroutines that spin on the CPU beside the clients (the machine's other load)")
 	msgs := fs.Int("messages", 20000, "round trips through the proxy")
+	runs := fs.String("runs", "", "instead of measuring, read the timer lateness that real runs' client processes measured: the run directories (locksim run --out), comma-separated, searched for timing/*.json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: locksim measure-timing [--duration D] [--spin N] [--messages N]")
+		fmt.Fprintln(stderr, "usage: locksim measure-timing [--duration D] [--spin N] [--messages N] | --runs DIR,...")
 		fs.PrintDefaults()
 	}
 	if _, code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if *runs != "" {
+		late, procs, err := readRunTiming(strings.Split(*runs, ","))
+		if err != nil {
+			fmt.Fprintf(stderr, "locksim measure-timing: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "# locksim measure-timing --runs %s\n", *runs)
+		printQuantiles(stdout, fmt.Sprintf("timer lateness inside real runs' client processes (%d timers of 10-500 ms, %d processes)", len(late), procs), late)
+		return 0
 	}
 	late, spread, gc, err := measureTimers(*dur, *spin)
 	if err != nil {
@@ -128,29 +145,9 @@ func measureTimers(d time.Duration, spin int) (late, spread, gc []time.Duration,
 			}
 		}()
 	}
-	lengths := []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond}
+	probe := harness.StartTimerProbe(ctx, 16)
+	lengths := harness.ProbeLengths
 	var mu sync.Mutex
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := i; ctx.Err() == nil; k++ {
-				want := lengths[k%len(lengths)]
-				t0 := time.Now()
-				t := time.NewTimer(want)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return
-				}
-				l := time.Since(t0) - want
-				mu.Lock()
-				late = append(late, l)
-				mu.Unlock()
-			}
-		}()
-	}
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func() {
@@ -185,8 +182,9 @@ func measureTimers(d time.Duration, spin int) (late, spread, gc []time.Duration,
 	}
 	before := gcPauses()
 	wg.Wait()
+	probe.Wait()
 	after := gcPauses()
-	return late, spread, diffHistogram(before, after), nil
+	return probe.Lateness(), spread, diffHistogram(before, after), nil
 }
 
 const gcPauseMetric = "/sched/pauses/total/gc:seconds"
@@ -272,4 +270,45 @@ func roundTrips(addr string, n int) ([]time.Duration, error) {
 		out = append(out, time.Since(t0)/2)
 	}
 	return out, nil
+}
+
+// readRunTiming reads every timing/*.json file (harness.TimingRecord) under
+// the directories: the lateness of every timer and how many processes
+// measured them. A directory with none is an error, and so is a file that
+// does not parse (named, with its error).
+func readRunTiming(dirs []string) ([]time.Duration, int, error) {
+	var late []time.Duration
+	procs := 0
+	for _, dir := range dirs {
+		found := 0
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || filepath.Base(filepath.Dir(path)) != "timing" || filepath.Ext(path) != ".json" {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			var rec harness.TimingRecord
+			if err := json.Unmarshal(b, &rec); err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			for _, ns := range rec.TimerLatenessNs {
+				late = append(late, time.Duration(ns))
+			}
+			found++
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		if found == 0 {
+			return nil, 0, fmt.Errorf("--runs: no timing/*.json under %s (real runs write them, locksim run --out DIR)", dir)
+		}
+		procs += found
+	}
+	return late, procs, nil
 }

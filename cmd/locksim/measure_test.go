@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,6 +37,48 @@ func TestMeasureTiming(t *testing.T) {
 		if n != 10 {
 			t.Errorf("section with %d quantiles, want 10:\n%s", n, sec)
 		}
+	}
+}
+
+// measure-timing --runs reads what real runs' client processes measured
+// (timing/*.json under each directory, however deep): every timer of every
+// file, at the simulator's quantiles; a directory without one, or a file
+// that does not parse, is an error naming it.
+func TestMeasureTimingRuns(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, body string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a/holder-cut-off/etcd/timing/c1.json", `{"proc":"c1","timer_lateness_ns":[1000,2000,3000]}`)
+	write("a/holder-cut-off/etcd/timing/c2.json", `{"proc":"c2","timer_lateness_ns":[4000000]}`)
+	write("a/holder-cut-off/etcd/procs/c1.json", `not timing`)
+	code, stdout, stderr := runCLI("measure-timing", "--runs", filepath.Join(dir, "a"))
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"(4 timers of 10-500 ms, 2 processes)", "p0      1µs", "p50     2µs", "p100    4ms"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI("measure-timing", "--runs", filepath.Join(dir, "empty"))
+	if code == exitOK || !strings.Contains(stderr, "no timing/*.json under "+filepath.Join(dir, "empty")) {
+		t.Errorf("a directory without timing files: exit %d, stderr %q", code, stderr)
+	}
+	write("b/timing/c1.json", `{"proc":`)
+	code, _, stderr = runCLI("measure-timing", "--runs", filepath.Join(dir, "b"))
+	if code == exitOK || !strings.Contains(stderr, filepath.Join(dir, "b", "timing", "c1.json")) {
+		t.Errorf("a bad timing file: exit %d, stderr %q", code, stderr)
 	}
 }
 
