@@ -190,7 +190,7 @@ var All = []Kind{
 	{Name: "bridge", End: "heal", Untargeted: true, Doc: "the servers split in two halves joined by one server that sees both (faults/plan.BridgeCuts)", Apply: bridge},
 	{Name: "ring", End: "heal", Untargeted: true, Doc: "each server sees a majority, no two the same one; on fewer than five servers a bridge (faults/plan.RingCuts)", Apply: ring},
 	{Name: "one-way", End: "heal", Doc: "nothing the targets send to a client or server arrives (they still receive)", Apply: oneWay},
-	{Name: "cut-holder", End: "heal", Doc: "the lock holder is cut off from the servers, both ways (not from the resource)", Apply: cutHolder},
+	{Name: "cut-holder", End: "heal", Doc: "the lock holder is cut off from every client and server, both ways, as by isolate (not from the resource)", Apply: cutHolder},
 	{Name: "heal", Untargeted: true, Doc: "every partition ends (in real runs, every slow link too)", Apply: heal},
 	{Name: "slow", Fields: []string{"latency", "latency_jitter"}, End: "unslow", Doc: "the targets' links get latency and jitter", Apply: slow},
 	{Name: "clock-offset", Fields: []string{"offset"}, End: "clock-reset", Doc: "the targets' clocks jump by offset, and back after `for`", Apply: clockOffset},
@@ -339,7 +339,7 @@ func isolate(w World, _ Params, tg []string) func() {
 }
 
 func cutHolder(w World, _ Params, tg []string) func() {
-	return cut(w, "cut-holder", nil, apart(tg, w.Servers()))
+	return cut(w, "cut-holder", nil, isolation(w, tg))
 }
 
 func oneWay(w World, _ Params, tg []string) func() {

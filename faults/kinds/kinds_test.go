@@ -169,7 +169,7 @@ func TestCutShapes(t *testing.T) {
 	}{
 		{"isolate", "c1", []string{"c1"}, []string{"c1>c2", "c1>s1", "c1>s2", "c1>s3", "c2>c1", "s1>c1", "s2>c1", "s3>c1"}},
 		{"partition", "s2", []string{"s2"}, []string{"c1>s2", "c2>s2", "s1>s2", "s2>c1", "s2>c2", "s2>s1", "s2>s3", "s3>s2"}},
-		{"cut-holder", "holder", []string{"c2"}, []string{"c2>s1", "c2>s2", "c2>s3", "s1>c2", "s2>c2", "s3>c2"}},
+		{"cut-holder", "holder", []string{"c2"}, []string{"c1>c2", "c2>c1", "c2>s1", "c2>s2", "c2>s3", "s1>c2", "s2>c2", "s3>c2"}},
 		{"one-way", "c1", []string{"c1"}, []string{"c1>c2", "c1>s1", "c1>s2", "c1>s3"}},
 		{"bridge", "servers", []string{"s1", "s2", "s3"}, []string{"s1>s3", "s3>s1"}},
 		{"ring", "servers", []string{"s1", "s2", "s3"}, []string{"s1>s3", "s3>s1"}},
