@@ -15,16 +15,30 @@
 //
 // Where the two worlds do not yet do the same thing, the difference lives
 // in one world operation and is said in its documentation (World):
-// a fault's end heals every cut in real runs and only its own cuts in the
-// simulator (Cut), heal also ends slowness in real runs (HealAll), slowness
-// is set per link in real runs and added per node in the simulator (Slow),
-// clock faults reach only clients in real runs (SkewClock, DriftClock,
-// StepClock), a clock offset is set in real runs and added in the simulator
-// (SkewClock, SkewServerClock), a restart rolls through its targets at once
-// in real runs and takes them all down for `for` or 100 ms in the simulator
-// (Bounce), and session-destroy destroys the Consul sessions of the run's
-// keys in real runs, the targets' holds on every backend in the simulator
-// (DestroySessions).
+//   - Cut: a fault's end heals every cut in real runs, only its own in the
+//     simulator;
+//   - HealAll: heal also ends every slow link in real runs;
+//   - Slow: a second slow of one endpoint replaces the first in real runs
+//     and adds to it in the simulator; its end unslows every link in real
+//     runs, only its own in the simulator;
+//   - Restart: real runs cannot start a killed client again;
+//   - Bounce: a restart kills and restarts its targets one by one at once
+//     in real runs, whatever `for`; the simulator takes them all down for
+//     `for`, or 100 ms;
+//   - SkewClock, DriftClock, StepClock: clock faults reach clients only in
+//     real runs, any node in the simulator; SkewClock and SkewServerClock
+//     set an offset in real runs and add one in the simulator;
+//   - Evict: an evict on a client floods every server in real runs and
+//     does nothing in the simulator;
+//   - DestroySessions: real runs destroy the Consul sessions holding the
+//     run's keys whatever the target, the simulator the targets' holds on
+//     every backend.
+//
+// Besides, the harness's nemesis skips server-clock on backends whose
+// servers libfaketime cannot reach (etcd, Consul), which the simulator
+// skews; and the worlds record different fields in their events (real
+// runs: for as text and the kind's details; the simulator: phase and for
+// in nanoseconds).
 //
 // The package imports neither scenario, harness nor sim: scenario imports
 // it.
@@ -114,10 +128,13 @@ type World interface {
 	// not.
 	HealAll()
 	// Slow delays every message to and from name by latency, plus a
-	// uniform draw of up to jitter, until unslow is called. Real runs set
-	// that delay on each of name's links (two slowed endpoints do not add
-	// up) and unslow every link of the network at once; the simulator
-	// adds it to the node's delay and takes off its own.
+	// uniform draw of up to jitter, until unslow is called. In both
+	// worlds a message is delayed once however many ends of its link are
+	// slowed, and the resource's links (not behind a proxy in real runs)
+	// are not. Real runs set the delay on each of name's links (a second
+	// slow of the same endpoint replaces the first) and unslow every link
+	// of the network at once; the simulator adds it to the node's delay
+	// (two slows of one node add up) and takes off its own.
 	Slow(name string, latency, jitter time.Duration) (unslow func())
 
 	// SkewClock sets a client's clock offset from true time until undo.
@@ -137,9 +154,11 @@ type World interface {
 	// simulator steps the node's clock by offset and back.
 	SkewServerClock(name string, offset time.Duration) (undo func())
 
-	// Evict makes memcached servers drop the lock keys (real runs flood
-	// them past their memory limit). On other backends it changes
-	// nothing.
+	// Evict makes memcached servers drop the lock keys; on other
+	// backends it changes nothing. Real runs flood the named servers past
+	// their memory limit, or every server when none of the names is a
+	// server (a client, the holder); the simulator evicts on the named
+	// servers only.
 	Evict(names []string)
 	// DestroySessions makes the lock service forget the holds of the
 	// named clients. The worlds differ: real runs destroy the Consul
