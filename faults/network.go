@@ -238,3 +238,18 @@ func (n *Network) Close() {
 		r.close()
 	}
 }
+
+// IsCut says whether traffic from a to b is cut.
+func (n *Network) IsCut(a, b string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut[pair{a, b}] != 0
+}
+
+// IsSlow says whether traffic from a to b is slowed.
+func (n *Network) IsSlow(a, b string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.slow[pair{a, b}]
+	return ok
+}

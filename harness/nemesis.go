@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/locksim/locksim/faults"
+	"github.com/locksim/locksim/faults/kinds"
 	"github.com/locksim/locksim/faults/plan"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
@@ -141,176 +143,128 @@ func (n *nemesis) targets(ctx context.Context, target string) []string {
 	return []string{target}
 }
 
-// apply starts fault f and returns what ends it (nil if nothing does).
+// apply starts fault f and returns what ends it (nil if nothing does):
+// it resolves f's target and carries out its kind (package faults/kinds)
+// on the real world of this run.
 func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
-	r := n.r
 	tg := n.targets(ctx, f.Target)
 	info := map[string]any{"target": f.Target, "nodes": tg}
 	if f.For > 0 {
 		info["for"] = f.For.String()
 	}
-	if len(tg) == 0 && f.Fault != "heal" && f.Fault != "halves" && f.Fault != "bridge" && f.Fault != "ring" {
+	k, ok := kinds.Lookup(f.Fault)
+	if !ok {
+		info["skipped"] = "unknown fault"
+		n.record(f.Fault, info)
+		return nil
+	}
+	if len(tg) == 0 && !k.Untargeted {
 		info["skipped"] = "no such target now"
 		n.record(f.Fault, info)
 		return nil
 	}
-	switch f.Fault {
-	case "pause":
-		at := n.r.clock.Now()
-		if f.Target == "holder" {
-			tg, at = n.pauseHolder(ctx, tg)
-			info["nodes"] = tg
-		} else {
-			for _, t := range tg {
-				n.pause(t)
-			}
-		}
-		n.recordAt(at, "pause", info)
-		return func() {
-			for _, t := range tg {
-				n.resume(t)
-			}
-			n.record("resume", info)
-		}
-	case "kill":
-		n.record("kill", info)
-		for _, t := range tg {
-			n.kill(t)
-		}
-		return func() {
-			for _, t := range tg {
-				n.restart(t)
-			}
-			n.record("restart", info)
-		}
-	case "restart":
-		n.record("restart", info)
-		for _, t := range tg {
-			n.kill(t)
-			n.restart(t)
-		}
-		return nil
-	case "isolate", "partition", "cut-holder":
-		n.record(f.Fault, info)
-		if f.Fault == "partition" && (f.Target == "servers" || f.Target == "majority" || f.Target == "minority") {
-			h := plan.Halves(n.rng, r.dep.nodeNames())
-			info["groups"] = h
-			r.net.Partition(h...)
-		} else {
-			for _, t := range tg {
-				r.net.Isolate(t)
-			}
-		}
-		return n.healer(info)
-	case "halves":
-		h := plan.Halves(n.rng, r.dep.nodeNames())
-		info["groups"] = h
-		n.record("halves", info)
-		r.net.Partition(h...)
-		return n.healer(info)
-	case "bridge", "ring":
-		cuts := plan.BridgeCuts(r.dep.nodeNames())
-		if f.Fault == "ring" {
-			cuts = plan.RingCuts(r.dep.nodeNames())
-		}
-		info["cuts"] = cuts
-		n.record(f.Fault, info)
-		for _, c := range cuts {
-			r.net.Cut(c[0], c[1], faults.Both)
-		}
-		return n.healer(info)
-	case "one-way":
-		n.record("one-way", info)
-		for _, t := range tg {
-			for _, o := range r.endpoints() {
-				if o != t {
-					r.net.Cut(t, o, faults.Forward)
-				}
-			}
-		}
-		return n.healer(info)
-	case "heal":
-		r.net.Heal()
-		r.net.Unslow()
-		n.record("heal", info)
-		return nil
-	case "slow":
-		info["latency"], info["jitter"] = f.Latency.String(), f.LatencyJitter.String()
-		n.record("slow", info)
-		for _, t := range tg {
-			for _, o := range r.endpoints() {
-				if o != t {
-					_ = r.net.Slow(t, o, f.Latency, f.LatencyJitter)
-				}
-			}
-		}
-		return func() {
-			r.net.Unslow()
-			n.record("unslow", info)
-		}
-	case "clock-offset", "clock-drift", "clock-step":
-		var cmd, undo string
-		switch f.Fault {
-		case "clock-offset":
-			cmd, undo = "clock offset "+f.Offset.String(), "clock offset 0s"
-			info["offset"] = f.Offset.String()
-		case "clock-drift":
-			cmd, undo = fmt.Sprintf("clock drift %g", f.Drift), "clock drift 0"
-			info["drift"] = f.Drift
-		case "clock-step":
-			cmd = "clock step " + f.Offset.String()
-			info["offset"] = f.Offset.String()
-		}
-		n.record(f.Fault, info)
-		for _, t := range tg {
-			r.clientCommand(t, cmd)
-		}
-		if undo == "" {
-			return nil
-		}
-		return func() {
-			for _, t := range tg {
-				r.clientCommand(t, undo)
-			}
-			n.record("clock-reset", info)
-		}
-	case "server-clock":
+	if f.Fault == "server-clock" && n.r.dep.setServerClock == nil {
 		info["offset"] = f.Offset.String()
-		if r.dep.setServerClock == nil {
-			info["skipped"] = fmt.Sprintf("server clock skew not applied to %s", r.dep.kind)
-			n.record("server-clock", info)
-			return nil
-		}
-		n.record("server-clock", info)
-		for _, t := range tg {
-			_ = r.dep.setServerClock(t, f.Offset)
-		}
-		return func() {
-			for _, t := range tg {
-				_ = r.dep.setServerClock(t, 0)
-			}
-			n.record("server-clock-reset", info)
-		}
-	case "evict":
-		n.record("evict", info)
-		n.evict(tg)
-		return nil
-	case "session-destroy":
-		n.record("session-destroy", info)
-		n.destroySessions(ctx)
+		info["skipped"] = fmt.Sprintf("server clock skew not applied to %s", n.r.dep.kind)
+		n.record(f.Fault, info)
 		return nil
 	}
-	info["skipped"] = "unknown fault"
-	n.record(f.Fault, info)
+	w := &realWorld{n: n, ctx: ctx, info: info}
+	if f.Fault == "pause" && f.Target == "holder" {
+		// Paused already, and checked to hold the lock still.
+		tg, w.at = n.pauseHolder(ctx, tg)
+		info["nodes"] = tg
+	}
+	return k.Apply(w, kinds.Params{Target: f.Target, For: f.For, Offset: f.Offset, Drift: f.Drift,
+		Latency: f.Latency, LatencyJitter: f.LatencyJitter}, tg)
+}
+
+// realWorld is the world of package faults/kinds for one fault of a real
+// run: the run's processes (cluster.Node, client processes) and the
+// proxies of its faults.Network.
+type realWorld struct {
+	n    *nemesis
+	ctx  context.Context
+	info map[string]any // the fault's nemesis event: target, nodes, for and the kind's details
+	at   int64          // when the fault started, if before its start is recorded (a holder's pause)
+}
+
+func (w *realWorld) Servers() []string { return w.n.r.dep.nodeNames() }
+func (w *realWorld) Clients() []string { return w.n.r.clientNames() }
+func (w *realWorld) Rand() *rand.Rand  { return w.n.rng }
+
+func (w *realWorld) Record(name string, phase kinds.Phase, details map[string]any) {
+	maps.Copy(w.info, details)
+	if phase == kinds.Start && w.at != 0 {
+		w.n.recordAt(w.at, name, w.info)
+		return
+	}
+	w.n.record(name, w.info)
+}
+
+func (w *realWorld) Pause(t string)   { w.n.pause(t) }
+func (w *realWorld) Resume(t string)  { w.n.resume(t) }
+func (w *realWorld) Kill(t string)    { w.n.kill(t) }
+func (w *realWorld) Restart(t string) { w.n.restart(t) }
+
+// Bounce kills and restarts each target in turn, whatever p.For.
+func (w *realWorld) Bounce(tg []string, _ kinds.Params) func() {
+	for _, t := range tg {
+		w.n.kill(t)
+		w.n.restart(t)
+	}
 	return nil
 }
 
-func (n *nemesis) healer(info map[string]any) func() {
-	return func() {
-		n.r.net.Heal()
-		n.record("heal", info)
+// Cut cuts the links; what it returns heals every cut of the network.
+func (w *realWorld) Cut(links []kinds.Link) func() {
+	for _, l := range links {
+		w.n.r.net.Cut(l[0], l[1], faults.Forward)
 	}
+	return w.n.r.net.Heal
 }
+
+func (w *realWorld) HealAll() {
+	w.n.r.net.Heal()
+	w.n.r.net.Unslow()
+}
+
+// Slow slows every link between t and the other endpoints; what it
+// returns unslows every link of the network.
+func (w *realWorld) Slow(t string, latency, jitter time.Duration) func() {
+	for _, o := range w.n.r.endpoints() {
+		if o != t {
+			_ = w.n.r.net.Slow(t, o, latency, jitter)
+		}
+	}
+	return w.n.r.net.Unslow
+}
+
+func (w *realWorld) SkewClock(t string, offset time.Duration) func() {
+	w.n.r.clientCommand(t, "clock offset "+offset.String())
+	return func() { w.n.r.clientCommand(t, "clock offset 0s") }
+}
+
+func (w *realWorld) DriftClock(t string, rate float64) func() {
+	w.n.r.clientCommand(t, fmt.Sprintf("clock drift %g", rate))
+	return func() { w.n.r.clientCommand(t, "clock drift 0") }
+}
+
+func (w *realWorld) StepClock(t string, offset time.Duration) {
+	w.n.r.clientCommand(t, "clock step "+offset.String())
+}
+
+func (w *realWorld) SkewServerClock(t string, offset time.Duration) func() {
+	set := w.n.r.dep.setServerClock
+	if set == nil {
+		return func() {}
+	}
+	_ = set(t, offset)
+	return func() { _ = set(t, 0) }
+}
+
+func (w *realWorld) Evict(tg []string)          { w.n.evict(tg) }
+func (w *realWorld) DestroySessions(_ []string) { w.n.destroySessions(w.ctx) }
 
 func (n *nemesis) pause(t string) {
 	n.mu.Lock()

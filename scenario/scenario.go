@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/locksim/locksim/backend"
+	"github.com/locksim/locksim/faults/kinds"
 )
 
 // Scenario is one parsed and validated scenario file.
@@ -168,8 +169,10 @@ type Fault struct {
 // Known names.
 var (
 	// Backends are the backends' names, from the registry (package backend).
-	Backends      = backend.Names()
-	FaultKinds    = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
+	Backends = backend.Names()
+	// FaultKinds are the fault kinds' names, from the registry (package
+	// faults/kinds).
+	FaultKinds    = kinds.Names()
 	WorkloadKinds = []string{"counter", "rotation", "list"}
 	Clocks        = []string{"db", "client"}
 	// RenewErrorModes are the values of lock.renew_errors: those of
@@ -596,19 +599,14 @@ func (p *parser) faults(n *yaml.Node, out *[]Fault) error {
 // drift would do nothing) and only where the kind uses them (a drift on a
 // pause would be silently ignored), and a clock never runs backwards.
 func (p *parser) faultParams(fn *yaml.Node, prefix string, f *Fault) error {
-	uses := map[string][]string{
-		"slow":         {"latency", "latency_jitter"},
-		"clock-offset": {"offset"},
-		"clock-step":   {"offset"},
-		"clock-drift":  {"drift"},
-		"server-clock": {"offset"},
-	}[f.Fault]
+	k, _ := kinds.Lookup(f.Fault)
+	uses := k.Fields
 	given := map[string]bool{
 		"offset": f.Offset != 0, "drift": f.Drift != 0,
 		"latency": f.Latency != 0, "latency_jitter": f.LatencyJitter != 0,
 	}
 	// jitter (the window of the start) is every fault's.
-	for _, param := range []string{"offset", "drift", "latency", "latency_jitter"} {
+	for _, param := range kinds.ShapeFields {
 		if given[param] && !slices.Contains(uses, param) {
 			what := "no " + param
 			if len(uses) > 0 {

@@ -2,54 +2,31 @@ package sim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/locksim/locksim/faults/kinds"
 	"github.com/locksim/locksim/faults/plan"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
 )
 
-// FaultKinds lists the scenario fault kinds the simulator carries out. A
-// fault that does not apply to a backend (evict on etcd) is recorded in
-// the history and changes nothing.
-//
-//	pause         the targets stop (timers, renewals, message handling) for `for`
-//	kill          the targets crash; with `for`, they start again after it
-//	restart       the targets crash and start again after `for` (or at once)
-//	partition     each target is cut off from every client and server, both
-//	              ways (not from the resource, which real runs reach
-//	              directly); on servers, majority or minority, the servers
-//	              split into a random minority and majority, as halves
-//	isolate       each target is cut off from every client and server
-//	cut-holder    the lock holder is cut off from the servers (not from the resource)
-//	one-way       nothing the targets send to a client or server arrives (they still receive)
-//	halves        the servers split into a random minority and majority;
-//	              clients keep every link (faults/plan.Halves)
-//	bridge        servers split in two halves joined by one server that sees
-//	              both (faults/plan.BridgeCuts)
-//	ring          each server sees a majority, no two the same one; on fewer
-//	              than five servers a bridge (faults/plan.RingCuts)
-//	heal          every partition ends
-//	slow          the targets' links get latency and jitter
-//	clock-offset  the targets' clocks jump by offset, and back after `for`
-//	clock-drift   the targets' clocks run at 1+drift for `for`
-//	clock-step    the targets' clocks jump by offset for good
-//	server-clock  the servers' (or targets') clocks take offset and drift
-//	evict         memcached evicts everything (LRU pushed by filler items)
-//	session-destroy  the service forgets the target's hold (Consul session
-//	              destroy, etcd lease revoke, pg_terminate_backend, delete)
+// FaultKinds lists the scenario fault kinds the simulator carries out:
+// every kind of the registry (package faults/kinds, where each kind says
+// what it does). A fault that does not apply to a backend (evict on etcd)
+// is recorded in the history and changes nothing.
 //
 // Targets: holder (the client holding a lock when the fault is due; if none
 // does, the fault waits for the next grant and hits that client), leader,
-// clients, servers, minority (the leader and others up to a minority),
-// majority (the other servers), resource, s1… or server1… (the i-th
+// clients, servers, minority (a random minority of the servers, as real
+// runs draw it: faults/plan.Halves), majority (the rest), resource, s1… or server1… (the i-th
 // server), or a node's name as cluster/ and harness/ name them: etcd1…,
 // consul1…, memcached1…, pg; and c1… for clients. memcache1… and postgres
 // are accepted for memcached1… and pg.
-var FaultKinds = []string{"pause", "kill", "restart", "partition", "isolate", "halves", "bridge", "ring", "one-way", "cut-holder", "heal", "slow", "clock-offset", "clock-drift", "clock-step", "server-clock", "evict", "session-destroy"}
+var FaultKinds = kinds.Names()
 
 // nemesis carries out the scenario's fault schedule.
 type nemesis struct {
@@ -82,7 +59,7 @@ func (e *FaultError) Error() string {
 // validate checks that every fault names a kind and target this run has.
 func (nm *nemesis) validate() error {
 	for i, f := range nm.r.sc.Faults {
-		if !slices.Contains(FaultKinds, f.Fault) {
+		if _, ok := kinds.Lookup(f.Fault); !ok {
 			return &FaultError{nm.r.backend, i, "fault", fmt.Sprintf("the simulator has no fault %q", f.Fault)}
 		}
 		if f.Fault == "heal" || f.Target == "" {
@@ -176,24 +153,8 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 	return nil, fmt.Errorf("no node %q (nodes: %s)", target, strings.Join(names, ", "))
 }
 
-// endName is the nemesis event that ends a fault, as harness/ names it.
-func endName(fault string) string {
-	switch fault {
-	case "pause":
-		return "resume"
-	case "kill", "restart":
-		return "restart"
-	case "slow":
-		return "unslow"
-	case "clock-offset", "clock-drift":
-		return "clock-reset"
-	case "server-clock":
-		return "server-clock-reset"
-	}
-	return "heal"
-}
-
-func (nm *nemesis) record(f scenario.Fault, nodes []*node, phase string) {
+// record writes the nemesis event name for fault f, at its start or end.
+func (nm *nemesis) record(f scenario.Fault, nodes []*node, name, phase string) {
 	var b []byte
 	b = append(b, `{"target":`...)
 	b = strconv.AppendQuote(b, f.Target)
@@ -212,10 +173,6 @@ func (nm *nemesis) record(f scenario.Fault, nodes []*node, phase string) {
 		b = strconv.AppendInt(b, int64(f.For), 10)
 	}
 	b = append(b, '}')
-	name := f.Fault
-	if phase == "end" {
-		name = endName(f.Fault)
-	}
 	nm.r.emit(history.ProcNemesis, history.Info, name, "", 0, false, b)
 }
 
@@ -238,52 +195,10 @@ func (nm *nemesis) uncut(p *partition) {
 	}
 }
 
-// apart returns the links between a and b, both ways.
-func apart(a, b []*node) [][2]*node {
-	var out [][2]*node
-	for _, x := range a {
-		for _, y := range b {
-			if x != y {
-				out = append(out, [2]*node{x, y}, [2]*node{y, x})
-			}
-		}
-	}
-	return out
-}
-
-// bothWays returns each cut pair's links, both ways.
-func bothWays(cuts [][2]*node) [][2]*node {
-	out := make([][2]*node, 0, 2*len(cuts))
-	for _, c := range cuts {
-		out = append(out, c, [2]*node{c[1], c[0]})
-	}
-	return out
-}
-
-// endpoints are the nodes the network's links join in real runs, where
-// every link that a fault can cut runs through a proxy of package faults:
-// the clients and the servers. The resource is reached directly.
-func (nm *nemesis) endpoints() []*node {
-	eps := make([]*node, 0, len(nm.r.procs)+len(nm.r.servers))
-	for _, p := range nm.r.procs {
-		eps = append(eps, p.n)
-	}
-	return append(eps, nm.r.servers...)
-}
-
-func others(all, except []*node) []*node {
-	var out []*node
-	for _, n := range all {
-		if !slices.Contains(except, n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// start carries out f. A fault on the holder when no client holds a lock
-// waits for the next grant, and hits that client as it enters its critical
-// section.
+// start carries out f: it resolves f's target to nodes and applies f's
+// kind (package faults/kinds) on them through simWorld. A fault on the
+// holder when no client holds a lock waits for the next grant, and hits
+// that client as it enters its critical section.
 func (nm *nemesis) start(f scenario.Fault) {
 	r := nm.r
 	w := r.w
@@ -301,154 +216,168 @@ func (nm *nemesis) start(f scenario.Fault) {
 	if f.Fault == "cut-holder" && f.Target == "" {
 		nodes = []*node{nm.holder().n}
 	}
-	nm.record(f, nodes, "start")
-	var end func()
-	switch f.Fault {
-	case "pause":
-		for _, n := range nodes {
-			n.pause()
-		}
-		end = func() {
-			for _, n := range nodes {
-				n.resume()
-			}
-		}
-	case "kill":
-		for _, n := range nodes {
-			n.crash()
-		}
-		if f.For > 0 {
-			end = func() {
-				for _, n := range nodes {
-					n.restart()
-				}
-			}
-		}
-	case "restart":
-		for _, n := range nodes {
-			n.crash()
-		}
-		restart := func() {
-			for _, n := range nodes {
-				n.restart()
-			}
-		}
-		if f.For > 0 {
-			end = restart
-		} else {
-			w.at(w.now+int64(100*time.Millisecond), func() { restart(); r.be.faultChanged() })
-		}
-	case "partition", "isolate":
-		var pairs [][2]*node
-		if f.Fault == "partition" && (f.Target == "servers" || f.Target == "majority" || f.Target == "minority") {
-			// As real runs: the servers split into a random minority and
-			// majority; the clients keep their links to every server.
-			h := plan.Halves(w.rng, r.servers)
-			pairs = apart(h[0], h[1])
-		} else {
-			// As faults.Network.Isolate: each target is cut from every
-			// other endpoint of the network (the clients and the
-			// servers), one by one. The resource is not behind the
-			// network's proxies in real runs: an isolated client still
-			// reaches it.
-			eps := nm.endpoints()
-			for _, n := range nodes {
-				pairs = append(pairs, apart([]*node{n}, others(eps, []*node{n}))...)
-			}
-		}
-		p := nm.cut(pairs)
-		end = func() { nm.uncut(p) }
-	case "cut-holder":
-		p := nm.cut(apart(nodes, r.servers))
-		end = func() { nm.uncut(p) }
-	case "one-way":
-		var pairs [][2]*node
-		eps := nm.endpoints()
-		for _, x := range nodes {
-			for _, y := range others(eps, []*node{x}) {
-				pairs = append(pairs, [2]*node{x, y})
-			}
-		}
-		p := nm.cut(pairs)
-		end = func() { nm.uncut(p) }
-	case "halves", "bridge", "ring":
-		// The shapes real runs cut (package faults/plan), on the
-		// servers only: a random minority and majority for halves.
-		var pairs [][2]*node
-		switch f.Fault {
-		case "halves":
-			h := plan.Halves(w.rng, r.servers)
-			pairs = apart(h[0], h[1])
-		case "bridge":
-			pairs = bothWays(plan.BridgeCuts(r.servers))
-		case "ring":
-			pairs = bothWays(plan.RingCuts(r.servers))
-		}
-		p := nm.cut(pairs)
-		end = func() { nm.uncut(p) }
-	case "heal":
-		for _, p := range nm.active {
-			p.ended = true
-		}
-		nm.active = nil
-		w.healAll()
-	case "slow":
-		lat, jit := int64(f.Latency), int64(f.LatencyJitter)
-		for _, n := range nodes {
-			n.slow += lat
-			n.slowJitter += jit
-		}
-		end = func() {
-			for _, n := range nodes {
-				n.slow -= lat
-				n.slowJitter -= jit
-			}
-		}
-	case "clock-offset":
-		for _, n := range nodes {
-			n.clk.step(w.now, int64(f.Offset))
-		}
-		end = func() {
-			for _, n := range nodes {
-				n.clk.step(w.now, -int64(f.Offset))
-			}
-		}
-	case "clock-step":
-		for _, n := range nodes {
-			n.clk.step(w.now, int64(f.Offset))
-		}
-	case "clock-drift", "server-clock":
-		for _, n := range nodes {
-			n.clk.step(w.now, int64(f.Offset))
-			if f.Drift != 0 {
-				n.clk.setDrift(w.now, f.Drift)
-			}
-		}
-		end = func() {
-			for _, n := range nodes {
-				n.clk.step(w.now, -int64(f.Offset))
-				if f.Drift != 0 {
-					n.clk.setDrift(w.now, 0)
-				}
-			}
-		}
-	case "evict":
-		for _, n := range nodes {
-			r.be.evict(n)
-		}
-	case "session-destroy":
-		for _, p := range r.procs {
-			if slices.Contains(nodes, p.n) {
-				r.be.destroySession(p)
-			}
-		}
-	}
+	k, _ := kinds.Lookup(f.Fault)
+	sw := &simWorld{nm: nm, f: f, nodes: nodes}
+	end := k.Apply(sw, kinds.Params{Target: f.Target, For: f.For, Offset: f.Offset, Drift: f.Drift,
+		Latency: f.Latency, LatencyJitter: f.LatencyJitter}, names(nodes))
 	r.be.faultChanged()
 	if end != nil && f.For > 0 {
 		w.at(w.now+int64(f.For), func() {
-			nm.record(f, nodes, "end")
 			end()
 			r.be.faultChanged()
 		})
+	}
+}
+
+func names(nodes []*node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.name
+	}
+	return out
+}
+
+// simWorld is the world of package faults/kinds for one fault of a
+// simulated run: its nodes and links.
+type simWorld struct {
+	nm    *nemesis
+	f     scenario.Fault
+	nodes []*node // the fault's resolved targets, as its events name them
+}
+
+func (sw *simWorld) Servers() []string { return names(sw.nm.r.servers) }
+
+func (sw *simWorld) Clients() []string {
+	out := make([]string, len(sw.nm.r.procs))
+	for i, p := range sw.nm.r.procs {
+		out[i] = p.n.name
+	}
+	return out
+}
+
+func (sw *simWorld) Rand() *rand.Rand { return sw.nm.r.w.rng }
+
+// node is the node named name, or nil.
+func (sw *simWorld) node(name string) *node {
+	for _, n := range sw.nm.r.w.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// each calls f on each named node that exists.
+func (sw *simWorld) each(names []string, f func(*node)) {
+	for _, name := range names {
+		if n := sw.node(name); n != nil {
+			f(n)
+		}
+	}
+}
+
+// Record writes the event with the simulator's fields (target, nodes,
+// phase, for): details are left out.
+func (sw *simWorld) Record(name string, phase kinds.Phase, _ map[string]any) {
+	ph := "start"
+	if phase == kinds.End {
+		ph = "end"
+	}
+	sw.nm.record(sw.f, sw.nodes, name, ph)
+}
+
+func (sw *simWorld) Pause(name string)   { sw.each([]string{name}, (*node).pause) }
+func (sw *simWorld) Resume(name string)  { sw.each([]string{name}, (*node).resume) }
+func (sw *simWorld) Kill(name string)    { sw.each([]string{name}, (*node).crash) }
+func (sw *simWorld) Restart(name string) { sw.each([]string{name}, (*node).restart) }
+
+// Bounce crashes the nodes and starts them again at the end of p.For or,
+// without one, 100 ms later.
+func (sw *simWorld) Bounce(tg []string, p kinds.Params) func() {
+	sw.each(tg, (*node).crash)
+	restart := func() { sw.each(tg, (*node).restart) }
+	if p.For > 0 {
+		return restart
+	}
+	r, w := sw.nm.r, sw.nm.r.w
+	w.at(w.now+int64(100*time.Millisecond), func() { restart(); r.be.faultChanged() })
+	return nil
+}
+
+// Cut blocks the links; what it returns unblocks these links only.
+func (sw *simWorld) Cut(links []kinds.Link) func() {
+	pairs := make([][2]*node, 0, len(links))
+	for _, l := range links {
+		a, b := sw.node(l[0]), sw.node(l[1])
+		if a != nil && b != nil {
+			pairs = append(pairs, [2]*node{a, b})
+		}
+	}
+	p := sw.nm.cut(pairs)
+	return func() { sw.nm.uncut(p) }
+}
+
+func (sw *simWorld) HealAll() {
+	for _, p := range sw.nm.active {
+		p.ended = true
+	}
+	sw.nm.active = nil
+	sw.nm.r.w.healAll()
+}
+
+// Slow adds to the node's delay; what it returns takes it off.
+func (sw *simWorld) Slow(name string, latency, jitter time.Duration) func() {
+	n := sw.node(name)
+	if n == nil {
+		return func() {}
+	}
+	lat, jit := int64(latency), int64(jitter)
+	n.slow += lat
+	n.slowJitter += jit
+	return func() {
+		n.slow -= lat
+		n.slowJitter -= jit
+	}
+}
+
+// SkewClock steps the node's clock by offset; what it returns steps it
+// back.
+func (sw *simWorld) SkewClock(name string, offset time.Duration) func() {
+	n := sw.node(name)
+	if n == nil {
+		return func() {}
+	}
+	w := sw.nm.r.w
+	n.clk.step(w.now, int64(offset))
+	return func() { n.clk.step(w.now, -int64(offset)) }
+}
+
+func (sw *simWorld) DriftClock(name string, rate float64) func() {
+	n := sw.node(name)
+	if n == nil {
+		return func() {}
+	}
+	w := sw.nm.r.w
+	n.clk.setDrift(w.now, rate)
+	return func() { n.clk.setDrift(w.now, 0) }
+}
+
+func (sw *simWorld) StepClock(name string, offset time.Duration) {
+	w := sw.nm.r.w
+	sw.each([]string{name}, func(n *node) { n.clk.step(w.now, int64(offset)) })
+}
+
+// SkewServerClock is SkewClock: a node has one clock.
+func (sw *simWorld) SkewServerClock(name string, offset time.Duration) func() {
+	return sw.SkewClock(name, offset)
+}
+
+func (sw *simWorld) Evict(tg []string) { sw.each(tg, sw.nm.r.be.evict) }
+
+func (sw *simWorld) DestroySessions(tg []string) {
+	for _, p := range sw.nm.r.procs {
+		if slices.Contains(tg, p.n.name) {
+			sw.nm.r.be.destroySession(p)
+		}
 	}
 }
