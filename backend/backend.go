@@ -65,6 +65,11 @@ type Backend struct {
 	// sets any of lock.ttl, lock.renew_every or lock.lock_delay: the
 	// backend runs the seed's own session, which has none of them.
 	SeedSession string
+	// NoFaults are the fault kinds (package faults/kinds) that do nothing
+	// on this backend, each with why: real runs and the simulator alike
+	// record such a fault as skipped, and a verdict of a scenario with one
+	// carries the why as a note.
+	NoFaults map[string]string
 }
 
 // The backend-specific lock fields of a scenario (scenario.Lock).
@@ -85,6 +90,8 @@ type Settings struct {
 	TTL, RenewEvery time.Duration
 	LockDelaySet    bool
 	RenewErrors     string
+	// Faults are the kinds of the scenario's faults, in its order.
+	Faults []string
 }
 
 // Notes are what a verdict of a run with these settings on b must say: the
@@ -100,6 +107,11 @@ func (b *Backend) Notes(s Settings) []string {
 	}
 	if b.SeedSession != "" && (s.TTL > 0 || s.RenewEvery > 0 || s.LockDelaySet) {
 		out = append(out, b.SeedSession)
+	}
+	for _, f := range s.Faults {
+		if why, ok := b.NoFaults[f]; ok && !slices.Contains(out, why) {
+			out = append(out, why)
+		}
 	}
 	return out
 }

@@ -110,9 +110,6 @@ func deployEtcd(a deployArgs) (*deployment, error) {
 		d.upstreams = append(d.upstreams, strings.TrimPrefix(m.ClientURL(), "http://"))
 	}
 	d.leader = func(ctx context.Context) (string, error) { return etcdLeader(ctx, c) }
-	if a.serverClock {
-		d.notes = append(d.notes, "server clock skew not applied: etcd reads time inside Go's runtime, which libfaketime cannot reach")
-	}
 	return d, nil
 }
 
@@ -164,9 +161,6 @@ func deployMariaDB(a deployArgs) (*deployment, error) {
 	}
 	d := &deployment{kind: a.kind, nodes: []cluster.Node{m}, upstreams: []string{m.Addr()}, close: m.Close}
 	d.dsn = func(addr string) string { return cluster.MariaDBDSN(addr) + "?timeout=2s" }
-	if a.serverClock {
-		d.notes = append(d.notes, "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it")
-	}
 	return d, nil
 }
 
@@ -234,9 +228,6 @@ func deployConsul(a deployArgs, agents bool) (*deployment, error) {
 		}
 	}
 	d.leader = func(ctx context.Context) (string, error) { return consulLeader(ctx, c) }
-	if a.serverClock {
-		d.notes = append(d.notes, "server clock skew not applied: Consul reads time inside Go's runtime, which libfaketime cannot reach")
-	}
 	return d, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/locksim/locksim/backend"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -160,6 +161,13 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 	}
 	if len(tg) == 0 && !k.Untargeted {
 		info["skipped"] = "no such target now"
+		n.record(f.Fault, info)
+		return nil
+	}
+	if why, ok := backend.Lookup(n.r.dep.kind).NoFaults[f.Fault]; ok {
+		// The registry says the kind does nothing on this backend; the
+		// simulator skips it alike, and the verdict's notes say why.
+		info["skipped"] = why
 		n.record(f.Fault, info)
 		return nil
 	}

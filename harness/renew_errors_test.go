@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/locksim/locksim/backend"
 	"github.com/locksim/locksim/checker"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/scenario"
@@ -76,5 +77,33 @@ func TestRenewErrorsNotedElsewhere(t *testing.T) {
 	v, _ := run(t, s, "postgres-advisory")
 	if !slices.ContainsFunc(v.Notes, func(n string) bool { return strings.Contains(n, "lock.renew_errors (stop) not applied") }) {
 		t.Fatalf("notes %q do not say that lock.renew_errors was not applied", v.Notes)
+	}
+}
+
+// A fault kind the registry says does nothing on a backend (server-clock
+// on etcd: libfaketime cannot reach a Go program's clock) is recorded as
+// skipped, with the registry's why, and the verdict carries the why as a
+// note; the simulator does the same (sim's TestNoFaultsSkipped).
+func TestNoFaultsSkipped(t *testing.T) {
+	s := scen("server-clock-etcd", 2*time.Second, true, scenario.Fault{At: 500 * time.Millisecond, Fault: "server-clock", Offset: 10 * time.Second})
+	why := backend.Lookup("etcd").NoFaults["server-clock"]
+	if why == "" {
+		t.Fatal("the registry has etcd doing server-clock: this test wants a kind it lacks")
+	}
+	v, events := run(t, s, "etcd")
+	if !slices.Contains(v.Notes, why) {
+		t.Errorf("notes %q lack %q", v.Notes, why)
+	}
+	found := false
+	for _, e := range events {
+		if e.Proc == history.ProcNemesis && e.F == "server-clock" {
+			found = true
+			if !strings.Contains(string(e.Value), `"skipped":"`+why+`"`) {
+				t.Errorf("the server-clock event %s does not say it was skipped for %q", e.Value, why)
+			}
+		}
+	}
+	if !found {
+		t.Error("no server-clock event in the history")
 	}
 }

@@ -756,5 +756,9 @@ func (s *Scenario) Notes(b string) []string {
 	if be == nil {
 		return nil
 	}
-	return be.Notes(backend.Settings{TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, LockDelaySet: s.Lock.LockDelaySet, RenewErrors: s.Lock.RenewErrors})
+	st := backend.Settings{TTL: s.Lock.TTL, RenewEvery: s.Lock.RenewEvery, LockDelaySet: s.Lock.LockDelaySet, RenewErrors: s.Lock.RenewErrors}
+	for _, f := range s.Faults {
+		st.Faults = append(st.Faults, f.Fault)
+	}
+	return be.Notes(st)
 }

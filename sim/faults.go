@@ -155,6 +155,16 @@ func (nm *nemesis) resolve(target string) ([]*node, error) {
 
 // record writes the nemesis event name for fault f, at its start or end.
 func (nm *nemesis) record(f scenario.Fault, nodes []*node, name, phase string) {
+	nm.emitRecord(f, nodes, name, phase, "")
+}
+
+// recordSkipped records f's start as a fault that did nothing, and why
+// (as real runs record a skipped fault: its "skipped" field).
+func (nm *nemesis) recordSkipped(f scenario.Fault, nodes []*node, why string) {
+	nm.emitRecord(f, nodes, f.Fault, "start", why)
+}
+
+func (nm *nemesis) emitRecord(f scenario.Fault, nodes []*node, name, phase, skipped string) {
 	var b []byte
 	b = append(b, `{"target":`...)
 	b = strconv.AppendQuote(b, f.Target)
@@ -171,6 +181,10 @@ func (nm *nemesis) record(f scenario.Fault, nodes []*node, name, phase string) {
 	if f.For > 0 && phase == "start" {
 		b = append(b, `,"for":`...)
 		b = strconv.AppendInt(b, int64(f.For), 10)
+	}
+	if skipped != "" {
+		b = append(b, `,"skipped":`...)
+		b = strconv.AppendQuote(b, skipped)
 	}
 	b = append(b, '}')
 	nm.r.emit(history.ProcNemesis, history.Info, name, "", 0, false, b)
@@ -215,6 +229,13 @@ func (nm *nemesis) start(f scenario.Fault) {
 	}
 	if f.Fault == "cut-holder" && f.Target == "" {
 		nodes = []*node{nm.holder().n}
+	}
+	if why, ok := r.desc.NoFaults[f.Fault]; ok {
+		// The registry says the kind does nothing on this backend: real
+		// runs skip it, and so does the simulator (the verdict's notes
+		// say why).
+		nm.recordSkipped(f, nodes, why)
+		return
 	}
 	k, _ := kinds.Lookup(f.Fault)
 	sw := &simWorld{nm: nm, f: f, nodes: nodes}

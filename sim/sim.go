@@ -228,6 +228,7 @@ type run struct {
 	w       *world
 	sc      *scenario.Scenario
 	backend string
+	desc    *backend.Backend // the backend's entry in the registry
 	opts    options
 	be      model
 	servers []*node
@@ -321,6 +322,7 @@ func newRun(cfg Config) (*run, error) {
 		w:       newWorld(cfg.Seed, sc.Duration),
 		sc:      sc,
 		backend: name,
+		desc:    be,
 		opts:    resolveOptions(be, sc.Lock),
 		keep:    !cfg.NoHistory,
 		chk:     newChecker(cfg.Checker),
