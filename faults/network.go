@@ -32,8 +32,8 @@ type Network struct {
 
 	mu     sync.Mutex
 	links  []*Link
-	cut    map[pair]Direction // what is cut, by ordered pair of endpoints
-	slow   map[pair]delay     // what is slowed, for UDP relays
+	cut    map[pair]int   // how many cuts are in force, by ordered pair of endpoints (data from a to b)
+	slow   map[pair]delay // what is slowed, for UDP relays
 	fwds   []*netns.Forwarder
 	relays []*udpRelay
 }
@@ -63,7 +63,7 @@ func NewNetwork() *Network {
 	logger := zerolog.New(io.Discard)
 	return &Network{
 		server: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), logger),
-		cut:    make(map[pair]Direction),
+		cut:    make(map[pair]int),
 		slow:   make(map[pair]delay),
 	}
 }
@@ -100,19 +100,40 @@ func (n *Network) Links() []*Link {
 
 // Cut drops traffic between a and b in direction dir (Forward: from a to
 // b). Data sent into a cut link is lost, as in a real partition; open
-// connections hang rather than close.
+// connections hang rather than close. Cuts add up: a direction cut twice
+// stays cut until Uncut twice (or Heal).
 func (n *Network) Cut(a, b string, dir Direction) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if dir&Forward != 0 {
-		n.cut[pair{a, b}] |= Forward
+		n.cut[pair{a, b}]++
 	}
 	if dir&Backward != 0 {
-		n.cut[pair{b, a}] |= Forward
+		n.cut[pair{b, a}]++
 	}
 	for _, l := range n.links {
 		n.applyLocked(l)
 	}
+}
+
+// Uncut undoes one Cut(a, b, dir): a fault's end undoes its own cuts and
+// leaves those of another fault still in force. A link no cut holds any
+// more has its connections reset, as Heal does.
+func (n *Network) Uncut(a, b string, dir Direction) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range []struct {
+		on bool
+		p  pair
+	}{{dir&Forward != 0, pair{a, b}}, {dir&Backward != 0, pair{b, a}}} {
+		if !p.on || n.cut[p.p] == 0 {
+			continue
+		}
+		if n.cut[p.p]--; n.cut[p.p] == 0 {
+			delete(n.cut, p.p)
+		}
+	}
+	n.reapplyLocked()
 }
 
 // Partition cuts every link between endpoints in different groups, both
@@ -152,14 +173,18 @@ func (n *Network) Isolate(node string) {
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	wasCut := make(map[*Link]bool)
-	for _, l := range n.links {
-		wasCut[l] = l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
-	}
 	clear(n.cut)
+	n.reapplyLocked()
+}
+
+// reapplyLocked sets every link's cut toxics from n.cut, and resets the
+// connections of each link that was cut and is not any more.
+func (n *Network) reapplyLocked() {
 	for _, l := range n.links {
+		wasCut := l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
 		n.applyLocked(l)
-		if wasCut[l] {
+		isCut := l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
+		if wasCut && !isCut {
 			l.proxy.Stop()
 			_ = l.proxy.Start()
 		}

@@ -93,6 +93,40 @@ func TestCutAndHeal(t *testing.T) {
 	}
 }
 
+// Two faults cutting the same link: the first one's end (Uncut) leaves the
+// link cut by the second; the second's end heals it, and new connections
+// go through. An Uncut of a link nothing cuts changes nothing.
+func TestUncutLeavesOtherCuts(t *testing.T) {
+	up, _ := echo(t)
+	n := faults.NewNetwork()
+	defer n.Close()
+	l, err := n.AddLink("c1", "s1", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Cut("c1", "s1", faults.Both)    // the first fault
+	n.Cut("c1", "s1", faults.Forward) // the second, overlapping it
+	n.Uncut("c1", "s1", faults.Both)  // the first ends
+	if !n.IsCut("c1", "s1") || n.IsCut("s1", "c1") {
+		t.Fatalf("after the first fault's end: c1->s1 cut %v, s1->c1 cut %v; want the second's c1->s1 cut only", n.IsCut("c1", "s1"), n.IsCut("s1", "c1"))
+	}
+	if roundTrip(dial(t, l.Addr()), 300*time.Millisecond) {
+		t.Fatal("echo through a link the second fault still cuts")
+	}
+	n.Uncut("c1", "s1", faults.Forward)
+	n.Uncut("c1", "s1", faults.Forward) // nothing left to undo
+	if n.IsCut("c1", "s1") {
+		t.Fatal("c1->s1 still cut after both faults ended")
+	}
+	if !roundTrip(dial(t, l.Addr()), 2*time.Second) {
+		t.Fatal("no echo after both faults ended")
+	}
+	n.Cut("c1", "s1", faults.Both)
+	if !n.IsCut("c1", "s1") {
+		t.Fatal("an Uncut too many kept a later cut from holding")
+	}
+}
+
 // One way: what c1 sends reaches s1, the replies do not.
 func TestOneWay(t *testing.T) {
 	up, got := echo(t)

@@ -164,7 +164,7 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 		n.record(f.Fault, info)
 		return nil
 	}
-	if why, ok := backend.Lookup(n.r.dep.kind).NoFaults[f.Fault]; ok {
+	if why, ok := noFault(n.r.dep.kind, f.Fault); ok {
 		// The registry says the kind does nothing on this backend; the
 		// simulator skips it alike, and the verdict's notes say why.
 		info["skipped"] = why
@@ -224,17 +224,23 @@ func (w *realWorld) Bounce(tg []string, _ kinds.Params) func() {
 	return nil
 }
 
-// Cut cuts the links; what it returns heals every cut of the network.
+// Cut cuts the links; what it returns undoes these cuts, and leaves any
+// other fault's in force (faults.Network.Uncut), as the simulator does.
 func (w *realWorld) Cut(links []kinds.Link) func() {
 	for _, l := range links {
 		w.n.r.net.Cut(l[0], l[1], faults.Forward)
 	}
-	return w.n.r.net.Heal
+	return func() {
+		for _, l := range links {
+			w.n.r.net.Uncut(l[0], l[1], faults.Forward)
+		}
+	}
 }
 
+// HealAll ends every cut; slow links stay slow until their own fault's
+// end, as in the simulator.
 func (w *realWorld) HealAll() {
 	w.n.r.net.Heal()
-	w.n.r.net.Unslow()
 }
 
 // Slow slows every link between t and the other endpoints; what it
@@ -389,4 +395,15 @@ func (r *runState) endpoints() []string {
 
 func (r *runState) logf(format string, args ...any) {
 	fmt.Fprintln(r.log, Redact(strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")))
+}
+
+// noFault is why the registry says fault does nothing on backend kind, if
+// it says so (a kind the registry does not know skips nothing).
+func noFault(kind, fault string) (string, bool) {
+	b := backend.Lookup(kind)
+	if b == nil {
+		return "", false
+	}
+	why, ok := b.NoFaults[fault]
+	return why, ok
 }

@@ -15,9 +15,6 @@
 //
 // Where the two worlds do not yet do the same thing, the difference lives
 // in one world operation and is said in its documentation (World):
-//   - Cut: a fault's end heals every cut in real runs, only its own in the
-//     simulator;
-//   - HealAll: heal also ends every slow link in real runs;
 //   - Slow: a second slow of one endpoint replaces the first in real runs
 //     and adds to it in the simulator; its end unslows every link in real
 //     runs, only its own in the simulator;
@@ -31,12 +28,12 @@
 //   - Evict: an evict on a client floods every server in real runs and
 //     does nothing in the simulator;
 //   - DestroySessions: real runs destroy the Consul sessions holding the
-//     run's keys whatever the target, the simulator the targets' holds on
-//     every backend.
+//     run's keys whatever the target, the simulator the targets' holds.
 //
-// Besides, the harness's nemesis skips server-clock on backends whose
-// servers libfaketime cannot reach (etcd, Consul), which the simulator
-// skews; and the worlds record different fields in their events (real
+// A kind that does nothing on a backend (server-clock on Go servers, evict
+// off memcached, session-destroy off Consul) is skipped by both worlds
+// alike, as the backend's entry in the registry of backends says
+// (backend.Backend.NoFaults). The worlds record different fields in their events (real
 // runs: for as text and the kind's details; the simulator: phase and for
 // in nanoseconds).
 //
@@ -119,13 +116,11 @@ type World interface {
 	Bounce(names []string, p Params) (restart func())
 
 	// Cut drops every message sent on the given links until heal is
-	// called. Real runs heal every cut of the network at once (a fault's
-	// end ends every partition in force); the simulator undoes only these
-	// cuts.
+	// called, which undoes these cuts only: another fault's cuts of the
+	// same links stay in force (in real runs, faults.Network counts them).
 	Cut(links []Link) (heal func())
-	// HealAll ends every cut in force, the kinds' and any other. Real runs
-	// also end every slow link (faults.Network.Unslow); the simulator does
-	// not.
+	// HealAll ends every cut in force, the kinds' and any other. Slow
+	// links stay slow until their own fault's end.
 	HealAll()
 	// Slow delays every message to and from name by latency, plus a
 	// uniform draw of up to jitter, until unslow is called. In both
@@ -161,11 +156,10 @@ type World interface {
 	// servers only.
 	Evict(names []string)
 	// DestroySessions makes the lock service forget the holds of the
-	// named clients. The worlds differ: real runs destroy the Consul
-	// sessions that hold the run's keys, whatever the names and on Consul
-	// only; the simulator drops the named clients' holds on every backend
-	// (Consul session destroy, etcd lease revoke, pg_terminate_backend,
-	// delete).
+	// named clients. It is called on Consul only (the registry of
+	// backends skips it elsewhere). The worlds differ: real runs destroy
+	// the Consul sessions that hold the run's keys, whatever the names;
+	// the simulator the named clients' sessions.
 	DestroySessions(names []string)
 }
 
@@ -210,7 +204,7 @@ var All = []Kind{
 	{Name: "ring", End: "heal", Untargeted: true, Doc: "each server sees a majority, no two the same one; on fewer than five servers a bridge (faults/plan.RingCuts)", Apply: ring},
 	{Name: "one-way", End: "heal", Doc: "nothing the targets send to a client or server arrives (they still receive)", Apply: oneWay},
 	{Name: "cut-holder", End: "heal", Doc: "the lock holder is cut off from every client and server, both ways, as by isolate (not from the resource)", Apply: cutHolder},
-	{Name: "heal", Untargeted: true, Doc: "every partition ends (in real runs, every slow link too)", Apply: heal},
+	{Name: "heal", Untargeted: true, Doc: "every partition ends (slow links stay slow until their own end)", Apply: heal},
 	{Name: "slow", Fields: []string{"latency", "latency_jitter"}, End: "unslow", Doc: "the targets' links get latency and jitter", Apply: slow},
 	{Name: "clock-offset", Fields: []string{"offset"}, End: "clock-reset", Doc: "the targets' clocks jump by offset, and back after `for`", Apply: clockOffset},
 	{Name: "clock-drift", Fields: []string{"drift"}, End: "clock-reset", Doc: "the targets' clocks run at 1+drift for `for`", Apply: clockDrift},
