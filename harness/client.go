@@ -237,7 +237,7 @@ func (c *client) runWorkload(ctx context.Context, l locks.Locker) {
 	d := &wdriver{c: c, ops: make(chan workload.Output, 8), m: workload.New(workload.Config{
 		Kind: c.cfg.Workload, Keys: c.cfg.Keys, HoldMin: c.cfg.HoldMin, HoldMax: c.cfg.HoldMax,
 		ReadToken: mode == scenario.FenceAll || mode == scenario.FenceGuarded, Poll: c.cfg.Poll,
-		Tokenless: backend.Lookup(c.cfg.Backend.Kind).Tokenless,
+		Tokenless: tokenless(c.cfg.Backend.Kind),
 	})}
 	d.feed(func(out []workload.Output) []workload.Output { return d.m.Begin(c.rng, out) })
 	for {
@@ -460,4 +460,11 @@ func errValue(err error) []byte {
 	}
 	b, _ := json.Marshal(Redact(err.Error()))
 	return b
+}
+
+// tokenless reports whether the registry says backend kind's grants carry
+// no fencing token (false for a kind it does not know).
+func tokenless(kind string) bool {
+	b := backend.Lookup(kind)
+	return b != nil && b.Tokenless
 }
