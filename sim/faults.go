@@ -363,18 +363,28 @@ func (sw *simWorld) Slow(name string, latency, jitter time.Duration) func() {
 
 // SkewClock steps the node's clock by offset; what it returns steps it
 // back.
+// SkewClock steps a client's clock by offset, and back at the end. As in
+// real runs, where a clock fault is a command to a client process, a
+// server or the resource named by a clock fault keeps its clock (server
+// clocks take server-clock).
 func (sw *simWorld) SkewClock(name string, offset time.Duration) func() {
-	n := sw.node(name)
+	n := sw.client(name)
 	if n == nil {
 		return func() {}
 	}
+	return sw.skew(n, offset)
+}
+
+// skew steps n's clock by offset, and back at the end.
+func (sw *simWorld) skew(n *node, offset time.Duration) func() {
 	w := sw.nm.r.w
 	n.clk.step(w.now, int64(offset))
 	return func() { n.clk.step(w.now, -int64(offset)) }
 }
 
+// DriftClock sets a client's clock rate (clients only, as SkewClock).
 func (sw *simWorld) DriftClock(name string, rate float64) func() {
-	n := sw.node(name)
+	n := sw.client(name)
 	if n == nil {
 		return func() {}
 	}
@@ -383,14 +393,31 @@ func (sw *simWorld) DriftClock(name string, rate float64) func() {
 	return func() { n.clk.setDrift(w.now, 0) }
 }
 
+// StepClock steps a client's clock for good (clients only, as SkewClock).
 func (sw *simWorld) StepClock(name string, offset time.Duration) {
-	w := sw.nm.r.w
-	sw.each([]string{name}, func(n *node) { n.clk.step(w.now, int64(offset)) })
+	if n := sw.client(name); n != nil {
+		n.clk.step(sw.nm.r.w.now, int64(offset))
+	}
 }
 
-// SkewServerClock is SkewClock: a node has one clock.
+// SkewServerClock steps a node's clock by offset, and back at the end.
 func (sw *simWorld) SkewServerClock(name string, offset time.Duration) func() {
-	return sw.SkewClock(name, offset)
+	n := sw.node(name)
+	if n == nil {
+		return func() {}
+	}
+	return sw.skew(n, offset)
+}
+
+// client is the node of the client named name, or nil if name is no
+// client.
+func (sw *simWorld) client(name string) *node {
+	for _, p := range sw.nm.r.procs {
+		if p.n.name == name {
+			return p.n
+		}
+	}
+	return nil
 }
 
 func (sw *simWorld) Evict(tg []string) { sw.each(tg, sw.nm.r.be.evict) }

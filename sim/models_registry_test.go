@@ -83,3 +83,41 @@ workload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}
 		}
 	}
 }
+
+// A client clock fault aimed at servers changes nothing, as in real runs
+// (a clock fault is a command to a client process; server clocks take
+// server-clock).
+func TestClientClockFaultsSkipServers(t *testing.T) {
+	base := `name: t
+backends: [consul-ttl]
+cluster: {size: 3}
+clients: 3
+duration: 8s
+lock: {ttl: 2s, renew_every: 500ms}
+workload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}
+`
+	plain, err := Run(Config{Scenario: parse(t, base), Backend: "consul-ttl", Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"{at: 1s, fault: clock-offset, target: servers, offset: 30s, for: 3s, jitter: 0s}",
+		"{at: 1s, fault: clock-drift, target: servers, drift: 2, for: 3s, jitter: 0s}",
+		"{at: 1s, fault: clock-step, target: servers, offset: 30s, jitter: 0s}"} {
+		res, err := Run(Config{Scenario: parse(t, base+"faults:\n  - "+f+"\n"), Backend: "consul-ttl", Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, e := range res.Events {
+			if e.Proc != "nemesis" {
+				got = append(got, fmt.Sprint(e))
+			}
+		}
+		for _, e := range plain.Events {
+			want = append(want, fmt.Sprint(e))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s changed the history: a client clock fault on servers must do nothing", f)
+		}
+	}
+}

@@ -22,9 +22,8 @@
 //   - Bounce: a restart kills and restarts its targets one by one at once
 //     in real runs, whatever `for`; the simulator takes them all down for
 //     `for`, or 100 ms;
-//   - SkewClock, DriftClock, StepClock: clock faults reach clients only in
-//     real runs, any node in the simulator; SkewClock and SkewServerClock
-//     set an offset in real runs and add one in the simulator;
+//   - SkewClock and SkewServerClock set an offset in real runs and add
+//     one in the simulator (overlapping skews of one clock);
 //   - Evict: an evict on a client floods every server in real runs and
 //     does nothing in the simulator;
 //   - DestroySessions: real runs destroy the Consul sessions holding the
@@ -132,16 +131,17 @@ type World interface {
 	// (two slows of one node add up) and takes off its own.
 	Slow(name string, latency, jitter time.Duration) (unslow func())
 
-	// SkewClock sets a client's clock offset from true time until undo.
-	// Real runs set it (a second skew replaces the first, undo sets 0),
-	// on clients only; the simulator steps the node's clock by offset and
-	// back, on any node, so that skews overlap by adding up.
+	// SkewClock sets a client's clock offset from true time until undo;
+	// a name that is no client's changes nothing (server clocks take
+	// SkewServerClock). Real runs set it (a second skew replaces the
+	// first, undo sets 0); the simulator steps the clock by offset and
+	// back, so that skews overlap by adding up.
 	SkewClock(name string, offset time.Duration) (undo func())
 	// DriftClock makes a client's clock run at 1+rate until undo sets it
-	// back to 1. Real runs, on clients only; the simulator, on any node.
+	// back to 1 (clients only, as SkewClock).
 	DriftClock(name string, rate float64) (undo func())
-	// StepClock jumps a client's clock by offset, for good. Real runs, on
-	// clients only; the simulator, on any node.
+	// StepClock jumps a client's clock by offset, for good (clients only,
+	// as SkewClock).
 	StepClock(name string, offset time.Duration)
 	// SkewServerClock sets a server's clock offset until undo. Real runs
 	// set it through libfaketime, where the backend's servers run under it
