@@ -215,12 +215,23 @@ func (w *realWorld) Resume(t string)  { w.n.resume(t) }
 func (w *realWorld) Kill(t string)    { w.n.kill(t) }
 func (w *realWorld) Restart(t string) { w.n.restart(t) }
 
-// Bounce kills and restarts each target in turn, whatever p.For.
-func (w *realWorld) Bounce(tg []string, _ kinds.Params) func() {
+// Bounce kills every target and, with p.For, returns what starts them
+// again at its end, as the simulator does; without it, it starts each
+// again at once (the simulator: 100 ms later, about what killing and
+// starting a process takes here).
+func (w *realWorld) Bounce(tg []string, p kinds.Params) func() {
 	for _, t := range tg {
 		w.n.kill(t)
-		w.n.restart(t)
 	}
+	restart := func() {
+		for _, t := range tg {
+			w.n.restart(t)
+		}
+	}
+	if p.For > 0 {
+		return restart
+	}
+	restart()
 	return nil
 }
 

@@ -19,9 +19,8 @@
 //     and adds to it in the simulator; its end unslows every link in real
 //     runs, only its own in the simulator;
 //   - Restart: real runs cannot start a killed client again;
-//   - Bounce: a restart kills and restarts its targets one by one at once
-//     in real runs, whatever `for`; the simulator takes them all down for
-//     `for`, or 100 ms;
+//   - Bounce: a restart without `for` starts its targets again as soon as
+//     they are killed in real runs, 100 ms later in the simulator;
 //   - SkewClock and SkewServerClock set an offset in real runs and add
 //     one in the simulator (overlapping skews of one clock);
 //   - Evict: an evict on a client floods every server in real runs and
@@ -108,10 +107,10 @@ type World interface {
 	// Bounce carries out a restart: it crashes the named processes and
 	// starts them again, returning what starts them again at the
 	// fault's end, or nil if the world has done or scheduled it already.
-	// The worlds differ: real runs kill and restart each in turn, at once
-	// and whatever p.For (returning nil); the simulator crashes them all
-	// and starts them again at the end of p.For (returning that) or, with
-	// no For, 100 ms later.
+	// Both take them all down and, with p.For, return what starts them
+	// again at its end. Without it real runs start them again at once,
+	// the simulator 100 ms later (about what killing and starting a
+	// process takes here).
 	Bounce(names []string, p Params) (restart func())
 
 	// Cut drops every message sent on the given links until heal is
