@@ -892,7 +892,7 @@ func (w *world) timeoutAt(r *call, timeout, at int64) {
 		f = w.newFIFO(time.Duration(timeout))
 		c.timeouts = append(c.timeouts, f)
 	}
-	if !f.addAt(at, c, r) {
+	if !f.addAt(at, r) {
 		w.schedule(at, c, nil, evTimeout, r, nil)
 	}
 }
@@ -963,18 +963,13 @@ type fifo struct {
 	fireFn func()
 }
 
+// fifoTimer is a call's timeout, to run on its client r.c at the
+// incarnation inc. The call itself rather than an interface: one pointer
+// word to write, and pending and expire called directly.
 type fifoTimer struct {
 	at  int64
-	n   *node
+	r   *call
 	inc uint32
-	t   expirer
-}
-
-// expirer is what a fifo timer runs; pending reports whether expire
-// would still do something (false for good once false).
-type expirer interface {
-	expire()
-	pending() bool
 }
 
 func (w *world) newFIFO(d time.Duration) *fifo {
@@ -983,9 +978,9 @@ func (w *world) newFIFO(d time.Duration) *fifo {
 	return f
 }
 
-// addAt runs t.expire on n at virtual time at, if that is not before the
-// last timer's: it reports whether the fifo took it.
-func (f *fifo) addAt(at int64, n *node, t expirer) bool {
+// addAt runs r.expire on its client at virtual time at, if that is not
+// before the last timer's: it reports whether the fifo took it.
+func (f *fifo) addAt(at int64, r *call) bool {
 	if f.head < len(f.q) && at < f.q[len(f.q)-1].at {
 		return false
 	}
@@ -995,7 +990,7 @@ func (f *fifo) addAt(at int64, n *node, t expirer) bool {
 	if len(f.q) == cap(f.q) {
 		f.drop()
 	}
-	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, t: t})
+	f.q = append(f.q, fifoTimer{at: at, r: r, inc: r.c.inc})
 	if !f.armed {
 		f.arm()
 	}
@@ -1008,7 +1003,7 @@ func (f *fifo) addAt(at int64, n *node, t expirer) bool {
 func (f *fifo) drop() {
 	n := 0
 	for _, t := range f.q[f.head:] {
-		if t.t.pending() {
+		if t.r.pending() {
 			f.q[n] = t
 			n++
 		}
@@ -1018,7 +1013,7 @@ func (f *fifo) drop() {
 }
 
 func (f *fifo) arm() {
-	for f.head < len(f.q) && !f.q[f.head].t.pending() {
+	for f.head < len(f.q) && !f.q[f.head].r.pending() {
 		f.q[f.head] = fifoTimer{}
 		f.head++
 	}
@@ -1035,12 +1030,13 @@ func (f *fifo) fire() {
 		t := f.q[f.head]
 		f.q[f.head] = fifoTimer{}
 		f.head++
+		n := t.r.c
 		switch {
-		case t.n.inc != t.inc || t.n.down || !t.t.pending():
-		case t.n.paused:
-			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: nid(t.n), inc: t.inc, fn: t.t.expire})
+		case n.inc != t.inc || n.down || !t.r.pending():
+		case n.paused:
+			n.deferred = append(n.deferred, event{at: f.w.now, n: nid(n), inc: t.inc, fn: t.r.expire})
 		default:
-			t.t.expire()
+			t.r.expire()
 		}
 	}
 	if f.head > 64 && f.head*2 > len(f.q) {
