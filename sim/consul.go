@@ -754,7 +754,7 @@ func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *cons
 		q = c.m.reqs.alloc()
 		q.c = c
 		q.call.w, q.call.c, q.call.h = c.m.r.w, c.p.n, q
-		q.qr.q, q.qr.c, q.qr.o = c.m.q, &q.call, q
+		q.qr.q, q.qr.c, q.qr.o, q.qr.pre = c.m.q, &q.call, q, q
 	}
 	q.kind, q.write, q.slot, q.gen, q.sid = kind, write, slot, gen, 0
 	if q.ck != c.ck {
