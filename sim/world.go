@@ -183,17 +183,22 @@ const nearWindow = int64(5 * time.Millisecond)
 // cleared, it is overwritten by the next event.
 //
 // Most events are due soon (message hops, commits), few far out (timers):
-// the keys of those due within nearWindow go to near, a short list kept
+// the keys of those due within nearWindow go to near, a short ring kept
 // sorted, where they are pushed and popped without sifting (a new one is
 // usually the latest), and pop takes the first of near's and the heap's.
-// The order is the same (at, seq) order; near only saves the heap's work.
+// The order is the same (at, seq) order; near only saves the heap's work
+// (and when it is full, a near key goes to the heap).
 type evHeap struct {
 	keys []evKey
-	near []evKey // sorted, from nh on
-	nh   int
+	near *[nearCap]evKey // a ring of nn keys from nh on, sorted
+	nh   uint32          // < nearCap
+	nn   uint32
 	slab []event
 	free []int32
 }
+
+// nearCap is the size of evHeap.near: a power of two.
+const nearCap = 128
 
 // evKey is an event's place in the queue: its time, then its sequence
 // number and slot packed in one word (seq in the high bits, so that
@@ -219,7 +224,7 @@ func (k *evKey) less(o *evKey) bool {
 	return k.at < o.at || k.at == o.at && k.sq < o.sq
 }
 
-func (h *evHeap) len() int { return len(h.keys) + len(h.near) - h.nh }
+func (h *evHeap) len() int { return len(h.keys) + int(h.nn) }
 
 // slot takes a free slot for an event to be written in.
 func (h *evHeap) slot() int32 {
@@ -238,19 +243,23 @@ func (h *evHeap) slot() int32 {
 // insert queues the key of an event written in its slot; near: it is due
 // within nearWindow.
 func (h *evHeap) insert(k evKey, near bool) {
-	if near {
-		if h.nh > 32 && 2*h.nh > len(h.near) {
-			h.near = h.near[:copy(h.near, h.near[h.nh:])]
-			h.nh = 0
+	if near && h.nn < nearCap {
+		r := h.near
+		if r == nil {
+			r = new([nearCap]evKey)
+			h.near = r
 		}
-		s := append(h.near, k)
-		i := len(s) - 1
-		for i > h.nh && k.less(&s[i-1]) {
-			s[i] = s[i-1]
+		i := h.nh + h.nn
+		for i != h.nh {
+			p := &r[(i-1)&(nearCap-1)]
+			if !k.less(p) {
+				break
+			}
+			r[i&(nearCap-1)] = *p
 			i--
 		}
-		s[i] = k
-		h.near = s
+		r[i&(nearCap-1)] = k
+		h.nn++
 		return
 	}
 	h.keys = append(h.keys, k)
@@ -272,8 +281,8 @@ func (h *evHeap) insert(k evKey, near bool) {
 // false if the queue is empty or its first event is later (it stays
 // queued).
 func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
-	if h.nh < len(h.near) {
-		k := &h.near[h.nh]
+	if h.nn > 0 {
+		k := &h.near[h.nh&(nearCap-1)]
 		if len(h.keys) == 0 || k.less(&h.keys[0]) {
 			if k.at > limit {
 				return 0, false
@@ -291,11 +300,9 @@ func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
 
 // popNear pops the first key of near, which comes first.
 func (h *evHeap) popNear() int32 {
-	idx := h.near[h.nh].idx()
-	h.nh++
-	if h.nh == len(h.near) {
-		h.near, h.nh = h.near[:0], 0
-	}
+	idx := h.near[h.nh&(nearCap-1)].idx()
+	h.nh = (h.nh + 1) & (nearCap - 1)
+	h.nn--
 	return idx
 }
 
@@ -343,7 +350,7 @@ func (w *world) reuseQueue(r *run) {
 	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
-		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near, slab: w.q.slab[:0], free: w.q.free[:0]})
 		w.q = evHeap{}
 	})
 }
