@@ -194,7 +194,10 @@ type evHeap struct {
 	nh   uint32          // < nearCap
 	nn   uint32
 	slab []event
-	free []int32
+	free []int32 // free slots: free[:nfree]
+	// nfree is how many of free are free slots: the slice is written only
+	// when it grows (no slice header, with its pointer, written per event).
+	nfree int
 }
 
 // nearCap is the size of evHeap.near: a power of two.
@@ -228,10 +231,9 @@ func (h *evHeap) len() int { return len(h.keys) + int(h.nn) }
 
 // slot takes a free slot for an event to be written in.
 func (h *evHeap) slot() int32 {
-	if n := len(h.free); n > 0 {
-		idx := h.free[n-1]
-		h.free = h.free[:n-1]
-		return idx
+	if h.nfree > 0 {
+		h.nfree--
+		return h.free[h.nfree]
 	}
 	if len(h.slab) >= 1<<slotBits {
 		panic("sim: too many events queued at once")
@@ -245,10 +247,6 @@ func (h *evHeap) slot() int32 {
 func (h *evHeap) insert(k evKey, near bool) {
 	if near && h.nn < nearCap {
 		r := h.near
-		if r == nil {
-			r = new([nearCap]evKey)
-			h.near = r
-		}
 		i := h.nh + h.nn
 		for i != h.nh {
 			p := &r[(i-1)&(nearCap-1)]
@@ -274,36 +272,6 @@ func (h *evHeap) insert(k evKey, near bool) {
 		i = p
 	}
 	s[i] = k
-}
-
-// popDue removes the first event if it is due by limit and returns its
-// slot: the event stays there (and its slot taken) until release. ok is
-// false if the queue is empty or its first event is later (it stays
-// queued).
-func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
-	if h.nn > 0 {
-		k := &h.near[h.nh&(nearCap-1)]
-		if len(h.keys) == 0 || k.less(&h.keys[0]) {
-			if k.at > limit {
-				return 0, false
-			}
-			return h.popNear(), true
-		}
-	} else if len(h.keys) == 0 {
-		return 0, false
-	}
-	if h.keys[0].at > limit {
-		return 0, false
-	}
-	return h.popHeap(), true
-}
-
-// popNear pops the first key of near, which comes first.
-func (h *evHeap) popNear() int32 {
-	idx := h.near[h.nh&(nearCap-1)].idx()
-	h.nh = (h.nh + 1) & (nearCap - 1)
-	h.nn--
-	return idx
 }
 
 // popHeap pops the heap's top, which comes first.
@@ -337,17 +305,21 @@ func (h *evHeap) popHeap() int32 {
 }
 
 // release frees the slot of an event that has run.
-func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
+func (h *evHeap) release(idx int32) {
+	if h.nfree < len(h.free) {
+		h.free[h.nfree] = idx
+	} else {
+		h.free = append(h.free, idx)
+	}
+	h.nfree++
+}
 
 // evHeaps keeps the queues' memory from one run to the next.
 var evHeaps freeList[evHeap]
 
-// reuseQueue gives w the memory of an earlier run's queue, and registers
-// with r its return to the pool when the run ends.
+// reuseQueue registers with r the return of w's queue's memory to the
+// pool when the run ends (newWorld took it from there, if it had one).
 func (w *world) reuseQueue(r *run) {
-	if h := evHeaps.get(); h != nil {
-		w.q = *h
-	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
 		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near, slab: w.q.slab[:0], free: w.q.free[:0]})
@@ -357,12 +329,18 @@ func (w *world) reuseQueue(r *run) {
 
 func newWorld(seed uint64, end time.Duration) *world {
 	pcg := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
-	return &world{
+	w := &world{
 		end:    int64(end),
 		pcg:    pcg,
 		rng:    rand.New(pcg),
 		delays: linkDelay,
 	}
+	if h := evHeaps.get(); h != nil {
+		w.q = *h // an earlier run's queue memory (see reuseQueue)
+	} else {
+		w.q.near = new([nearCap]evKey)
+	}
+	return w
 }
 
 // at schedules fn at virtual time t, bound to no node.
@@ -390,20 +368,36 @@ func (w *world) runUntil(t int64) {
 }
 
 // runTo executes the events due up to limit (the end of the run, or a
-// test's step), until the queue is empty or the poll says stop.
+// test's step), until the queue is empty or the poll says stop. The pop
+// (popDue) and the dispatch of the common kinds are written out: this
+// loop runs every event.
 func (w *world) runTo(limit int64) {
-	for steps := 1; ; steps++ {
-		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
-			w.stopped = true
-			return
+	q := &w.q
+	for steps := pollEvery; ; {
+		if steps--; steps == 0 {
+			steps = pollEvery
+			if w.poll != nil && w.poll(w.now) {
+				w.stopped = true
+				return
+			}
 		}
-		idx, ok := w.q.popDue(limit)
-		if !ok {
-			return // empty, or left queued: runUntil may go on from here
+		var idx int32
+		if k := &q.near[q.nh&(nearCap-1)]; q.nn > 0 && (len(q.keys) == 0 || k.less(&q.keys[0])) {
+			if k.at > limit {
+				return // left queued: runUntil may go on from here
+			}
+			idx = k.idx()
+			q.nh = (q.nh + 1) & (nearCap - 1)
+			q.nn--
+		} else {
+			if len(q.keys) == 0 || q.keys[0].at > limit {
+				return // empty, or left queued
+			}
+			idx = q.popHeap()
 		}
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.
-		e := &w.q.slab[idx]
+		e := &q.slab[idx]
 		w.now = e.at
 		if e.n != 0 {
 			n := w.nodes[e.n-1]
@@ -411,17 +405,24 @@ func (w *world) runTo(limit int64) {
 				if e.from != 0 {
 					w.refuse(e)
 				}
-				w.q.release(idx)
+				q.release(idx)
 				continue
 			}
 			if n.paused {
 				n.deferred = append(n.deferred, *e)
-				w.q.release(idx)
+				q.release(idx)
 				continue
 			}
 		}
-		w.dispatch(e)
-		w.q.release(idx)
+		switch e.kind {
+		case evHandler:
+			e.h.handle()
+		case evRequest:
+			e.h.(*call).serve()
+		default:
+			w.dispatch(e)
+		}
+		q.release(idx)
 	}
 }
 
