@@ -675,38 +675,26 @@ type link struct {
 const rto = int64(200 * time.Millisecond)
 
 // sendEv delivers the event {kind, h, fn} from → to after the link's
-// delay, to run on to at its incarnation when it arrives.
+// delay, to run on to at its incarnation when it arrives. Every message
+// comes through here: the common case (an open link between two nodes,
+// the measured delay, no slow fault, no loss) is written out without a
+// call but the queue's insert, so that nothing is spilled for the rare
+// ones, which sendEvAll does.
 func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
-	if from == to {
-		w.schedule(w.now, to, from, kind, h, fn)
-		return
-	}
 	l := &w.links[from.id][to.id]
-	if l.blocked > 0 {
-		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
+	dl := w.delays
+	if from == to || l.blocked > 0 || dl == nil || l.loss > 0 || from.slow|from.slowJitter|to.slow|to.slowJitter != 0 {
+		w.sendEvAll(from, to, kind, h, fn)
 		return
 	}
-	// linkDelay and slowDelay, their common cases written out: the
-	// measured delay's draw (dist.draw), and no slow fault.
-	var d int64
-	if dl := w.delays; dl != nil {
-		r := w.pcg.Uint64()
-		i := (r >> 32) * distBins >> 32
-		lo, hi := int64(dl.tab[i]), int64(dl.tab[i+1])
-		d = lo + (hi-lo)*int64(r&(1<<32-1))>>32
-	} else {
-		d = w.baseDelay + w.int64n(w.jitter)
-	}
-	if from.slow|from.slowJitter|to.slow|to.slowJitter != 0 {
-		d += w.slowDelay(from, to)
-	}
-	if l.loss > 0 && w.float64() < l.loss {
-		d += rto
-	}
+	// dist.draw, written out.
+	r := w.pcg.Uint64()
+	i := (r >> 32) * distBins >> 32
+	lo, hi := int64(dl.tab[i]), int64(dl.tab[i+1])
+	d := lo + (hi-lo)*int64(r&(1<<32-1))>>32
 	t := max(w.now+d, l.last, w.now)
 	l.last = t
-	// schedule(t, to, from, kind, h, fn), written out: every message
-	// comes through here.
+	// schedule(t, to, from, kind, h, fn), written out.
 	if t > w.end {
 		return
 	}
@@ -716,6 +704,27 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	e.at, e.h, e.fn, e.kind = t, h, fn, kind
 	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
 	w.q.insert(mkKey(t, w.seq, idx), t-w.now < nearWindow)
+}
+
+// sendEvAll is sendEv for every case: to itself, a cut link, a slow
+// fault, a lossy link, an unmeasured delay.
+func (w *world) sendEvAll(from, to *node, kind uint8, h handler, fn func()) {
+	if from == to {
+		w.schedule(w.now, to, from, kind, h, fn)
+		return
+	}
+	l := &w.links[from.id][to.id]
+	if l.blocked > 0 {
+		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
+		return
+	}
+	d := w.linkDelay() + w.slowDelay(from, to)
+	if l.loss > 0 && w.float64() < l.loss {
+		d += rto
+	}
+	t := max(w.now+d, l.last, w.now)
+	l.last = t
+	w.schedule(t, to, from, kind, h, fn)
 }
 
 // linkDelay is one message's one-way delay on an unshaped link: a draw
