@@ -1025,7 +1025,12 @@ func (f *fifo) drop() {
 			n++
 		}
 	}
-	clear(f.q[n:])
+	// What is left after the n is not read again (append writes it
+	// over): only its call is cleared, for the GC, without clear's call
+	// (a fifo is mostly one or two timers, and drops at every add).
+	for i := n; i < len(f.q); i++ {
+		f.q[i].r = nil
+	}
 	f.q, f.head = f.q[:n], 0
 }
 
