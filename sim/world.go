@@ -681,7 +681,7 @@ const rto = int64(200 * time.Millisecond)
 // call but the queue's insert, so that nothing is spilled for the rare
 // ones, which sendEvAll does.
 func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
-	l := &w.links[from.id][to.id]
+	l := &w.linkMem[from.id*w.linkCap+to.id] // w.links[from.id][to.id]
 	dl := w.delays
 	if from == to || l.blocked > 0 || dl == nil || l.loss > 0 || from.slow|from.slowJitter|to.slow|to.slowJitter != 0 {
 		w.sendEvAll(from, to, kind, h, fn)
