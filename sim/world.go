@@ -703,7 +703,18 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	e := &w.q.slab[idx]
 	e.at, e.h, e.fn, e.kind = t, h, fn, kind
 	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
-	w.q.insert(mkKey(t, w.seq, idx), t-w.now < nearWindow)
+	// insert, its common case written out: a near key not before the
+	// last near one (a tie is later: its seq is the greatest so far).
+	// With no near key the slot read is a stale one, whatever it holds:
+	// k goes after it, or insert puts it first.
+	k := mkKey(t, w.seq, idx)
+	q := &w.q
+	if n, r := q.nh+q.nn, q.near; t-w.now < nearWindow && q.nn < nearCap && r[(n-1)&(nearCap-1)].at <= t {
+		r[n&(nearCap-1)] = k
+		q.nn++
+		return
+	}
+	q.insert(k, t-w.now < nearWindow)
 }
 
 // sendEvAll is sendEv for every case: to itself, a cut link, a slow
