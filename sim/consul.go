@@ -3,6 +3,7 @@ package sim
 import (
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/locksim/locksim/history"
@@ -17,8 +18,21 @@ func sessionID(id int) string {
 	if id == 0 {
 		return ""
 	}
+	if t := sessionIDs(); id < len(t) {
+		return t[id]
+	}
 	return "session-" + strconv.Itoa(id)
 }
+
+// sessionIDs are the first sessionIDs, made once for every run: a
+// consul-ttl run makes a hundred sessions or so, a string each.
+var sessionIDs = sync.OnceValue(func() []string {
+	t := make([]string, 1024)
+	for i := 1; i < len(t); i++ {
+		t[i] = "session-" + strconv.Itoa(i)
+	}
+	return t
+})
 
 // consul models Consul's sessions and KV locks (v1.20, as cluster/ runs
 // it, with session_ttl_min 1 s) under locks/consul: backend consul, seed
@@ -754,7 +768,7 @@ func (c *consulClient) req(kind uint8, write bool, slot uint8, gen uint32) *cons
 		q = c.m.reqs.alloc()
 		q.c = c
 		q.call.w, q.call.c, q.call.h = c.m.r.w, c.p.n, q
-		q.qr.q, q.qr.c, q.qr.o = c.m.q, &q.call, q
+		q.qr.q, q.qr.c, q.qr.o, q.qr.pre = c.m.q, &q.call, q, q
 	}
 	q.kind, q.write, q.slot, q.gen, q.sid = kind, write, slot, gen, 0
 	if q.ck != c.ck {

@@ -76,8 +76,12 @@ type mcServer struct {
 	ct         int64  // current_time, as of the last tick
 	casSeq     uint64 // the last CAS id handed out
 	fill       int
-	tickFn     func()         // tick, made once
-	itemMem    *arena[mcItem] // the run's items (nil: allocated one by one)
+	// last is nil or the item found or stored last, which is in items:
+	// the one key a run uses is looked up without hashing it (lookup; del
+	// keeps it true).
+	last    *mcItem
+	tickFn  func()         // tick, made once
+	itemMem *arena[mcItem] // the run's items (nil: allocated one by one)
 }
 
 type mcItem struct {
@@ -109,7 +113,7 @@ func newMemcache(r *run, size int) *memcache {
 // firstTick.
 func (s *mcServer) reset(firstTick int64) {
 	s.items = make(map[string]*mcItem)
-	s.head, s.tail = nil, nil
+	s.head, s.tail, s.last = nil, nil, nil
 	// current_time counts whole seconds of the server's clock, and each
 	// tick reads one more than the last (memcached reads the monotonic
 	// clock's seconds at ticks a second apart): the count is taken from
@@ -160,15 +164,35 @@ func (s *mcServer) front(it *mcItem) {
 	}
 }
 
+// lookup is s.items[key].
+func (s *mcServer) lookup(key string) *mcItem {
+	if it := s.last; it != nil && it.key == key {
+		return it
+	}
+	it := s.items[key]
+	if it != nil {
+		s.last = it
+	}
+	return it
+}
+
+// del is delete(s.items, key).
+func (s *mcServer) del(key string) {
+	delete(s.items, key)
+	if s.last != nil && s.last.key == key {
+		s.last = nil
+	}
+}
+
 // get returns the live item for key (bumping it in the LRU), or nil.
 func (s *mcServer) get(key string) *mcItem {
-	it := s.items[key]
+	it := s.lookup(key)
 	if it == nil {
 		return nil
 	}
 	if it.exp != 0 && it.exp <= s.currentTime() {
 		s.unlink(it)
-		delete(s.items, key)
+		s.del(key)
 		return nil
 	}
 	s.unlink(it)
@@ -180,9 +204,9 @@ func (s *mcServer) get(key string) *mcItem {
 // already expired), evicting the least recently used items beyond
 // mcCapacity.
 func (s *mcServer) set(key, value string, exp int64) {
-	if it := s.items[key]; it != nil {
+	if it := s.lookup(key); it != nil {
 		s.unlink(it)
-		delete(s.items, key)
+		s.del(key)
 	}
 	if exp < 0 {
 		return
@@ -199,11 +223,12 @@ func (s *mcServer) set(key, value string, exp int64) {
 		it.exp = s.currentTime() + exp
 	}
 	s.items[key] = it
+	s.last = it
 	s.front(it)
 	for len(s.items) > mcCapacity {
 		old := s.tail
 		s.unlink(old)
-		delete(s.items, old.key)
+		s.del(old.key)
 	}
 }
 
@@ -238,7 +263,7 @@ func (s *mcServer) touch(key string, exp int64) bool {
 	}
 	if exp < 0 {
 		s.unlink(it)
-		delete(s.items, key)
+		s.del(key)
 		return true
 	}
 	it.exp = 0
@@ -255,7 +280,7 @@ func (s *mcServer) remove(key string) bool {
 		return false
 	}
 	s.unlink(it)
-	delete(s.items, key)
+	s.del(key)
 	return true
 }
 

@@ -147,6 +147,9 @@ func (q *quorum) do(c *call, write bool, op func() func(), failed func()) {
 // start sends r (q, c, write, and op and failed or o set) on its way: the
 // caller may embed the qreq in its own request object.
 func (q *quorum) start(r *qreq) {
+	if r.pre == nil && r.o != nil {
+		r.pre, _ = r.o.(preApplier)
+	}
 	q.addTimeout(r)
 	r.forward(r.c.s)
 }
@@ -242,7 +245,8 @@ type qreq struct {
 	write    bool
 	op       func() func()
 	failed   func()
-	o        qop // instead of op and failed
+	o        qop        // instead of op and failed
+	pre      preApplier // o, if it has a pre-commit check (set by start, or with o)
 	answered bool
 	l        *node // the leader it was sent to
 	term     int
@@ -346,8 +350,8 @@ func (r *qreq) arrive() {
 		return
 	}
 	if r.write {
-		if p, ok := r.o.(preApplier); ok {
-			p.preApply()
+		if r.pre != nil {
+			r.pre.preApply()
 		}
 		r.after(l, q.commitDelay+q.r.w.int64n(q.commitDelay), qCommit)
 	} else {

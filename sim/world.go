@@ -148,7 +148,7 @@ func (w *world) push(e *event) {
 	w.seq++
 	idx := w.q.slot()
 	w.q.slab[idx] = *e
-	w.q.insert(evKey{at: e.at, seq: w.seq, idx: idx}, e.at-w.now < nearWindow)
+	w.q.insert(mkKey(e.at, w.seq, idx), e.at-w.now < nearWindow)
 }
 
 // schedule is push of the event {at, n (at its incarnation now), from,
@@ -167,7 +167,7 @@ func (w *world) schedule(at int64, n, from *node, kind uint8, h handler, fn func
 	} else {
 		e.n, e.inc = 0, 0
 	}
-	w.q.insert(evKey{at: at, seq: w.seq, idx: idx}, at-w.now < nearWindow)
+	w.q.insert(mkKey(at, w.seq, idx), at-w.now < nearWindow)
 }
 
 // nearWindow is how soon an event is due for the queue to keep it in its
@@ -183,39 +183,60 @@ const nearWindow = int64(5 * time.Millisecond)
 // cleared, it is overwritten by the next event.
 //
 // Most events are due soon (message hops, commits), few far out (timers):
-// the keys of those due within nearWindow go to near, a short list kept
+// the keys of those due within nearWindow go to near, a short ring kept
 // sorted, where they are pushed and popped without sifting (a new one is
 // usually the latest), and pop takes the first of near's and the heap's.
-// The order is the same (at, seq) order; near only saves the heap's work.
+// The order is the same (at, seq) order; near only saves the heap's work
+// (and when it is full, a near key goes to the heap).
 type evHeap struct {
 	keys []evKey
-	near []evKey // sorted, from nh on
-	nh   int
+	near *[nearCap]evKey // a ring of nn keys from nh on, sorted
+	nh   uint32          // < nearCap
+	nn   uint32
 	slab []event
-	free []int32
+	free []int32 // free slots: free[:nfree]
+	// nfree is how many of free are free slots: the slice is written only
+	// when it grows (no slice header, with its pointer, written per event).
+	nfree int
 }
 
+// nearCap is the size of evHeap.near: a power of two.
+const nearCap = 128
+
+// evKey is an event's place in the queue: its time, then its sequence
+// number and slot packed in one word (seq in the high bits, so that
+// comparing the words compares the sequence numbers, which are unique):
+// 16 bytes to move instead of 24.
 type evKey struct {
-	at  int64
-	seq uint64
-	idx int32
+	at int64
+	sq uint64 // seq<<slotBits | slot
 }
+
+// slotBits is how many bits of evKey.sq name the slot: the queue holds
+// fewer events than that at once (slot panics otherwise), and a run has
+// fewer than 1<<(64-slotBits) events.
+const slotBits = 24
+
+func mkKey(at int64, seq uint64, idx int32) evKey {
+	return evKey{at: at, sq: seq<<slotBits | uint64(idx)}
+}
+
+func (k *evKey) idx() int32 { return int32(k.sq & (1<<slotBits - 1)) }
 
 func (k *evKey) less(o *evKey) bool {
-	if k.at != o.at {
-		return k.at < o.at
-	}
-	return k.seq < o.seq
+	return k.at < o.at || k.at == o.at && k.sq < o.sq
 }
 
-func (h *evHeap) len() int { return len(h.keys) + len(h.near) - h.nh }
+func (h *evHeap) len() int { return len(h.keys) + int(h.nn) }
 
 // slot takes a free slot for an event to be written in.
 func (h *evHeap) slot() int32 {
-	if n := len(h.free); n > 0 {
-		idx := h.free[n-1]
-		h.free = h.free[:n-1]
-		return idx
+	if h.nfree > 0 {
+		h.nfree--
+		return h.free[h.nfree]
+	}
+	if len(h.slab) >= 1<<slotBits {
+		panic("sim: too many events queued at once")
 	}
 	h.slab = append(h.slab, event{})
 	return int32(len(h.slab) - 1)
@@ -224,19 +245,19 @@ func (h *evHeap) slot() int32 {
 // insert queues the key of an event written in its slot; near: it is due
 // within nearWindow.
 func (h *evHeap) insert(k evKey, near bool) {
-	if near {
-		if h.nh > 32 && 2*h.nh > len(h.near) {
-			h.near = h.near[:copy(h.near, h.near[h.nh:])]
-			h.nh = 0
-		}
-		s := append(h.near, k)
-		i := len(s) - 1
-		for i > h.nh && k.less(&s[i-1]) {
-			s[i] = s[i-1]
+	if near && h.nn < nearCap {
+		r := h.near
+		i := h.nh + h.nn
+		for i != h.nh {
+			p := &r[(i-1)&(nearCap-1)]
+			if !k.less(p) {
+				break
+			}
+			r[i&(nearCap-1)] = *p
 			i--
 		}
-		s[i] = k
-		h.near = s
+		r[i&(nearCap-1)] = k
+		h.nn++
 		return
 	}
 	h.keys = append(h.keys, k)
@@ -251,38 +272,6 @@ func (h *evHeap) insert(k evKey, near bool) {
 		i = p
 	}
 	s[i] = k
-}
-
-// popDue removes the first event if it is due by limit and returns its
-// slot: the event stays there (and its slot taken) until release. ok is
-// false if the queue is empty or its first event is later (it stays
-// queued).
-func (h *evHeap) popDue(limit int64) (idx int32, ok bool) {
-	if h.nh < len(h.near) {
-		k := &h.near[h.nh]
-		if len(h.keys) == 0 || k.less(&h.keys[0]) {
-			if k.at > limit {
-				return 0, false
-			}
-			return h.popNear(), true
-		}
-	} else if len(h.keys) == 0 {
-		return 0, false
-	}
-	if h.keys[0].at > limit {
-		return 0, false
-	}
-	return h.popHeap(), true
-}
-
-// popNear pops the first key of near, which comes first.
-func (h *evHeap) popNear() int32 {
-	idx := h.near[h.nh].idx
-	h.nh++
-	if h.nh == len(h.near) {
-		h.near, h.nh = h.near[:0], 0
-	}
-	return idx
 }
 
 // popHeap pops the heap's top, which comes first.
@@ -312,36 +301,46 @@ func (h *evHeap) popHeap() int32 {
 		s[i] = k
 	}
 	h.keys = s
-	return top.idx
+	return top.idx()
 }
 
 // release frees the slot of an event that has run.
-func (h *evHeap) release(idx int32) { h.free = append(h.free, idx) }
+func (h *evHeap) release(idx int32) {
+	if h.nfree < len(h.free) {
+		h.free[h.nfree] = idx
+	} else {
+		h.free = append(h.free, idx)
+	}
+	h.nfree++
+}
 
 // evHeaps keeps the queues' memory from one run to the next.
 var evHeaps freeList[evHeap]
 
-// reuseQueue gives w the memory of an earlier run's queue, and registers
-// with r its return to the pool when the run ends.
+// reuseQueue registers with r the return of w's queue's memory to the
+// pool when the run ends (newWorld took it from there, if it had one).
 func (w *world) reuseQueue(r *run) {
-	if h := evHeaps.get(); h != nil {
-		w.q = *h
-	}
 	r.atEnd = append(r.atEnd, func() {
 		clear(w.q.slab) // no pointers into this run kept
-		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near[:0], slab: w.q.slab[:0], free: w.q.free[:0]})
+		evHeaps.put(&evHeap{keys: w.q.keys[:0], near: w.q.near, slab: w.q.slab[:0], free: w.q.free[:0]})
 		w.q = evHeap{}
 	})
 }
 
 func newWorld(seed uint64, end time.Duration) *world {
 	pcg := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
-	return &world{
+	w := &world{
 		end:    int64(end),
 		pcg:    pcg,
 		rng:    rand.New(pcg),
 		delays: linkDelay,
 	}
+	if h := evHeaps.get(); h != nil {
+		w.q = *h // an earlier run's queue memory (see reuseQueue)
+	} else {
+		w.q.near = new([nearCap]evKey)
+	}
+	return w
 }
 
 // at schedules fn at virtual time t, bound to no node.
@@ -369,20 +368,36 @@ func (w *world) runUntil(t int64) {
 }
 
 // runTo executes the events due up to limit (the end of the run, or a
-// test's step), until the queue is empty or the poll says stop.
+// test's step), until the queue is empty or the poll says stop. The pop
+// (popDue) and the dispatch of the common kinds are written out: this
+// loop runs every event.
 func (w *world) runTo(limit int64) {
-	for steps := 1; ; steps++ {
-		if steps%pollEvery == 0 && w.poll != nil && w.poll(w.now) {
-			w.stopped = true
-			return
+	q := &w.q
+	for steps := pollEvery; ; {
+		if steps--; steps == 0 {
+			steps = pollEvery
+			if w.poll != nil && w.poll(w.now) {
+				w.stopped = true
+				return
+			}
 		}
-		idx, ok := w.q.popDue(limit)
-		if !ok {
-			return // empty, or left queued: runUntil may go on from here
+		var idx int32
+		if k := &q.near[q.nh&(nearCap-1)]; q.nn > 0 && (len(q.keys) == 0 || k.less(&q.keys[0])) {
+			if k.at > limit {
+				return // left queued: runUntil may go on from here
+			}
+			idx = k.idx()
+			q.nh = (q.nh + 1) & (nearCap - 1)
+			q.nn--
+		} else {
+			if len(q.keys) == 0 || q.keys[0].at > limit {
+				return // empty, or left queued
+			}
+			idx = q.popHeap()
 		}
 		// e stays valid while it runs: its slot is not reused before the
 		// release, and if the slab grows, e still reads the old copy.
-		e := &w.q.slab[idx]
+		e := &q.slab[idx]
 		w.now = e.at
 		if e.n != 0 {
 			n := w.nodes[e.n-1]
@@ -390,17 +405,24 @@ func (w *world) runTo(limit int64) {
 				if e.from != 0 {
 					w.refuse(e)
 				}
-				w.q.release(idx)
+				q.release(idx)
 				continue
 			}
 			if n.paused {
 				n.deferred = append(n.deferred, *e)
-				w.q.release(idx)
+				q.release(idx)
 				continue
 			}
 		}
-		w.dispatch(e)
-		w.q.release(idx)
+		switch e.kind {
+		case evHandler:
+			e.h.handle()
+		case evRequest:
+			e.h.(*call).serve()
+		default:
+			w.dispatch(e)
+		}
+		q.release(idx)
 	}
 }
 
@@ -653,8 +675,51 @@ type link struct {
 const rto = int64(200 * time.Millisecond)
 
 // sendEv delivers the event {kind, h, fn} from → to after the link's
-// delay, to run on to at its incarnation when it arrives.
+// delay, to run on to at its incarnation when it arrives. Every message
+// comes through here: the common case (an open link between two nodes,
+// the measured delay, no slow fault, no loss) is written out without a
+// call but the queue's insert, so that nothing is spilled for the rare
+// ones, which sendEvAll does.
 func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
+	l := &w.linkMem[from.id*w.linkCap+to.id] // w.links[from.id][to.id]
+	dl := w.delays
+	if from == to || l.blocked > 0 || dl == nil || l.loss > 0 || from.slow|from.slowJitter|to.slow|to.slowJitter != 0 {
+		w.sendEvAll(from, to, kind, h, fn)
+		return
+	}
+	// dist.draw, written out.
+	r := w.pcg.Uint64()
+	i := (r >> 32) * distBins >> 32
+	lo, hi := int64(dl.tab[i]), int64(dl.tab[i+1])
+	d := lo + (hi-lo)*int64(r&(1<<32-1))>>32
+	t := max(w.now+d, l.last, w.now)
+	l.last = t
+	// schedule(t, to, from, kind, h, fn), written out.
+	if t > w.end {
+		return
+	}
+	w.seq++
+	idx := w.q.slot()
+	e := &w.q.slab[idx]
+	e.at, e.h, e.fn, e.kind = t, h, fn, kind
+	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
+	// insert, its common case written out: a near key not before the
+	// last near one (a tie is later: its seq is the greatest so far).
+	// With no near key the slot read is a stale one, whatever it holds:
+	// k goes after it, or insert puts it first.
+	k := mkKey(t, w.seq, idx)
+	q := &w.q
+	if n, r := q.nh+q.nn, q.near; t-w.now < nearWindow && q.nn < nearCap && r[(n-1)&(nearCap-1)].at <= t {
+		r[n&(nearCap-1)] = k
+		q.nn++
+		return
+	}
+	q.insert(k, t-w.now < nearWindow)
+}
+
+// sendEvAll is sendEv for every case: to itself, a cut link, a slow
+// fault, a lossy link, an unmeasured delay.
+func (w *world) sendEvAll(from, to *node, kind uint8, h handler, fn func()) {
 	if from == to {
 		w.schedule(w.now, to, from, kind, h, fn)
 		return
@@ -670,17 +735,7 @@ func (w *world) sendEv(from, to *node, kind uint8, h handler, fn func()) {
 	}
 	t := max(w.now+d, l.last, w.now)
 	l.last = t
-	// schedule(t, to, from, kind, h, fn), written out: every message
-	// comes through here.
-	if t > w.end {
-		return
-	}
-	w.seq++
-	idx := w.q.slot()
-	e := &w.q.slab[idx]
-	e.at, e.h, e.fn, e.kind = t, h, fn, kind
-	e.n, e.inc, e.from = int32(to.id)+1, to.inc, int32(from.id)+1
-	w.q.insert(evKey{at: t, seq: w.seq, idx: idx}, t-w.now < nearWindow)
+	w.schedule(t, to, from, kind, h, fn)
 }
 
 // linkDelay is one message's one-way delay on an unshaped link: a draw
@@ -865,7 +920,7 @@ func (w *world) timeoutAt(r *call, timeout, at int64) {
 		f = w.newFIFO(time.Duration(timeout))
 		c.timeouts = append(c.timeouts, f)
 	}
-	if !f.addAt(at, c, r) {
+	if !f.addAt(at, r) {
 		w.schedule(at, c, nil, evTimeout, r, nil)
 	}
 }
@@ -936,18 +991,13 @@ type fifo struct {
 	fireFn func()
 }
 
+// fifoTimer is a call's timeout, to run on its client r.c at the
+// incarnation inc. The call itself rather than an interface: one pointer
+// word to write, and pending and expire called directly.
 type fifoTimer struct {
 	at  int64
-	n   *node
+	r   *call
 	inc uint32
-	t   expirer
-}
-
-// expirer is what a fifo timer runs; pending reports whether expire
-// would still do something (false for good once false).
-type expirer interface {
-	expire()
-	pending() bool
 }
 
 func (w *world) newFIFO(d time.Duration) *fifo {
@@ -956,9 +1006,9 @@ func (w *world) newFIFO(d time.Duration) *fifo {
 	return f
 }
 
-// addAt runs t.expire on n at virtual time at, if that is not before the
-// last timer's: it reports whether the fifo took it.
-func (f *fifo) addAt(at int64, n *node, t expirer) bool {
+// addAt runs r.expire on its client at virtual time at, if that is not
+// before the last timer's: it reports whether the fifo took it.
+func (f *fifo) addAt(at int64, r *call) bool {
 	if f.head < len(f.q) && at < f.q[len(f.q)-1].at {
 		return false
 	}
@@ -968,7 +1018,7 @@ func (f *fifo) addAt(at int64, n *node, t expirer) bool {
 	if len(f.q) == cap(f.q) {
 		f.drop()
 	}
-	f.q = append(f.q, fifoTimer{at: at, n: n, inc: n.inc, t: t})
+	f.q = append(f.q, fifoTimer{at: at, r: r, inc: r.c.inc})
 	if !f.armed {
 		f.arm()
 	}
@@ -981,17 +1031,22 @@ func (f *fifo) addAt(at int64, n *node, t expirer) bool {
 func (f *fifo) drop() {
 	n := 0
 	for _, t := range f.q[f.head:] {
-		if t.t.pending() {
+		if t.r.pending() {
 			f.q[n] = t
 			n++
 		}
 	}
-	clear(f.q[n:])
+	// What is left after the n is not read again (append writes it
+	// over): only its call is cleared, for the GC, without clear's call
+	// (a fifo is mostly one or two timers, and drops at every add).
+	for i := n; i < len(f.q); i++ {
+		f.q[i].r = nil
+	}
 	f.q, f.head = f.q[:n], 0
 }
 
 func (f *fifo) arm() {
-	for f.head < len(f.q) && !f.q[f.head].t.pending() {
+	for f.head < len(f.q) && !f.q[f.head].r.pending() {
 		f.q[f.head] = fifoTimer{}
 		f.head++
 	}
@@ -1008,12 +1063,13 @@ func (f *fifo) fire() {
 		t := f.q[f.head]
 		f.q[f.head] = fifoTimer{}
 		f.head++
+		n := t.r.c
 		switch {
-		case t.n.inc != t.inc || t.n.down || !t.t.pending():
-		case t.n.paused:
-			t.n.deferred = append(t.n.deferred, event{at: f.w.now, n: nid(t.n), inc: t.inc, fn: t.t.expire})
+		case n.inc != t.inc || n.down || !t.r.pending():
+		case n.paused:
+			n.deferred = append(n.deferred, event{at: f.w.now, n: nid(n), inc: t.inc, fn: t.r.expire})
 		default:
-			t.t.expire()
+			t.r.expire()
 		}
 	}
 	if f.head > 64 && f.head*2 > len(f.q) {

@@ -245,7 +245,14 @@ func (m *Machine) CacheKey(key string) string { return m.cfg.Namespace + ":" + k
 
 // LockID is my_lock_id: "pid.object_id.time".
 func LockID(pid int, objectID uint64, unix int64) string {
-	return strconv.Itoa(pid) + "." + strconv.FormatUint(objectID, 10) + "." + strconv.FormatInt(unix, 10)
+	// One string made, not three and their concatenation.
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(pid), 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, objectID, 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, unix, 10)
+	return string(b)
 }
 
 // ReqKind is what a request asks.
