@@ -125,6 +125,10 @@ workload: {hold_min: 30s, hold_max: 30s}
 		t.Fatal("not holding at 3 s")
 	}
 	before := m0exp(r)
+	// Timers exact: at the resume the cas goes out first and the bound,
+	// which came due during the pause, fires before its reply (with the
+	// measured lateness the two race, as in a real process).
+	p.n.late = nil
 	c.renew()
 	p.n.pause()
 	r.w.runUntil(r.w.now + int64(1500*time.Millisecond))

@@ -222,9 +222,11 @@ func TestHolderPausedPastLease(t *testing.T) {
 			}
 		}
 		// Whether the paused holder writes before it learns of the loss
-		// depends on where the pause caught it; most seeds show it.
-		if stale < 5 {
-			t.Errorf("%s (unfenced): fencing-resource and damage in only %d of 10 seeds", b, stale)
+		// depends on where the pause caught it and, at the wake, on which
+		// of its overdue timers runs first (a race: real etcd runs wrote
+		// first in 1 of 3); some seeds show it, not every one.
+		if stale < 1 || stale > 9 {
+			t.Errorf("%s (unfenced): fencing-resource and damage in %d of 10 seeds, want some, not all", b, stale)
 		}
 	}
 }
