@@ -27,36 +27,36 @@ var all = []*Backend{
 		Name: "postgres", Seed: "seed 002, Locker: a lease table row", Package: "locks/postgres", Service: Postgres,
 		Defaults: func() locks.Options { return lockPostgres.DefaultOptions }, Guarded: true,
 		Reads:    []string{LockClock, LockRenewErrors},
-		NoFaults: noFaults(nil, notMemcached("PostgreSQL"), notConsul("postgres")),
+		NoFaults: noFaults("", notMemcached("PostgreSQL"), notConsul("postgres")),
 	},
 	{
 		Name: "postgres-advisory", Seed: "PostgreSQL's session advisory lock", Package: "locks/postgres", Service: Postgres,
 		Defaults: func() locks.Options { return lockPostgres.DefaultAdvisoryOptions }, Guarded: true,
-		NoFaults: noFaults(nil, notMemcached("PostgreSQL"), notConsul("postgres-advisory")),
+		NoFaults: noFaults("", notMemcached("PostgreSQL"), notConsul("postgres-advisory")),
 	},
 	{
 		Name: "memcache", Seed: "seed 004, Brad Fitzpatrick's memcached add mutex", Package: "locks/memcache", Service: Memcached,
 		Defaults: func() locks.Options { return lockMemcache.Defaults }, List: true,
 		Reads:    []string{LockFailover},
-		NoFaults: noFaults(nil, nil, notConsul("memcache")),
+		NoFaults: noFaults("", "", notConsul("memcache")),
 	},
 	{
 		Name: "consul", Seed: "seed 003, Consul::Mutex: the agent node's session", Package: "locks/consul", Service: Consul,
 		Defaults: func() locks.Options { return lockConsul.Defaults }, Guarded: true,
 		SeedSession: lockConsul.SeedSessionNote,
-		NoFaults:    noFaults(serverClockGo("Consul"), notMemcached("Consul"), nil),
+		NoFaults:    noFaults(serverClockGo("Consul"), notMemcached("Consul"), ""),
 	},
 	{
 		Name: "consul-ttl", Seed: "Consul's lock recipe on a TTL session (locksim's)", Package: "locks/consul", Service: Consul,
 		Defaults: func() locks.Options { return lockConsul.Defaults }, Guarded: true,
 		Reads:    []string{LockDelay},
-		NoFaults: noFaults(serverClockGo("Consul"), notMemcached("Consul"), nil),
+		NoFaults: noFaults(serverClockGo("Consul"), notMemcached("Consul"), ""),
 	},
 	{
 		Name: "megamutex", Seed: "seeds 000/001, MegaMutex: memcache-client add", Package: "locks/megamutex", Service: Memcached,
 		Defaults: func() locks.Options { return lockMega.Defaults }, Tokenless: true,
 		Reads: []string{LockFailover}, IgnoresTTL: MegamutexTTLNote,
-		NoFaults: noFaults(nil, nil, notConsul("megamutex")),
+		NoFaults: noFaults("", "", notConsul("megamutex")),
 	},
 	{
 		Name: "mysql", Seed: "seed 004's recommendation, MySQL GET_LOCK", Package: "locks/mysql", Service: MariaDB,
@@ -65,7 +65,7 @@ var all = []*Backend{
 		IgnoresTTL: func(time.Duration) string {
 			return "lock.ttl has no effect on mysql: a named lock (GET_LOCK) has no expiry and lives as long as its connection"
 		},
-		NoFaults: noFaults(&mysqlServerClock, notMemcached("MariaDB"), notConsul("mysql")),
+		NoFaults: noFaults(mysqlServerClock, notMemcached("MariaDB"), notConsul("mysql")),
 	},
 }
 
@@ -77,12 +77,13 @@ func MegamutexTTLNote(ttl time.Duration) string {
 }
 
 // noFaults is a NoFaults table of the three kinds some backends lack:
-// server-clock, evict and session-destroy (nil: the backend has it).
-func noFaults(serverClock, evict, sessionDestroy *string) map[string]string {
+// server-clock, evict and session-destroy, each with why ("": the backend
+// has it).
+func noFaults(serverClock, evict, sessionDestroy string) map[string]string {
 	m := map[string]string{}
-	for k, why := range map[string]*string{"server-clock": serverClock, "evict": evict, "session-destroy": sessionDestroy} {
-		if why != nil {
-			m[k] = *why
+	for k, why := range map[string]string{"server-clock": serverClock, "evict": evict, "session-destroy": sessionDestroy} {
+		if why != "" {
+			m[k] = why
 		}
 	}
 	return m
@@ -91,24 +92,21 @@ func noFaults(serverClock, evict, sessionDestroy *string) map[string]string {
 // serverClockGo is why server-clock does nothing on a service written in
 // Go: real runs skew a server's clock through libfaketime, which cannot
 // reach a Go program's clock, and the simulator does as real runs do.
-func serverClockGo(service string) *string {
-	s := "server clock skew not applied: " + service + " reads time inside Go's runtime, which libfaketime cannot reach"
-	return &s
+func serverClockGo(service string) string {
+	return "server clock skew not applied: " + service + " reads time inside Go's runtime, which libfaketime cannot reach"
 }
 
-var mysqlServerClock = "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it"
+const mysqlServerClock = "server clock skew not applied: a named lock (GET_LOCK) has no expiry, and MariaDB's clock decides nothing of it"
 
 // notMemcached is why evict does nothing on another service.
-func notMemcached(service string) *string {
-	s := "evict not applied: it pushes memcached's LRU, and " + service + " evicts nothing"
-	return &s
+func notMemcached(service string) string {
+	return "evict not applied: it pushes memcached's LRU, and " + service + " evicts nothing"
 }
 
 // notConsul is why session-destroy does nothing on a backend other than
 // Consul's: real runs destroy the Consul sessions holding the run's keys,
 // and nothing yet stands for it on the others (an etcd lease revoke, a
 // pg_terminate_backend), so the simulator leaves them alone too.
-func notConsul(name string) *string {
-	s := "session-destroy not applied: it destroys Consul sessions, and real runs have no counterpart on " + name + " yet"
-	return &s
+func notConsul(name string) string {
+	return "session-destroy not applied: it destroys Consul sessions, and real runs have no counterpart on " + name + " yet"
 }

@@ -122,18 +122,24 @@ func (n *Network) Cut(a, b string, dir Direction) {
 func (n *Network) Uncut(a, b string, dir Direction) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, p := range []struct {
-		on bool
-		p  pair
-	}{{dir&Forward != 0, pair{a, b}}, {dir&Backward != 0, pair{b, a}}} {
-		if !p.on || n.cut[p.p] == 0 {
-			continue
-		}
-		if n.cut[p.p]--; n.cut[p.p] == 0 {
-			delete(n.cut, p.p)
-		}
+	if dir&Forward != 0 {
+		n.uncutLocked(pair{a, b})
+	}
+	if dir&Backward != 0 {
+		n.uncutLocked(pair{b, a})
 	}
 	n.reapplyLocked()
+}
+
+// uncutLocked takes one cut off p, if it has one.
+func (n *Network) uncutLocked(p pair) {
+	switch n.cut[p] {
+	case 0:
+	case 1:
+		delete(n.cut, p)
+	default:
+		n.cut[p]--
+	}
 }
 
 // Partition cuts every link between endpoints in different groups, both
@@ -181,14 +187,18 @@ func (n *Network) Heal() {
 // connections of each link that was cut and is not any more.
 func (n *Network) reapplyLocked() {
 	for _, l := range n.links {
-		wasCut := l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
+		wasCut := l.cut()
 		n.applyLocked(l)
-		isCut := l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
-		if wasCut && !isCut {
+		if wasCut && !l.cut() {
 			l.proxy.Stop()
 			_ = l.proxy.Start()
 		}
 	}
+}
+
+// cut reports whether either direction of l has its cut toxic.
+func (l *Link) cut() bool {
+	return l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
 }
 
 // Slow adds latency (with jitter) to every link between a and b, both ways.

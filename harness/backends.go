@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/locksim/locksim/backend"
 	"github.com/locksim/locksim/locks"
 )
 
@@ -29,4 +30,14 @@ var parts = map[string]backendParts{
 	"consul-ttl":        {deploy: func(a deployArgs) (*deployment, error) { return deployConsul(a, false) }, locker: consulLocker(true)},
 	"megamutex":         {deploy: deployMemcached, locker: newMegamutexLocker},
 	"mysql":             {deploy: deployMariaDB, locker: newMySQLLocker},
+}
+
+// registered is backend kind's entry in the registry, or the zero entry
+// (no flags, no skipped faults) for a kind it does not know, as the
+// harness's tests' fake deployments are.
+func registered(kind string) backend.Backend {
+	if b := backend.Lookup(kind); b != nil {
+		return *b
+	}
+	return backend.Backend{}
 }

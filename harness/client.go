@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/locksim/locksim/backend"
 	"github.com/locksim/locksim/faults"
 	"github.com/locksim/locksim/history"
 	"github.com/locksim/locksim/locks"
@@ -237,7 +236,7 @@ func (c *client) runWorkload(ctx context.Context, l locks.Locker) {
 	d := &wdriver{c: c, ops: make(chan workload.Output, 8), m: workload.New(workload.Config{
 		Kind: c.cfg.Workload, Keys: c.cfg.Keys, HoldMin: c.cfg.HoldMin, HoldMax: c.cfg.HoldMax,
 		ReadToken: mode == scenario.FenceAll || mode == scenario.FenceGuarded, Poll: c.cfg.Poll,
-		Tokenless: tokenless(c.cfg.Backend.Kind),
+		Tokenless: registered(c.cfg.Backend.Kind).Tokenless,
 	})}
 	d.feed(func(out []workload.Output) []workload.Output { return d.m.Begin(c.rng, out) })
 	for {
@@ -460,11 +459,4 @@ func errValue(err error) []byte {
 	}
 	b, _ := json.Marshal(Redact(err.Error()))
 	return b
-}
-
-// tokenless reports whether the registry says backend kind's grants carry
-// no fencing token (false for a kind it does not know).
-func tokenless(kind string) bool {
-	b := backend.Lookup(kind)
-	return b != nil && b.Tokenless
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/locksim/locksim/backend"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -164,7 +163,7 @@ func (n *nemesis) apply(ctx context.Context, f scenario.Fault) func() {
 		n.record(f.Fault, info)
 		return nil
 	}
-	if why, ok := noFault(n.r.dep.kind, f.Fault); ok {
+	if why, ok := registered(n.r.dep.kind).NoFaults[f.Fault]; ok {
 		// The registry says the kind does nothing on this backend; the
 		// simulator skips it alike, and the verdict's notes say why.
 		info["skipped"] = why
@@ -406,15 +405,4 @@ func (r *runState) endpoints() []string {
 
 func (r *runState) logf(format string, args ...any) {
 	fmt.Fprintln(r.log, Redact(strings.TrimSuffix(fmt.Sprintf(format, args...), "\n")))
-}
-
-// noFault is why the registry says fault does nothing on backend kind, if
-// it says so (a kind the registry does not know skips nothing).
-func noFault(kind, fault string) (string, bool) {
-	b := backend.Lookup(kind)
-	if b == nil {
-		return "", false
-	}
-	why, ok := b.NoFaults[fault]
-	return why, ok
 }

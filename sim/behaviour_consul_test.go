@@ -35,7 +35,7 @@ func (m *consulModel) Logf(format string, args ...any) {
 
 func newConsulModel(seed uint64, servers, agents int) *consulModel {
 	r := &run{w: newWorld(seed, 24*time.Hour)}
-	m := newConsul(r, servers)
+	m := newConsul(r, servers, false)
 	r.be = m
 	n := r.w.addNode("client")
 	c := &consulClient{m: m, p: &proc{r: r, n: n, name: "client"}}

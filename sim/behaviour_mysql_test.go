@@ -23,7 +23,7 @@ type myModel struct {
 
 func newMyModel(seed uint64) *myModel {
 	w := newWorld(seed, 24*time.Hour)
-	r := &run{w: w, backend: "mysql", opts: defaults(backend.Lookup("mysql"))}
+	r := &run{w: w, desc: backend.Lookup("mysql"), opts: defaults(backend.Lookup("mysql"))}
 	m := newMySQL(r)
 	r.be = m
 	return &myModel{w: w, r: r, m: m}

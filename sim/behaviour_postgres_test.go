@@ -26,7 +26,7 @@ type pgModel struct {
 
 func newPgModel(seed uint64) *pgModel {
 	w := newWorld(seed, 24*time.Hour)
-	r := &run{w: w, backend: "postgres-advisory", opts: defaults(backend.Lookup("postgres-advisory"))}
+	r := &run{w: w, desc: backend.Lookup("postgres-advisory"), opts: defaults(backend.Lookup("postgres-advisory"))}
 	m := newPostgres(r, true)
 	r.be = m
 	return &pgModel{w: w, r: r, m: m, client: w.addNode("c1")}

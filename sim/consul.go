@@ -155,12 +155,15 @@ type consul struct {
 	keys     []*consulKey // kv's, in the order they were made
 	keys0    [1]*consulKey
 	ttl      int64
-	reqs     *arena[consulReq]
-	sess     *arena[consulSession]
-	timers   *arena[sessionTimer]
-	ctimers  *arena[ccTimer]
-	leases   *arena[ccm.Lease]
-	agents   []*consulAgent // the client agents, once one has made a session
+	// ttlSession: locksim's TTL session (backend consul-ttl), not the
+	// seed's agent session (consul).
+	ttlSession bool
+	reqs       *arena[consulReq]
+	sess       *arena[consulSession]
+	timers     *arena[sessionTimer]
+	ctimers    *arena[ccTimer]
+	leases     *arena[ccm.Lease]
+	agents     []*consulAgent // the client agents, once one has made a session
 }
 
 // consulReqs, consulSessions, sessionTimers and ccTimers keep the memory
@@ -223,8 +226,8 @@ const consulTTLMin = int64(time.Second)
 // the window of the lock-delay race (consulReq.preApply).
 const consulCommit = 1600 * time.Microsecond
 
-func newConsul(r *run, size int) *consul {
-	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl}
+func newConsul(r *run, size int, ttlSession bool) *consul {
+	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl, ttlSession: ttlSession}
 	m.q = newQuorum(r, "consul", size, time.Second, consulCommit, 7*time.Second)
 	m.q.onLeader = m.promote
 	m.keys = m.keys0[:0]
@@ -250,7 +253,7 @@ func (m *consul) client(p *proc) lockClient {
 	if delay == 0 {
 		delay = -1 // none: locks/consul's Config says so with a negative delay
 	}
-	ttl := m.r.backend == "consul-ttl"
+	ttl := m.ttlSession
 	mc := ccm.New(lockConsul.MachineConfig(lockConsul.Config{LockDelay: delay, TTLSession: ttl}, o))
 	return &consulClient{m: m, p: p, ep: p.idx % len(m.q.servers), mc: mc, ttl: ttl, buf: make([]ccm.Output, 0, 4)}
 }

@@ -60,13 +60,13 @@ func (e *FaultError) Error() string {
 func (nm *nemesis) validate() error {
 	for i, f := range nm.r.sc.Faults {
 		if _, ok := kinds.Lookup(f.Fault); !ok {
-			return &FaultError{nm.r.backend, i, "fault", fmt.Sprintf("the simulator has no fault %q", f.Fault)}
+			return &FaultError{nm.r.desc.Name, i, "fault", fmt.Sprintf("the simulator has no fault %q", f.Fault)}
 		}
 		if f.Fault == "heal" || f.Target == "" {
 			continue
 		}
 		if _, err := nm.resolve(f.Target); err != nil {
-			return &FaultError{nm.r.backend, i, "target", err.Error()}
+			return &FaultError{nm.r.desc.Name, i, "target", err.Error()}
 		}
 	}
 	return nil

@@ -19,7 +19,7 @@ type modelSpec struct {
 // the registry; TestModelsMatchRegistry fails on a backend without one.
 var models = map[string]modelSpec{
 	"etcd":     {new: func(r *run) model { return newEtcd(r, r.clusterSize()) }},
-	"consul":   {new: func(r *run) model { return newConsul(r, r.clusterSize()) }},
+	"consul":   {new: func(r *run) model { return newConsul(r, r.clusterSize(), false) }},
 	"memcache": {new: func(r *run) model { return newMemcache(r, r.clusterSize()) }},
 	"postgres": {new: func(r *run) model { return newPostgres(r, false) }, extra: func(o *options) {
 		// Locker's default clock (db), which is not a locks.Option.
@@ -27,7 +27,7 @@ var models = map[string]modelSpec{
 		o.renewErrors = string(lockPostgres.RenewRetry)
 	}},
 	"postgres-advisory": {new: func(r *run) model { return newPostgres(r, true) }},
-	"consul-ttl":        {new: func(r *run) model { return newConsul(r, r.clusterSize()) }},
+	"consul-ttl":        {new: func(r *run) model { return newConsul(r, r.clusterSize(), true) }},
 	"megamutex":         {new: func(r *run) model { return newMegamutex(r, r.clusterSize()) }},
 	"mysql":             {new: func(r *run) model { return newMySQL(r) }},
 }

@@ -1,12 +1,14 @@
 package sim
 
 import (
-	"fmt"
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/locksim/locksim/backend"
+	"github.com/locksim/locksim/history"
+	"github.com/locksim/locksim/scenario"
 )
 
 // Every backend of the registry has a model, and the simulator has no
@@ -33,53 +35,32 @@ func TestModelsMatchRegistry(t *testing.T) {
 // notes carry the why; real runs do the same (harness's
 // TestNoFaultsSkipped).
 func TestNoFaultsSkipped(t *testing.T) {
-	for _, c := range []struct{ backend, fault string }{
-		{"etcd", "server-clock"}, {"consul-ttl", "server-clock"}, {"postgres", "session-destroy"}, {"etcd", "evict"},
+	for _, c := range []struct{ backend, fault, line string }{
+		{"etcd", "server-clock", "{at: 1s, fault: server-clock, target: servers, offset: 30s, jitter: 0s}"},
+		{"consul-ttl", "server-clock", "{at: 1s, fault: server-clock, target: servers, offset: 30s, jitter: 0s}"},
+		{"postgres", "session-destroy", "{at: 1s, fault: session-destroy, target: holder, jitter: 0s}"},
+		{"etcd", "evict", "{at: 1s, fault: evict, target: servers, jitter: 0s}"},
 	} {
 		why := backend.Lookup(c.backend).NoFaults[c.fault]
 		if why == "" {
 			t.Fatalf("the registry has %s doing %s: this test wants a kind it lacks", c.backend, c.fault)
 		}
-		base := `name: t
-backends: [` + c.backend + `]
-cluster: {size: 3}
-clients: 3
-duration: 6s
-lock: {ttl: 2s, renew_every: 500ms}
-workload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}
-`
-		withFault := base + "faults:\n  - {at: 1s, fault: " + c.fault + ", target: " + map[bool]string{true: "servers", false: "holder"}[c.fault != "session-destroy"] +
-			map[bool]string{true: ", offset: 30s", false: ""}[c.fault == "server-clock"] + ", jitter: 0s}\n"
-		sc := parse(t, withFault)
-		res, err := Run(Config{Scenario: sc, Backend: c.backend, Seed: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain, err := Run(Config{Scenario: parse(t, base), Backend: c.backend, Seed: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var others []string
+		sc := registrySpec(t, c.backend, "6s", c.line)
+		res := simulate(t, sc, c.backend, 3)
 		skipped := false
 		for _, e := range res.Events {
-			if e.Proc == "nemesis" {
+			if e.Proc == history.ProcNemesis {
 				skipped = e.F == c.fault && strings.Contains(string(e.Value), `"skipped":"`+why+`"`)
-				continue
 			}
-			others = append(others, fmt.Sprint(e))
-		}
-		var want []string
-		for _, e := range plain.Events {
-			want = append(want, fmt.Sprint(e))
 		}
 		if !skipped {
 			t.Errorf("%s on %s: no nemesis event saying it was skipped for %q", c.fault, c.backend, why)
 		}
-		if !slices.Equal(others, want) {
+		if !bytes.Equal(seen(res), seen(simulate(t, registrySpec(t, c.backend, "6s"), c.backend, 3))) {
 			t.Errorf("%s on %s: the skipped fault changed the history", c.fault, c.backend)
 		}
-		if !slices.Contains(Notes(sc, c.backend), why) {
-			t.Errorf("%s on %s: notes %q lack %q", c.fault, c.backend, Notes(sc, c.backend), why)
+		if !slices.Contains(sc.Notes(c.backend), why) {
+			t.Errorf("%s on %s: notes %q lack %q", c.fault, c.backend, sc.Notes(c.backend), why)
 		}
 	}
 }
@@ -88,36 +69,25 @@ workload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}
 // (a clock fault is a command to a client process; server clocks take
 // server-clock).
 func TestClientClockFaultsSkipServers(t *testing.T) {
-	base := `name: t
-backends: [consul-ttl]
-cluster: {size: 3}
-clients: 3
-duration: 8s
-lock: {ttl: 2s, renew_every: 500ms}
-workload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}
-`
-	plain, err := Run(Config{Scenario: parse(t, base), Backend: "consul-ttl", Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := seen(simulate(t, registrySpec(t, "consul-ttl", "8s"), "consul-ttl", 5))
 	for _, f := range []string{"{at: 1s, fault: clock-offset, target: servers, offset: 30s, for: 3s, jitter: 0s}",
 		"{at: 1s, fault: clock-drift, target: servers, drift: 2, for: 3s, jitter: 0s}",
 		"{at: 1s, fault: clock-step, target: servers, offset: 30s, jitter: 0s}"} {
-		res, err := Run(Config{Scenario: parse(t, base+"faults:\n  - "+f+"\n"), Backend: "consul-ttl", Seed: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got, want []string
-		for _, e := range res.Events {
-			if e.Proc != "nemesis" {
-				got = append(got, fmt.Sprint(e))
-			}
-		}
-		for _, e := range plain.Events {
-			want = append(want, fmt.Sprint(e))
-		}
-		if !slices.Equal(got, want) {
+		if !bytes.Equal(seen(simulate(t, registrySpec(t, "consul-ttl", "8s", f), "consul-ttl", 5)), plain) {
 			t.Errorf("%s changed the history: a client clock fault on servers must do nothing", f)
 		}
 	}
+}
+
+// registrySpec is these tests' scenario on backend b for duration d: 3
+// servers, 3 clients, a 2 s lease renewed every 500 ms, short fenced
+// holds, and the faults given as scenario lines.
+func registrySpec(t *testing.T, b, d string, faults ...string) *scenario.Scenario {
+	t.Helper()
+	y := "name: t\nbackends: [" + b + "]\ncluster: {size: 3}\nclients: 3\nduration: " + d +
+		"\nlock: {ttl: 2s, renew_every: 500ms}\nworkload: {kind: counter, hold_min: 200ms, hold_max: 400ms, fencing: true}\n"
+	if len(faults) > 0 {
+		y += "faults:\n  - " + strings.Join(faults, "\n  - ") + "\n"
+	}
+	return parse(t, y)
 }

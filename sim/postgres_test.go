@@ -84,7 +84,7 @@ func TestPostgresAdvisoryReleaseTimeout(t *testing.T) {
 // the client's buffer.
 func TestPostgresPollAllocs(t *testing.T) {
 	w := newWorld(1, 24*time.Hour)
-	r := &run{w: w, backend: "postgres", opts: defaults(backend.Lookup("postgres"))}
+	r := &run{w: w, desc: backend.Lookup("postgres"), opts: defaults(backend.Lookup("postgres"))}
 	r.opts.ttl = int64(time.Hour) // the holder keeps the row unrenewed
 	m := newPostgres(r, false)
 	r.be = m

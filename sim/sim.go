@@ -133,7 +133,7 @@ func Run(cfg Config) (*Result, error) {
 	r.finish()
 	res := &Result{
 		Scenario: cfg.Scenario.Name,
-		Backend:  r.backend,
+		Backend:  r.desc.Name,
 		Seed:     cfg.Seed,
 		Events:   r.hist,
 		Verdict:  r.chk.Finish(),
@@ -189,11 +189,6 @@ func defaults(b *backend.Backend) options {
 	return extra
 }
 
-// Notes are what a verdict of sc on backend must say of the scenario:
-// the lock options that have no effect on it (scenario.Scenario.Notes,
-// the same as real runs say).
-func Notes(sc *scenario.Scenario, backend string) []string { return sc.Notes(backend) }
-
 func resolveOptions(b *backend.Backend, l scenario.Lock) options {
 	o := defaults(b)
 	if l.TTL > 0 {
@@ -227,7 +222,6 @@ func resolveOptions(b *backend.Backend, l scenario.Lock) options {
 type run struct {
 	w       *world
 	sc      *scenario.Scenario
-	backend string
 	desc    *backend.Backend // the backend's entry in the registry
 	opts    options
 	be      model
@@ -319,15 +313,14 @@ func newRun(cfg Config) (*run, error) {
 		return nil, err
 	}
 	r := &run{
-		w:       newWorld(cfg.Seed, sc.Duration),
-		sc:      sc,
-		backend: name,
-		desc:    be,
-		opts:    resolveOptions(be, sc.Lock),
-		keep:    !cfg.NoHistory,
-		chk:     newChecker(cfg.Checker),
-		timing:  sc.Timing(cfg.Seed),
-		tokens:  !be.Tokenless,
+		w:      newWorld(cfg.Seed, sc.Duration),
+		sc:     sc,
+		desc:   be,
+		opts:   resolveOptions(be, sc.Lock),
+		keep:   !cfg.NoHistory,
+		chk:    newChecker(cfg.Checker),
+		timing: sc.Timing(cfg.Seed),
+		tokens: !be.Tokenless,
 	}
 	chk := r.chk
 	r.atEnd = append(r.atEnd, func() { checkers.put(chk) })

@@ -503,7 +503,7 @@ func simValidate(path string, sc *scenario.Scenario, backend string) (skip strin
 // kept, under out/runs.
 func compareSim(ctx context.Context, cc compareCell, first, n uint64, parallel int, lin bool, out string, bar *progressbar.ProgressBar) (report.Cell, error) {
 	c := report.Cell{Scenario: cc.sc.Name, Backend: cc.backend, Seeds: n,
-		Counts: map[checker.Kind]int{}, SeedsWithKind: map[checker.Kind]int{}, Notes: sim.Notes(cc.sc, cc.backend)}
+		Counts: map[checker.Kind]int{}, SeedsWithKind: map[checker.Kind]int{}, Notes: cc.sc.Notes(cc.backend)}
 	sw := &sweep{sc: cc.sc, path: cc.file, backend: cc.backend, first: first, n: n, parallel: parallel, keepGoing: true, bar: bar, ctx: ctx}
 	bad := sw.run()
 	if ctx.Err() != nil {
