@@ -61,7 +61,13 @@ type consulProbe struct {
 	lockIndex  uint64 // the key's, when the answer came
 }
 
-func (p *consulProbe) serve(c *call) { p.q.serve(c) }
+func (p *consulProbe) serve(c *call)    { p.q.serve(c) }
+func (p *consulProbe) replayable() bool { return p.q.replayable() }
+func (p *consulProbe) replay() {
+	p.q = p.q.again()
+	p.q.call.h = p
+	p.q.send(p.q.d)
+}
 func (p *consulProbe) failed(rpcErr) { p.done, p.fail, p.at = true, true, p.w.now }
 func (p *consulProbe) replied() {
 	p.done, p.at = true, p.w.now
@@ -157,15 +163,21 @@ func (m *consulModel) DestroySession(id string) error {
 
 func (m *consulModel) Acquire(key, session string) (behaviour.AcquireResult, error) {
 	q, err := m.do(crTry, true, key, sid(session))
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
-	case q.ok:
-		return behaviour.Acquired, nil
-	case q.invalid:
-		return behaviour.InvalidSession, nil
 	}
-	return behaviour.NotAcquired, nil
+	return acquireResult(q), nil
+}
+
+// acquireResult is an answered acquire's answer.
+func acquireResult(q *consulReq) behaviour.AcquireResult {
+	switch {
+	case q.ok:
+		return behaviour.Acquired
+	case q.invalid:
+		return behaviour.InvalidSession
+	}
+	return behaviour.NotAcquired
 }
 
 func (m *consulModel) Release(key, session string) (bool, error) {
@@ -231,6 +243,33 @@ func (m *consulModel) AgentSessionInfo(id string) (behaviour.SessionInfo, error)
 
 // CutAgent blocks every link of the agent's node, both ways, as
 // faults.Network.Isolate does, or heals every cut.
+// UseLink: the model's client talks to its server over the world's
+// links, which CutClient blocks, always.
+func (m *consulModel) UseLink() error { return nil }
+
+func (m *consulModel) StartAcquire(key, session string) func() (behaviour.AcquireResult, time.Duration, error) {
+	p := m.send(crTry, true, key, sid(session))
+	return func() (behaviour.AcquireResult, time.Duration, error) {
+		if err := m.wait(p); err != nil {
+			return 0, time.Duration(p.at), err
+		}
+		return acquireResult(p.q), time.Duration(p.at), nil
+	}
+}
+
+func (m *consulModel) CutClient(cut bool) error {
+	c, s := m.c.p.n, m.m.q.servers[m.c.ep]
+	if cut {
+		m.w.block(c, s)
+		m.w.block(s, c)
+	} else {
+		m.w.unblock(c, s)
+		m.w.unblock(s, c)
+	}
+	m.m.faultChanged()
+	return nil
+}
+
 func (m *consulModel) CutAgent(i int, cut bool) error {
 	a := m.agents[i].p.n
 	if cut {

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ type mcModel struct {
 func newMcModel(seed uint64) *mcModel {
 	w := newWorld(seed, 24*time.Hour)
 	s := &mcServer{n: w.addNode("memcached1")}
+	s.n.resets = true // reached through a proxy, as newMemcache's servers
 	// Started some time before the case, as newMemcache starts its servers.
 	s.reset(1 + w.int64n(int64(time.Second)))
 	s.n.onRestart = func() { s.reset(int64(time.Second)) }
@@ -85,6 +88,51 @@ func (m *mcModel) Restart() error {
 func (m *mcModel) Flood() error {
 	m.s.evictAll()
 	return nil
+}
+
+// Link is a client node of its own calling the server over the world's
+// links, which a cut blocks.
+func (m *mcModel) Link() (behaviour.MemcachedLink, error) {
+	return &mcModelLink{m: m, c: m.w.addNode("c" + strconv.Itoa(len(m.w.nodes)))}, nil
+}
+
+type mcModelLink struct {
+	m *mcModel
+	c *node
+}
+
+func (l *mcModelLink) Cut() error {
+	l.m.w.block(l.c, l.m.s.n)
+	l.m.w.block(l.m.s.n, l.c)
+	return nil
+}
+
+func (l *mcModelLink) Heal() error {
+	l.m.w.unblock(l.c, l.m.s.n)
+	l.m.w.unblock(l.m.s.n, l.c)
+	return nil
+}
+
+func (l *mcModelLink) StartAdd(key, value string, exp int) func() (bool, time.Duration, error) {
+	w := l.m.w
+	start := w.now
+	var (
+		over, stored bool
+		at           int64
+		err          error
+	)
+	w.rpc(l.c, l.m.s.n, int64(5*time.Second), func(r *call) {
+		ok := l.m.s.add(key, value, int64(exp))
+		r.reply(func() { over, stored, at = true, ok, w.now })
+	}, func(e rpcErr) {
+		over, at, err = true, w.now, fmt.Errorf("rpc error %d", e)
+	})
+	return func() (bool, time.Duration, error) {
+		for !over && w.now-start < int64(10*time.Second) {
+			w.runUntil(w.now + int64(time.Millisecond))
+		}
+		return stored, time.Duration(at - start), err
+	}
 }
 
 // The behaviour cases on the model, each from several seeds (the phase of

@@ -114,8 +114,15 @@ var sessionIDs = sync.OnceValue(func() []string {
 // lock-delay race: an acquire sent 0-7 ms after a destroy of the holder's
 // session (lock-delay 5 s), through the leader of three servers, takes
 // the key in about a quarter of 40 races (real 10/40 and 11/40, the model
-// 11-14/40 on seeds 1-5; 2026-12-02), as preApply makes it. Defects they
-// found, fixed: an agent back after it failed was healthy at once (the
+// 11-14/40 on seeds 1-5; 2026-12-02), as preApply makes it; at the heal
+// of a client's cut, its PUT in flight fails and its blocking GET is sent
+// again and waits anew (Go's HTTP transport replays a GET on a fresh
+// connection; the link's reset, see the package doc). Defects they
+// found, fixed: a cut link held a client's requests and answers and
+// delivered them at the heal (a PUT sent into the cut was applied and
+// answered; real runs: EOF at the heal); locks.Run's bound on a release
+// (one TTL) was missing, so a cut-off holder's release lasted until the
+// heal (real runs: cancelled after the TTL); an agent back after it failed was healthy at once (the
 // rejoin case; Consul refuses its session creates for seconds); a TTL
 // under session_ttl_min was raised to it (Consul refuses the create, so
 // every acquire fails); an acquire with a session
@@ -229,6 +236,9 @@ const consulCommit = 1600 * time.Microsecond
 func newConsul(r *run, size int, ttlSession bool) *consul {
 	m := &consul{r: r, kv: make(map[string]*consulKey), ttl: r.opts.ttl, ttlSession: ttlSession}
 	m.q = newQuorum(r, "consul", size, time.Second, consulCommit, 7*time.Second)
+	for _, n := range m.q.servers {
+		n.resets = true
+	}
 	m.q.onLeader = m.promote
 	m.keys = m.keys0[:0]
 	m.reqs = consulReqs.get(r)
@@ -718,8 +728,9 @@ type consulReq struct {
 	wdone bool // the blocking GET has answered
 	timer bool // its wait is pending on the server (a crTimer event)
 
-	got   bool // the client has had the answer
-	timed bool // sent with a client timeout: never reused (a fifo timer may still hold it)
+	got   bool  // the client has had the answer
+	timed bool  // sent with a client timeout: never reused (a fifo timer may still hold it)
+	d     int64 // that timeout (send's d)
 
 	// crTry: the leader found the key under lock-delay when the request
 	// reached it, before the commit (Consul's kvsPreApply).
@@ -800,9 +811,27 @@ func (q *consulReq) send(d int64) {
 	if s := q.c.server(); q.call.s != s {
 		q.call.s = s
 	}
-	q.timed = d > 0
+	q.timed, q.d = d > 0, d
 	q.call.w.startTrue(&q.call, d)
 }
+
+// replayable says whether Go's HTTP transport sends the request again on
+// a fresh connection when its connection is closed before an answer: a
+// GET (net/http's isReplayable); every other request fails (EOF). Found by
+// the behaviour case "a blocking query in flight when the client's cut
+// heals...": the real GET did not fail at the heal, it blocked again.
+func (q *consulReq) replayable() bool { return q.kind == crGet || q.kind == crToken }
+
+// again is a copy of the request, to be sent anew.
+func (q *consulReq) again() *consulReq {
+	n := q.c.req(q.kind, q.write, q.slot, q.gen)
+	n.index, n.wait, n.sid, n.empty, n.ck = q.index, q.wait, q.sid, q.empty, q.ck
+	return n
+}
+
+// replay is the transport's resend of a GET whose connection was reset
+// (the reset ended q: its late answer goes nowhere, and it is not reused).
+func (q *consulReq) replay() { q.again().send(q.d) }
 
 // serve runs on the server: a GET is answered from the state (blocking
 // until the key changes or its wait is over), the rest go through the
@@ -1018,6 +1047,11 @@ func (c *consulClient) release(done releaseWaiter) {
 	}
 	s := c.start(ccRelease)
 	s.relDone = done
+	// locks.Run bounds the release by one TTL on the client's clock: its
+	// context ends the request in flight then.
+	t := c.m.ctimers.alloc()
+	t.c, t.slot, t.gen, t.deadline = c, ccRelease, s.gen, true
+	c.p.n.afterH(c.m.r.opts.ttl, t)
 	c.drive(ccRelease, c.mc.Request(&s.c, ccm.Request{Kind: ccm.Release, Lease: lease}, c.p.n.now(), c.buf[:0]))
 }
 
@@ -1071,7 +1105,7 @@ func (c *consulClient) drive(i uint8, out []ccm.Output) {
 	}
 	if next.Kind == ccm.OutTimer {
 		t := c.m.ctimers.alloc()
-		t.c, t.slot, t.gen = c, i, s.gen
+		t.c, t.slot, t.gen, t.deadline = c, i, s.gen, false
 		c.p.n.afterH(int64(next.D), t)
 		return
 	}
@@ -1162,12 +1196,20 @@ type ccTimer struct {
 	c    *consulClient
 	slot uint8
 	gen  uint32
+	// deadline: locks.Run's bound on a release, which cancels it (the
+	// answer of the request in flight is then stale), not a machine timer.
+	deadline bool
 }
 
 func (t *ccTimer) handle() {
 	c := t.c
 	s := &c.slots[t.slot]
 	if s.gen != t.gen || !s.busy {
+		return
+	}
+	if t.deadline {
+		s.gen++
+		c.drive(t.slot, c.mc.Cancel(&s.c, c.p.n.now(), c.buf[:0]))
 		return
 	}
 	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.buf[:0]))

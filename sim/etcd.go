@@ -40,7 +40,9 @@ import (
 //     keepalive answered with TTL 0 (lease not found) ends the session too.
 //     Run's renewer adds a KeepAliveOnce every RenewEvery.
 //   - Release deletes the key and revokes the lease; a lease that is gone
-//     makes Release fail (locks.ErrLockLost).
+//     makes Release fail (locks.ErrLockLost). locks.Run bounds it by one
+//     TTL on the client's clock (it was unbounded here, as in the Consul
+//     model, until a real holder-cut-off history showed the bound).
 //   - The server grants no lease under its minimum TTL, 1.5 election
 //     timeouts rounded up to seconds (1 s).
 //
@@ -499,17 +501,19 @@ type etcdTimer struct {
 	gen  uint32
 	term int
 	kind uint8
+	rb   *etcdReleaseBound // etReleaseBound
 }
 
 // Kinds of etcdTimer.
 const (
-	etKeepAlive  uint8 = iota // the client's keepalive send loop
-	etDeadline                // the client's deadline loop
-	etWaitLimit               // acquire's wait timeout
-	etLessor                  // the leader's expiry loop
-	etExpire                  // the leader revokes an expired lease
-	etWatchEntry              // a watch event at the waiter's server
-	etWatch                   // a watch event at the waiter
+	etKeepAlive    uint8 = iota // the client's keepalive send loop
+	etDeadline                  // the client's deadline loop
+	etWaitLimit                 // acquire's wait timeout
+	etLessor                    // the leader's expiry loop
+	etExpire                    // the leader revokes an expired lease
+	etWatchEntry                // a watch event at the waiter's server
+	etWatch                     // a watch event at the waiter
+	etReleaseBound              // locks.Run's bound on a release
 )
 
 func (m *etcd) timer(kind uint8) *etcdTimer {
@@ -521,6 +525,8 @@ func (m *etcd) timer(kind uint8) *etcdTimer {
 func (t *etcdTimer) handle() {
 	m, c := t.m, t.c
 	switch t.kind {
+	case etReleaseBound:
+		t.rb.released(history.Info)
 	case etKeepAlive:
 		c.keepalive(t.gen)
 	case etDeadline:
@@ -701,6 +707,26 @@ func (c *etcdClient) release(done releaseWaiter) {
 		return
 	}
 	q := c.req(ekRelease, true, c.gen, id)
-	q.done = done
+	// locks.Run bounds the release by one TTL on the client's clock: its
+	// context ends it then (an answer after that is stale).
+	b := &etcdReleaseBound{done: done}
+	q.done = b
+	t := c.m.timer(etReleaseBound)
+	t.rb = b
+	c.p.n.afterH(c.m.r.opts.ttl, t)
 	q.try()
+}
+
+// etcdReleaseBound is a release's end, once: its answer or locks.Run's
+// bound, whichever comes first.
+type etcdReleaseBound struct {
+	done releaseWaiter
+	over bool
+}
+
+func (b *etcdReleaseBound) released(t history.Type) {
+	if !b.over {
+		b.over = true
+		b.done.released(t)
+	}
 }

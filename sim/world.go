@@ -102,6 +102,7 @@ const (
 	evTimeout                // rc fails with errTimeout, on the client
 	evHandler                // h.handle()
 	evServerErr              // rc fails with errServer, on the client
+	evReset                  // rc, ended by its link's reset, fails with errRefused
 )
 
 // dispatch runs an event that is due, on a live and running node.
@@ -114,6 +115,7 @@ func (w *world) dispatch(e *event) {
 	case evReply:
 		if rc := e.h.(*call); !rc.done {
 			rc.done = true
+			rc.unpend()
 			if e.fn != nil {
 				e.fn()
 			} else {
@@ -126,6 +128,13 @@ func (w *world) dispatch(e *event) {
 		e.h.(*call).fail(errTimeout)
 	case evServerErr:
 		e.h.(*call).fail(errServer)
+	case evReset:
+		rc := e.h.(*call)
+		if rp, ok := rc.h.(replayer); ok && rp.replayable() {
+			rp.replay()
+		} else {
+			rc.failed(errRefused)
+		}
 	case evHandler:
 		e.h.handle()
 	}
@@ -520,6 +529,16 @@ type node struct {
 	// direct: reached without a proxy (the resource), so a slow fault
 	// does not touch its messages.
 	direct bool
+	// resets: a server whose clients' connections are reset when a cut
+	// of their link heals, as faults.Network resets a healed link's
+	// proxy (see world.resetLink): what a client sent into the cut, or
+	// the server answered into it, was dropped, and the client's calls
+	// still pending across the link fail when it heals. The calls to it
+	// are kept on their client's pending list (pend) meanwhile.
+	resets bool
+	// pend is the first of this client's pending calls to servers that
+	// reset (call.pNext links the others).
+	pend *call
 	// onCrash and onRestart let a model drop or rebuild its state.
 	onCrash, onRestart func()
 	// startup, if set, draws how long a restarted server takes until it
@@ -650,6 +669,9 @@ func (n *node) crash() {
 	n.w.topo++
 	n.deferred = nil
 	n.inc++
+	for n.pend != nil { // its calls die with it: none of them ends now
+		n.pend.unpend()
+	}
 	if n.onCrash != nil {
 		n.onCrash()
 	}
@@ -689,10 +711,19 @@ func (n *node) up() {
 
 // link is the state of messages from one node to another.
 type link struct {
-	blocked int      // active partitions cutting this direction
-	held    []func() // messages sent while blocked, delivered at heal
-	last    int64    // the latest delivery time scheduled (TCP order)
-	loss    float64  // chance that a message needs a retransmission
+	blocked int         // active partitions cutting this direction
+	held    []heldEvent // messages sent while blocked, delivered at heal
+	last    int64       // the latest delivery time scheduled (TCP order)
+	loss    float64     // chance that a message needs a retransmission
+}
+
+// heldEvent is a message sent on a cut link: sendEv's arguments, sent
+// again at the heal (or dropped, a call's on a link that resets).
+type heldEvent struct {
+	from, to *node
+	kind     uint8
+	h        handler
+	fn       func()
 }
 
 // rto is the extra delay of a lost packet: TCP's minimum retransmission
@@ -751,7 +782,7 @@ func (w *world) sendEvAll(from, to *node, kind uint8, h handler, fn func()) {
 	}
 	l := &w.links[from.id][to.id]
 	if l.blocked > 0 {
-		l.held = append(l.held, func() { w.sendEv(from, to, kind, h, fn) })
+		l.held = append(l.held, heldEvent{from, to, kind, h, fn})
 		return
 	}
 	d := w.linkDelay() + w.slowDelay(from, to)
@@ -803,7 +834,8 @@ func (w *world) block(from, to *node) {
 }
 
 // unblock removes one partition from from → to, delivering held messages
-// once none is left.
+// once none is left. When neither direction is cut any more and one end
+// is a server that resets, the link is reset (resetLink).
 func (w *world) unblock(from, to *node) {
 	if from == to {
 		return
@@ -815,7 +847,7 @@ func (w *world) unblock(from, to *node) {
 	l.blocked--
 	w.topo++
 	if l.blocked == 0 {
-		w.flush(l)
+		w.healed(from, to)
 	}
 }
 
@@ -827,17 +859,60 @@ func (w *world) healAll() {
 			if l.blocked > 0 {
 				l.blocked = 0
 				w.topo++
-				w.flush(l)
+				w.healed(w.nodes[i], w.nodes[j])
 			}
 		}
 	}
 }
 
-func (w *world) flush(l *link) {
+// healed is the end of the last cut of from → to: its held messages are
+// sent, unless the pair's link resets, which drops the calls' messages
+// held either way and fails the calls pending across it — once the other
+// direction is whole too (a link is one proxy for both directions).
+func (w *world) healed(from, to *node) {
+	client, server := from, to
+	if from.resets {
+		client, server = to, from
+	}
+	if !server.resets || client.resets {
+		w.flush(&w.links[from.id][to.id], false)
+		return
+	}
+	if w.links[to.id][from.id].blocked > 0 {
+		return // still cut the other way: reset when that heals
+	}
+	w.flush(&w.links[from.id][to.id], true)
+	w.flush(&w.links[to.id][from.id], true)
+	w.resetLink(client, server)
+}
+
+// flush sends the messages held on l; reset drops the calls' (requests
+// and answers), which were lost in the cut.
+func (w *world) flush(l *link, reset bool) {
 	held := l.held
 	l.held = nil
 	for _, m := range held {
-		m()
+		if reset && m.kind != evFn && m.kind != evHandler {
+			continue
+		}
+		w.sendEv(m.from, m.to, m.kind, m.h, m.fn)
+	}
+}
+
+// resetLink is the reset of client's link to server at its heal: every
+// call of client's to server still pending fails on the client one
+// network delay later, as the client reads the closed connection (or is
+// sent again then, if its handler is a replayer that says so); an answer
+// that comes after the reset is dropped (the call is over at once).
+func (w *world) resetLink(client, server *node) {
+	for r := client.pend; r != nil; {
+		next := r.pNext
+		if r.s == server && !r.done {
+			r.done = true
+			r.unpend()
+			w.schedule(w.now+w.linkDelay(), client, nil, evReset, r, nil)
+		}
+		r = next
 	}
 }
 
@@ -867,6 +942,45 @@ type call struct {
 	h    rpcHandler // or the two functions:
 	sf   func(*call)
 	ff   func(rpcErr)
+	// pPrev and pNext link the call on its client's pending list (node.pend)
+	// while a call to a server that resets is pending; pended says it is.
+	pPrev, pNext *call
+	pended       bool
+}
+
+// pend puts r on its client's pending list.
+func (r *call) pend() {
+	c := r.c
+	r.pPrev, r.pNext, r.pended = nil, c.pend, true
+	if c.pend != nil {
+		c.pend.pPrev = r
+	}
+	c.pend = r
+}
+
+// unpend takes r off its client's pending list, if it is on it.
+func (r *call) unpend() {
+	if !r.pended {
+		return
+	}
+	r.pended = false
+	if r.pPrev != nil {
+		r.pPrev.pNext = r.pNext
+	} else {
+		r.c.pend = r.pNext
+	}
+	if r.pNext != nil {
+		r.pNext.pPrev = r.pPrev
+	}
+	r.pPrev, r.pNext = nil, nil
+}
+
+// replayer is an rpcHandler whose request a client library sends again
+// on a fresh connection when its link is reset (world.resetLink), if it
+// is replayable, instead of failing it.
+type replayer interface {
+	replayable() bool
+	replay()
 }
 
 // rpcHandler is a call's two ends: serve on the server, failed on the
@@ -904,6 +1018,9 @@ func (w *world) rpc(c, s *node, timeout int64, serve func(r *call), failed func(
 // request instead of several).
 func (w *world) start(r *call, timeout int64) {
 	c, s := r.c, r.s
+	if s.resets {
+		r.pend()
+	}
 	w.sendEv(c, s, evRequest, r, nil)
 	if timeout > 0 {
 		w.timeout(r, timeout)
@@ -914,6 +1031,9 @@ func (w *world) start(r *call, timeout int64) {
 // client's clock: a socket deadline of a client library, which a clock
 // fault on the client's locks.Clock does not reach.
 func (w *world) startTrue(r *call, timeout int64) {
+	if r.s.resets {
+		r.pend()
+	}
 	w.sendEv(r.c, r.s, evRequest, r, nil)
 	if timeout > 0 {
 		w.timeoutAt(r, timeout, w.now+timeout)
@@ -959,6 +1079,12 @@ func (r *call) fail(e rpcErr) {
 		return
 	}
 	r.done = true
+	r.unpend()
+	r.failed(e)
+}
+
+// failed runs r's failure on its client.
+func (r *call) failed(e rpcErr) {
 	switch {
 	case r.h != nil:
 		r.h.failed(e)

@@ -49,6 +49,18 @@ type Consul interface {
 	// AgentSessionInfo is session info of an agent session: its node,
 	// TTL ("" none), lock-delay and node checks.
 	AgentSessionInfo(id string) (SessionInfo, error)
+	// UseLink makes the client talk to its server through a link of its
+	// own that CutClient cuts, as a run's clients reach the servers (a
+	// toxiproxy link of faults.Network on the real servers).
+	UseLink() error
+	// StartAcquire sends an acquire and returns at once; the function it
+	// returns waits for the answer and says when (on the case's clock) it
+	// came.
+	StartAcquire(key, session string) func() (AcquireResult, time.Duration, error)
+	// CutClient cuts the client's link both ways (cut true, as
+	// faults.Network.Cut does), or heals it (false, as faults.Network.Heal
+	// does: the link is reset).
+	CutClient(cut bool) error
 	// CutAgent cuts client agent i off from every other host (cut true),
 	// or heals every cut (false).
 	CutAgent(i int, cut bool) error
@@ -113,6 +125,66 @@ type ConsulCase struct {
 
 // ConsulCases is the table both the real servers and the model run.
 var ConsulCases = []ConsulCase{
+	{Name: "at the heal of a client's cut its PUT in flight fails, its GET is sent again", Servers: 1, Run: func(c Consul) error {
+		// What a cut-off holder's requests meet when the cut heals: the
+		// proxy dropped what was sent into the cut, and the heal resets
+		// the link. A PUT then fails (EOF), whatever the server would
+		// have answered; a GET, which Go's HTTP transport may replay, is
+		// sent again on a fresh connection and blocks its whole wait
+		// anew.
+		if err := c.UseLink(); err != nil {
+			return err
+		}
+		id, err := c.CreateSession(10*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		other, err := c.CreateSession(10*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if r, err := c.Acquire("lock", id); err != nil || r != Acquired {
+			return fmt.Errorf("acquire: %v, %v", r, err)
+		}
+		k, err := c.Get("lock")
+		if err != nil {
+			return err
+		}
+		const wait = 3 * time.Second
+		watch := c.Watch("lock", k.ModifyIndex, wait)
+		c.Sleep(200 * time.Millisecond)
+		if err := c.CutClient(true); err != nil {
+			return err
+		}
+		acquire := c.StartAcquire("lock", other)
+		c.Sleep(time.Second)
+		healed := c.Elapsed()
+		if err := c.CutClient(false); err != nil {
+			return err
+		}
+		r, at, err := acquire()
+		switch {
+		case err == nil:
+			return fmt.Errorf("the acquire sent into the cut was answered %v %v after the heal: want an error at the heal", r, at-healed)
+		case at-healed > 250*time.Millisecond:
+			return fmt.Errorf("the acquire sent into the cut failed %v after the heal (%v): want at the heal", at-healed, err)
+		}
+		_, at, err = watch()
+		switch {
+		case err != nil:
+			return fmt.Errorf("the blocking query: %v, want it sent again at the heal", err)
+		case at-healed < wait-100*time.Millisecond || at-healed > wait+wait/16+250*time.Millisecond:
+			return fmt.Errorf("the blocking query (wait %v) answered %v after the heal: want its wait again from the heal", wait, at-healed)
+		}
+		k, err = c.Get("lock")
+		if err != nil {
+			return fmt.Errorf("a GET after the heal: %v", err)
+		}
+		if k.Session != id {
+			return fmt.Errorf("after the heal the key is held by %q, want %q", k.Session, id)
+		}
+		return nil
+	}},
 	{Name: "a session TTL under session_ttl_min (1 s) is refused", Servers: 1, Run: func(c Consul) error {
 		if _, err := c.CreateSession(500*time.Millisecond, 0); !errors.Is(err, ErrSessionTTL) {
 			return fmt.Errorf("create with a 500 ms TTL: %v, want %v", err, ErrSessionTTL)

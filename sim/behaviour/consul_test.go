@@ -2,7 +2,9 @@ package behaviour_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,10 @@ type realConsul struct {
 	cur     int           // the server the client talks to
 	start   time.Time
 	t       *testing.T
+	// linkNet and linked are UseLink's: a network of one link to the
+	// server, and a client through it (used from then on).
+	linkNet *faults.Network
+	linked  *api.Client
 }
 
 // Logf shows a case's measurements (go test -v).
@@ -33,7 +39,55 @@ func (c *realConsul) Logf(format string, args ...any) { c.t.Logf(format, args...
 func (c *realConsul) Sleep(d time.Duration)  { time.Sleep(d) }
 func (c *realConsul) Elapsed() time.Duration { return time.Since(c.start) }
 
-func (c *realConsul) api() *api.Client { return c.clients[c.cur] }
+func (c *realConsul) api() *api.Client {
+	if c.linked != nil {
+		return c.linked
+	}
+	return c.clients[c.cur]
+}
+
+func (c *realConsul) UseLink() error {
+	u, err := url.Parse(c.srv.URLs()[c.cur])
+	if err != nil {
+		return err
+	}
+	c.linkNet = faults.NewNetwork()
+	l, err := c.linkNet.AddLink("client", "consul", u.Host)
+	if err != nil {
+		return err
+	}
+	c.linked, err = api.NewClient(&api.Config{Address: l.Addr()})
+	return err
+}
+
+func (c *realConsul) StartAcquire(key, session string) func() (behaviour.AcquireResult, time.Duration, error) {
+	type answer struct {
+		r   behaviour.AcquireResult
+		at  time.Duration
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		r, err := c.Acquire(key, session)
+		ch <- answer{r, c.Elapsed(), err}
+	}()
+	return func() (behaviour.AcquireResult, time.Duration, error) {
+		a := <-ch
+		return a.r, a.at, a.err
+	}
+}
+
+func (c *realConsul) CutClient(cut bool) error {
+	if c.linkNet == nil {
+		return errors.New("CutClient before UseLink")
+	}
+	if cut {
+		c.linkNet.Cut("client", "consul", faults.Both)
+	} else {
+		c.linkNet.Heal()
+	}
+	return nil
+}
 
 func (c *realConsul) CreateSession(ttl, lockDelay time.Duration) (string, error) {
 	if lockDelay == 0 {
@@ -222,6 +276,11 @@ func TestConsulReal(t *testing.T) {
 			}
 			defer srv.Close()
 			c := &realConsul{srv: srv, net: net, t: t}
+			defer func() {
+				if c.linkNet != nil {
+					c.linkNet.Close()
+				}
+			}()
 			for _, a := range srv.Agents() {
 				cl, err := api.NewClient(&api.Config{Address: a.URL()})
 				if err != nil {

@@ -36,6 +36,22 @@ type Memcached interface {
 	Restart() error
 	// Flood is memory pressure: what the catalogue's evict fault writes.
 	Flood() error
+	// Link is another client of the server, on a link of its own that
+	// can be cut, as each client of a run reaches the servers (a
+	// toxiproxy link of faults.Network on the real server). Its
+	// operations time out after 5 s.
+	Link() (MemcachedLink, error)
+}
+
+// MemcachedLink is a client of the server on a link that can be cut.
+type MemcachedLink interface {
+	// Cut drops everything on the link, both ways, as faults.Network.Cut
+	// does; Heal ends the cut as faults.Network.Heal does.
+	Cut() error
+	Heal() error
+	// StartAdd sends an add and returns at once; wait blocks until its
+	// answer (or error) and says how long after the send it came.
+	StartAdd(key, value string, exp int) (wait func() (stored bool, after time.Duration, err error))
 }
 
 // CasResult is the answer to a cas.
@@ -224,6 +240,43 @@ var MemcachedCases = []MemcachedCase{
 			return fmt.Errorf("incr of the token after a restart: found %v, %v", ok, err)
 		}
 		return nil
+	}},
+	{"an add sent into a cut is lost, and the heal fails it at once", func(m Memcached) error {
+		// What a cut-off client's operations meet when its cut heals
+		// (holder-cut-off: the holder's add in flight at the heal fails
+		// then, and its next try goes to the next server): the proxy
+		// dropped what was sent into the cut, and the heal resets the
+		// link, so the add is never stored and the client reads an error
+		// at the heal, not at its own timeout. Measured on the real
+		// server: the error 0-10 ms after the heal.
+		l, err := m.Link()
+		if err != nil {
+			return err
+		}
+		if err := l.Cut(); err != nil {
+			return err
+		}
+		wait := l.StartAdd("lock", "c1 1", 10)
+		const cut = 300 * time.Millisecond
+		m.Sleep(cut)
+		if err := l.Heal(); err != nil {
+			return err
+		}
+		stored, after, err := wait()
+		switch {
+		case err == nil:
+			return fmt.Errorf("the add sent into the cut was answered (stored %v) %v after the send: want an error at the heal", stored, after)
+		case after < cut || after > cut+250*time.Millisecond:
+			return fmt.Errorf("the add sent into the cut failed %v after the send (%v); want at the heal, %v", after, err, cut)
+		}
+		if err := wantMiss(m, "lock"); err != nil {
+			return fmt.Errorf("after the heal: %v (the add sent into the cut was stored)", err)
+		}
+		stored, _, err = l.StartAdd("lock", "c1 2", 10)()
+		if err != nil || !stored {
+			return fmt.Errorf("an add on the healed link: stored %v, %v", stored, err)
+		}
+		return wantValue(m, "lock", "c1 2")
 	}},
 	{"memory pressure evicts the lock and its token counter", func(m Memcached) error {
 		if _, err := m.Add("lock", "c1 1", 0); err != nil {

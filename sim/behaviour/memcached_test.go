@@ -21,6 +21,7 @@ type realMemcached struct {
 	c      *memcache.Client
 	start  time.Time
 	offset time.Duration
+	links  []*faults.Network // Link's, closed with the case
 }
 
 func (m *realMemcached) Sleep(d time.Duration)  { time.Sleep(d) }
@@ -110,6 +111,51 @@ func (m *realMemcached) Flood() error {
 	return nil
 }
 
+// Link is a client of its own through a toxiproxy link of a network of
+// its own, as a run's clients reach the servers.
+func (m *realMemcached) Link() (behaviour.MemcachedLink, error) {
+	n := faults.NewNetwork()
+	l, err := n.AddLink("c", "memcached1", m.srv.Addrs()[0])
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	c := memcache.New(l.Addr())
+	c.Timeout = 5 * time.Second
+	m.links = append(m.links, n)
+	return &realMcLink{net: n, c: c}, nil
+}
+
+type realMcLink struct {
+	net *faults.Network
+	c   *memcache.Client
+}
+
+func (l *realMcLink) Cut() error  { l.net.Cut("c", "memcached1", faults.Both); return nil }
+func (l *realMcLink) Heal() error { l.net.Heal(); return nil }
+
+func (l *realMcLink) StartAdd(key, value string, exp int) func() (bool, time.Duration, error) {
+	type result struct {
+		stored bool
+		after  time.Duration
+		err    error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		err := l.c.Add(&memcache.Item{Key: key, Value: []byte(value), Expiration: int32(exp)})
+		r := result{after: time.Since(start), err: err, stored: err == nil}
+		if errors.Is(err, memcache.ErrNotStored) {
+			r.err = nil
+		}
+		done <- r
+	}()
+	return func() (bool, time.Duration, error) {
+		r := <-done
+		return r.stored, r.after, r.err
+	}
+}
+
 // The behaviour cases on a real memcached, each on a fresh server.
 func TestMemcachedReal(t *testing.T) {
 	for _, c := range behaviour.MemcachedCases {
@@ -123,7 +169,12 @@ func TestMemcachedReal(t *testing.T) {
 			cl := memcache.New(srv.Addrs()...)
 			cl.Timeout = 2 * time.Second
 			m := &realMemcached{srv: srv, c: cl, start: time.Now()}
-			defer func() { m.c.Close() }()
+			defer func() {
+				m.c.Close()
+				for _, n := range m.links {
+					n.Close()
+				}
+			}()
 			if err := c.Run(m); err != nil {
 				t.Error(err)
 			}
