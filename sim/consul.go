@@ -114,11 +114,14 @@ var sessionIDs = sync.OnceValue(func() []string {
 // lock-delay race: an acquire sent 0-7 ms after a destroy of the holder's
 // session (lock-delay 5 s), through the leader of three servers, takes
 // the key in about a quarter of 40 races (real 10/40 and 11/40, the model
-// 11-14/40 on seeds 1-5; 2026-12-02), as preApply makes it; at the heal
+// 11-14/40 on seeds 1-5; 2026-12-02), as preApply makes it; an acquire
+// refused by a lock-delay answered without a commit; at the heal
 // of a client's cut, its PUT in flight fails and its blocking GET is sent
 // again and waits anew (Go's HTTP transport replays a GET on a fresh
 // connection; the link's reset, see the package doc). Defects they
-// found, fixed: a cut link held a client's requests and answers and
+// found, fixed: an acquire refused by a lock-delay waited for a commit
+// (real: answered from the leader at once, 0.6 ms against 2.2 ms for one
+// refused after the commit); a cut link held a client's requests and answers and
 // delivered them at the heal (a PUT sent into the cut was applied and
 // answered; real runs: EOF at the heal); locks.Run's bound on a release
 // (one TTL) was missing, so a cut-off holder's release lasted until the
@@ -851,11 +854,14 @@ func (q *consulReq) serve(*call) {
 // kvsPreApply, "enforced before commit", on the leader's wall clock), not
 // when the entry is applied. So an acquire that passed the check just
 // before a session's invalidation was committed is applied after it, on
-// the key the invalidation freed: the lock-delay does not stop it.
-func (q *consulReq) preApply() {
+// the key the invalidation freed: the lock-delay does not stop it. One it
+// stops is answered false at once, without a commit (kvsPreApply returns
+// before raftApply).
+func (q *consulReq) preApply() bool {
 	if q.kind == crTry {
 		q.delayed = q.ck.delayUntil > q.c.m.q.leaderNode().now()
 	}
+	return q.delayed
 }
 
 // apply runs on the leader and keeps the answer.

@@ -232,9 +232,10 @@ type qop interface {
 }
 
 // preApplier is a qop with a check the leader makes when the request
-// reaches it, before the commit delay (Consul's kvsPreApply).
+// reaches it, before the commit delay (Consul's kvsPreApply): refused
+// says the request is answered there, without a commit.
 type preApplier interface {
-	preApply()
+	preApply() (refused bool)
 }
 
 // qreq is one request on its way through the quorum. It moves as an
@@ -350,8 +351,9 @@ func (r *qreq) arrive() {
 		return
 	}
 	if r.write {
-		if r.pre != nil {
-			r.pre.preApply()
+		if r.pre != nil && r.pre.preApply() {
+			r.finish() // refused before the commit
+			return
 		}
 		r.after(l, q.commitDelay+q.r.w.int64n(q.commitDelay), qCommit)
 	} else {

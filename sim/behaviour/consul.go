@@ -555,6 +555,65 @@ var ConsulCases = []ConsulCase{
 		}
 		return nil
 	}},
+	{Name: "an acquire refused by a lock-delay is answered without a commit: sooner than one refused by a holder", Servers: 3, Run: func(c Consul) error {
+		// Consul refuses an acquire under lock-delay when it reaches the
+		// leader (kvsPreApply returns false before raftApply); an
+		// acquire of a key another session holds is refused by the state
+		// machine, after the commit. A waiter polling through a
+		// lock-delay gets its answers the sooner. Through the leader, 15
+		// of each, interleaved; the medians compared.
+		if err := c.UseLeader(true); err != nil {
+			return err
+		}
+		gone, err := c.CreateSession(10*time.Second, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		holder, err := c.CreateSession(10*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		waiter, err := c.CreateSession(10*time.Second, 0)
+		if err != nil {
+			return err
+		}
+		if r, err := c.Acquire("delayed", gone); err != nil || r != Acquired {
+			return fmt.Errorf("acquire: %v, %v", r, err)
+		}
+		if r, err := c.Acquire("held", holder); err != nil || r != Acquired {
+			return fmt.Errorf("acquire: %v, %v", r, err)
+		}
+		if err := c.DestroySession(gone); err != nil { // a lock-delay of 10 s on "delayed"
+			return err
+		}
+		var delayed, held []time.Duration
+		for range 15 {
+			for _, k := range []string{"delayed", "held"} {
+				start := c.Elapsed()
+				r, err := c.Acquire(k, waiter)
+				if err != nil {
+					return err
+				}
+				if r != NotAcquired {
+					return fmt.Errorf("acquire of %q answered %v, want false", k, r)
+				}
+				if k == "delayed" {
+					delayed = append(delayed, c.Elapsed()-start)
+				} else {
+					held = append(held, c.Elapsed()-start)
+				}
+			}
+			c.Sleep(10 * time.Millisecond)
+		}
+		slices.Sort(delayed)
+		slices.Sort(held)
+		d, h := delayed[len(delayed)/2], held[len(held)/2]
+		logf(c, "refused by the lock-delay: median %v; by the holder (committed): median %v", d, h)
+		if d*10 > h*7 {
+			return fmt.Errorf("an acquire refused by the lock-delay took %v (median), one refused by the holder %v: want the first under 70%% of the second (no commit)", d, h)
+		}
+		return nil
+	}},
 	{Name: "an acquire sent while a destroy is in flight can take the key despite the lock-delay (checked before the commit)", Servers: 3, Run: func(c Consul) error {
 		// Consul checks the lock-delay when an acquire reaches the leader
 		// (kvs_endpoint.go kvsPreApply), before the raft commit: an
