@@ -232,6 +232,22 @@ func (p *proc) acquire(key string) {
 // procTicket from the run's arena) costs no allocation per acquire.
 type acquireWaiter interface{ acquired(ok bool, token int64) }
 
+// acquireResulter is an acquireWaiter that also takes why an acquire
+// that was not granted ended: NotAcquired (or Cancelled) is recorded as a
+// fail, anything else (an error) as an info, as real runs record them.
+type acquireResulter interface {
+	acquiredResult(res lm.Result, token int64)
+}
+
+// endAcquire tells w how an acquire ended: res, and the token if granted.
+func endAcquire(w acquireWaiter, res lm.Result, token int64) {
+	if r, ok := w.(acquireResulter); ok {
+		r.acquiredResult(res, token)
+		return
+	}
+	w.acquired(res == lm.OK, token)
+}
+
 // releaseWaiter is told once how a release ended.
 type releaseWaiter interface{ released(t history.Type) }
 
@@ -266,12 +282,21 @@ func (p *proc) ticket(gen uint32) *procTicket {
 
 // acquired is the lock client's answer to acquire.
 func (t *procTicket) acquired(ok bool, tok int64) {
+	res := lm.NotAcquired
+	if ok {
+		res = lm.OK
+	}
+	t.acquiredResult(res, tok)
+}
+
+// acquiredResult is acquired with why an acquire not granted ended.
+func (t *procTicket) acquiredResult(res lm.Result, tok int64) {
 	p, gen := t.p, t.gen
 	if p.gen != gen || p.hm != nil {
 		return
 	}
-	if !ok {
-		p.doW(p.wl.RunDone(lm.NotAcquired, nil, p.r.w, p.wbuf()))
+	if res != lm.OK {
+		p.doW(p.wl.RunDone(res, nil, p.r.w, p.wbuf()))
 		return
 	}
 	p.token = tok

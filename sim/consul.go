@@ -1159,7 +1159,7 @@ func (c *consulClient) finish(i uint8, res lm.Result) {
 	switch i {
 	case ccAcquire:
 		if res != lm.OK {
-			s.acqDone.acquired(false, 0)
+			endAcquire(s.acqDone, res, 0)
 			return
 		}
 		lease := c.lease

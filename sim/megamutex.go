@@ -205,7 +205,7 @@ func (c *mmClient) finish(i uint8, res lm.Result) {
 	s.busy = false
 	switch i {
 	case mmAcquire:
-		s.acqDone.acquired(res == lm.OK, 0)
+		endAcquire(s.acqDone, res, 0)
 	case mmRelease:
 		t := history.Info
 		switch res {

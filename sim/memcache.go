@@ -528,7 +528,7 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone.acquired(res == lm.OK, tok)
+		endAcquire(s.acqDone, res, tok)
 	case slotRenew:
 		if done := s.renDone; done != nil {
 			s.renDone = nil

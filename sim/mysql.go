@@ -540,7 +540,7 @@ func (c *myClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone.acquired(res == lm.OK, tok)
+		endAcquire(s.acqDone, res, tok)
 	case mySlotRenew:
 		if s.resDone != nil {
 			s.resDone(res)

@@ -631,7 +631,7 @@ func (c *pgClient) finish(i uint8, res lm.Result) {
 		if res == lm.OK {
 			tok = c.lease.Token
 		}
-		s.acqDone.acquired(res == lm.OK, tok)
+		endAcquire(s.acqDone, res, tok)
 	case pgRenewal:
 		s.renDone(res)
 	case pgRelease:
