@@ -222,11 +222,18 @@ func TestHolderPausedPastLease(t *testing.T) {
 			}
 		}
 		// Whether the paused holder writes before it learns of the loss
-		// depends on where the pause caught it and, at the wake, on which
-		// of its overdue timers runs first (a race: real etcd runs wrote
-		// first in 1 of 3); some seeds show it, not every one.
-		if stale < 1 || stale > 9 {
-			t.Errorf("%s (unfenced): fencing-resource and damage in %d of 10 seeds, want some, not all", b, stale)
+		// depends on what its wake runs first (node.resume). Its hold
+		// timer and its renewal fire together, so where the loss is
+		// learnt by a renewal's round trip (postgres, memcache) the write
+		// goes first in most seeds, as in 5 of 5 real runs each. etcd's
+		// client can learn it at the wake without a round trip (its
+		// keepalive deadline), a race: real runs wrote first in 3 of 8.
+		// consul-ttl's holder can learn it from the answer to its blocking
+		// GET that came during the pause, which races its timers at the
+		// wake: some seeds, not all.
+		want := map[string][2]int{"postgres": {5, 10}, "memcache": {5, 10}, "etcd": {1, 10}, "consul-ttl": {1, 9}}[b]
+		if stale < want[0] || stale > want[1] {
+			t.Errorf("%s (unfenced): fencing-resource and damage in %d of 10 seeds, want %d to %d", b, stale, want[0], want[1])
 		}
 	}
 }
@@ -270,7 +277,9 @@ func TestShrink(t *testing.T) {
 	sc.Faults = append(sc.Faults,
 		scenario.Fault{At: 1e9, Fault: "slow", Target: "c3", For: 1e9, Latency: 1e6},
 		scenario.Fault{At: 2e9, Fault: "clock-drift", Target: "c2", For: 3e9, Drift: 0.01})
-	cfg := Config{Scenario: sc, Backend: "postgres", Seed: 1}
+	// Seed 2: at seed 1, since the wake model of 2026-12-02, two clients
+	// no longer show the damage and the shrinker rightly keeps three.
+	cfg := Config{Scenario: sc, Backend: "postgres", Seed: 2}
 	sr, err := Shrink(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +296,8 @@ func TestShrink(t *testing.T) {
 	}
 	// Written out and read back, the shrunk scenario replays as the
 	// search ran it, and still shows every kind of the original.
-	orig := simulate(t, sc, "postgres", 1).Kinds()
-	again := simulate(t, back, "", 1)
+	orig := simulate(t, sc, "postgres", 2).Kinds()
+	again := simulate(t, back, "", 2)
 	if !slices.Equal(again.Kinds(), sr.Result.Kinds()) {
 		t.Errorf("replayed shrunk scenario shows %v, the search's run %v", again.Kinds(), sr.Result.Kinds())
 	}
