@@ -111,6 +111,14 @@ func (p *proc) timer(kind uint8, gen uint32) *procTimer {
 	return t
 }
 
+func (t *procTimer) stopped() bool {
+	p := t.p
+	if t.kind == ptWork {
+		return p.wseq != t.gen
+	}
+	return p.gen != t.gen || p.hm == nil
+}
+
 func (t *procTimer) handle() {
 	p := t.p
 	switch t.kind {

@@ -1207,6 +1207,11 @@ type ccTimer struct {
 	deadline bool
 }
 
+func (t *ccTimer) stopped() bool {
+	s := &t.c.slots[t.slot]
+	return s.gen != t.gen || !s.busy
+}
+
 func (t *ccTimer) handle() {
 	c := t.c
 	s := &c.slots[t.slot]

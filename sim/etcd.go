@@ -522,6 +522,19 @@ func (m *etcd) timer(kind uint8) *etcdTimer {
 	return t
 }
 
+func (t *etcdTimer) stopped() bool {
+	c := t.c
+	switch t.kind {
+	case etReleaseBound:
+		return t.rb.over
+	case etKeepAlive, etDeadline:
+		return c.gen != t.gen || !c.session
+	case etWaitLimit:
+		return c.gen != t.gen || c.waiting == nil
+	}
+	return false
+}
+
 func (t *etcdTimer) handle() {
 	m, c := t.m, t.c
 	switch t.kind {

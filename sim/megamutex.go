@@ -218,6 +218,11 @@ func (c *mmClient) finish(i uint8, res lm.Result) {
 	}
 }
 
+func (t *mmTimer) stopped() bool {
+	s := &t.c.slots[t.slot]
+	return s.gen != t.gen || !s.busy
+}
+
 func (t *mmTimer) handle() {
 	c := t.c
 	s := &c.slots[t.slot]

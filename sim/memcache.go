@@ -547,6 +547,11 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 }
 
 // handle is the poll timer firing.
+func (t *mcTimer) stopped() bool {
+	s := &t.c.slots[t.slot]
+	return s.gen != t.gen || !s.busy
+}
+
 func (t *mcTimer) handle() {
 	c := t.c
 	s := &c.slots[t.slot]

@@ -647,6 +647,11 @@ func (c *pgClient) finish(i uint8, res lm.Result) {
 }
 
 // handle is the poll timer firing.
+func (t *pgTimer) stopped() bool {
+	s := &t.c.slots[t.slot]
+	return s.gen != t.gen || !s.busy
+}
+
 func (t *pgTimer) handle() {
 	c := t.c
 	s := &c.slots[t.slot]

@@ -624,6 +624,20 @@ func (n *node) pause() {
 	n.w.topo++
 }
 
+// stopper is a timer's handler that can tell its timer was stopped: its
+// owner moved on (a new generation, a request that ended), so that firing
+// it would do nothing. A real process stops such a timer (a context's
+// cancel, Timer.Stop) and it is not in the runtime's heap at a wake; the
+// simulator leaves it to fire as a no-op, so resume must not count it
+// when it orders the overdue timers.
+type stopper interface{ stopped() bool }
+
+// live reports whether the event is a timer that would still do something.
+func (e *event) live() bool {
+	s, ok := e.h.(stopper)
+	return !ok || !s.stopped()
+}
+
 // resume runs what came due during the pause, as a Go process woken by
 // SIGCONT does (measured: behaviour.ProcessCases, and wakeLateness): the
 // messages that arrived meanwhile run together, in the order they came,
@@ -662,10 +676,12 @@ func (n *node) resume() {
 		return
 	}
 	reads := n.w.now + wakeLateness.draw(n.w)
-	last := -1
+	last := -1 // the last-due timer still live (a stopped one, if none is)
 	for i := range d {
 		if d[i].timer {
-			last = i
+			if last < 0 || d[i].live() || !d[last].live() {
+				last = i
+			}
 			continue
 		}
 		d[i].at = reads
@@ -677,8 +693,8 @@ func (n *node) resume() {
 	at := n.w.now + wakeLateness.draw(n.w)
 	d[last].at = at
 	n.w.push(&d[last])
-	for i := range d[:last] {
-		if d[i].timer {
+	for i := range d {
+		if d[i].timer && i != last {
 			at += wakeTimerGap.draw(n.w)
 			d[i].at = at
 			n.w.push(&d[i])
