@@ -227,7 +227,7 @@ func TestHolderPausedPastLease(t *testing.T) {
 		// learnt by a renewal's round trip (postgres, memcache) the write
 		// goes first in most seeds, as in 5 of 5 real runs each. etcd's
 		// client can learn it at the wake without a round trip (its
-		// keepalive deadline), a race: real runs wrote first in 3 of 8.
+		// keepalive deadline), a race: real runs wrote first in 6 of 13.
 		// consul-ttl's holder can learn it from the answer to its blocking
 		// GET that came during the pause, which races its timers at the
 		// wake: some seeds, not all.

@@ -644,8 +644,10 @@ func (e *event) live() bool {
 // one draw of wakeLateness after the signal; the overdue timers fire
 // together too, in one pass of the runtime's timer check, another draw
 // after it: the one that came due last first (its goroutine takes the
-// processor's next slot), the others in the order they came due, each
-// wakeTimerGap after the one before. So overdue timers fire within tens
+// processor's next slot; in a share 1-wakeLastFirst of wakes another one,
+// at random), the others in the order they came due, each wakeTimerGap
+// after the one before. A timer that is stopped (a stopper) does not take
+// the first slot. So overdue timers fire within tens
 // of microseconds of each other, not each late by a lateness of its own:
 // a paused holder's hold timer and its renewal fire together, and its
 // write goes out before its renewal's answer can come back. Whether the
@@ -689,6 +691,24 @@ func (n *node) resume() {
 	}
 	if last < 0 {
 		return
+	}
+	if n.w.float64() >= wakeLastFirst { // another timer's goroutine runs first
+		live := 0
+		for i := range d {
+			if d[i].timer && d[i].live() {
+				live++
+			}
+		}
+		k := n.w.int64n(int64(live))
+		for i := range d {
+			if d[i].timer && d[i].live() {
+				if k == 0 {
+					last = i
+					break
+				}
+				k--
+			}
+		}
 	}
 	at := n.w.now + wakeLateness.draw(n.w)
 	d[last].at = at
