@@ -20,7 +20,9 @@
 // The simulated world has nodes (servers, clients, the fenced resource),
 // each with its own clock (offset, drift, steps) and each able to be paused
 // (its timers and incoming messages wait until it resumes: a SIGSTOP or a
-// stop-the-world pause) or crashed (its in-memory state is lost as the
+// stop-the-world pause; a client wakes as a Go process woken by SIGCONT
+// does, its overdue timers together, node.resume, held to real processes
+// by behaviour.ProcessCases) or crashed (its in-memory state is lost as the
 // service would lose it, and messages to it are refused). Links between
 // nodes carry messages with a per-link delay, jitter and loss, and keep TCP's
 // order; a partitioned link (both ways or one way) holds its messages and
