@@ -111,6 +111,8 @@ func (p *proc) timer(kind uint8, gen uint32) *procTimer {
 	return t
 }
 
+// stopped reports whether the proc has moved past the timer: a later
+// workload timer, or another hold (or none).
 func (t *procTimer) stopped() bool {
 	p := t.p
 	if t.kind == ptWork {
@@ -120,16 +122,15 @@ func (t *procTimer) stopped() bool {
 }
 
 func (t *procTimer) handle() {
+	if t.stopped() {
+		return
+	}
 	p := t.p
 	switch t.kind {
 	case ptWork:
-		if p.wseq == t.gen {
-			p.doW(p.wl.Fire(p.r.w, p.wbuf()))
-		}
+		p.doW(p.wl.Fire(p.r.w, p.wbuf()))
 	case ptRenew:
-		if p.gen == t.gen && p.hm != nil {
-			p.doH(p.hm.Fire(p.hbuf()))
-		}
+		p.doH(p.hm.Fire(p.hbuf()))
 	}
 }
 

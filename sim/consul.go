@@ -1213,11 +1213,11 @@ func (t *ccTimer) stopped() bool {
 }
 
 func (t *ccTimer) handle() {
-	c := t.c
-	s := &c.slots[t.slot]
-	if s.gen != t.gen || !s.busy {
+	if t.stopped() {
 		return
 	}
+	c := t.c
+	s := &c.slots[t.slot]
 	if t.deadline {
 		s.gen++
 		c.drive(t.slot, c.mc.Cancel(&s.c, c.p.n.now(), c.buf[:0]))

@@ -224,11 +224,11 @@ func (t *mmTimer) stopped() bool {
 }
 
 func (t *mmTimer) handle() {
-	c := t.c
-	s := &c.slots[t.slot]
-	if s.gen != t.gen || !s.busy {
+	if t.stopped() {
 		return
 	}
+	c := t.c
+	s := &c.slots[t.slot]
 	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.buf[:0]))
 }
 

@@ -546,18 +546,18 @@ func (c *mcClient) finish(i uint8, res lm.Result) {
 	}
 }
 
-// handle is the poll timer firing.
 func (t *mcTimer) stopped() bool {
 	s := &t.c.slots[t.slot]
 	return s.gen != t.gen || !s.busy
 }
 
+// handle is the poll timer firing.
 func (t *mcTimer) handle() {
-	c := t.c
-	s := &c.slots[t.slot]
-	if s.gen != t.gen || !s.busy {
+	if t.stopped() {
 		return
 	}
+	c := t.c
+	s := &c.slots[t.slot]
 	c.nonce++
 	c.drive(t.slot, c.mc.Fire(&s.c, c.p.n.now(), c.nonce, c.buf[:0]))
 }

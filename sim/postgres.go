@@ -646,18 +646,18 @@ func (c *pgClient) finish(i uint8, res lm.Result) {
 	}
 }
 
-// handle is the poll timer firing.
 func (t *pgTimer) stopped() bool {
 	s := &t.c.slots[t.slot]
 	return s.gen != t.gen || !s.busy
 }
 
+// handle is the poll timer firing.
 func (t *pgTimer) handle() {
-	c := t.c
-	s := &c.slots[t.slot]
-	if s.gen != t.gen || !s.busy {
+	if t.stopped() {
 		return
 	}
+	c := t.c
+	s := &c.slots[t.slot]
 	c.drive(t.slot, c.table.Fire(&s.c, c.p.n.now(), c.buf[:0]))
 }
 

@@ -647,8 +647,8 @@ func (e *event) live() bool {
 // processor's next slot; in a share 1-wakeLastFirst of wakes another one,
 // at random), the others in the order they came due, each wakeTimerGap
 // after the one before. A timer that is stopped (a stopper) does not take
-// the first slot. So overdue timers fire within tens
-// of microseconds of each other, not each late by a lateness of its own:
+// the first slot. So overdue timers fire within tens of microseconds of
+// each other, not each late by a lateness of its own:
 // a paused holder's hold timer and its renewal fire together, and its
 // write goes out before its renewal's answer can come back. Whether the
 // messages or the timers run first is a race, as it is for a real client
@@ -678,37 +678,24 @@ func (n *node) resume() {
 		return
 	}
 	reads := n.w.now + wakeLateness.draw(n.w)
-	last := -1 // the last-due timer still live (a stopped one, if none is)
+	last := -1     // the last-due live timer (a stopped one, if none is)
+	var live []int // the live timers, in due order
 	for i := range d {
-		if d[i].timer {
-			if last < 0 || d[i].live() || !d[last].live() {
-				last = i
-			}
-			continue
+		if !d[i].timer {
+			d[i].at = reads
+			n.w.push(&d[i])
+		} else if d[i].live() {
+			live = append(live, i)
+			last = i
+		} else if len(live) == 0 {
+			last = i
 		}
-		d[i].at = reads
-		n.w.push(&d[i])
 	}
 	if last < 0 {
 		return
 	}
-	if n.w.float64() >= wakeLastFirst { // another timer's goroutine runs first
-		live := 0
-		for i := range d {
-			if d[i].timer && d[i].live() {
-				live++
-			}
-		}
-		k := n.w.int64n(int64(live))
-		for i := range d {
-			if d[i].timer && d[i].live() {
-				if k == 0 {
-					last = i
-					break
-				}
-				k--
-			}
-		}
+	if n.w.float64() >= wakeLastFirst && len(live) > 0 { // another timer's goroutine runs first
+		last = live[n.w.int64n(int64(len(live)))]
 	}
 	at := n.w.now + wakeLateness.draw(n.w)
 	d[last].at = at
