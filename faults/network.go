@@ -44,6 +44,7 @@ type delay struct{ mean, jitter time.Duration }
 type Link struct {
 	From, To string
 	proxy    *toxiproxy.Proxy
+	gate     *cutGate
 }
 
 // Direction says which way traffic is cut between two endpoints.
@@ -79,10 +80,21 @@ func (n *Network) AddLink(from, to, upstream string) (*Link, error) {
 	defer n.mu.Unlock()
 	name := fmt.Sprintf("%s->%s#%d", from, to, len(n.links))
 	p := toxiproxy.NewProxy(n.server, name, "127.0.0.1:0", upstream)
-	if err := n.server.Collection.Add(p, true); err != nil {
+	if err := n.server.Collection.Add(p, false); err != nil {
 		return nil, fmt.Errorf("faults: proxy %s: %w", name, err)
 	}
-	l := &Link{From: from, To: to, proxy: p}
+	l := &Link{From: from, To: to, proxy: p, gate: newCutGate()}
+	for _, stream := range []string{"upstream", "downstream"} {
+		js := fmt.Sprintf(`{"name":"cut-%s","type":%q,"stream":%q}`, stream, cutToxicType, stream)
+		w, err := p.Toxics.AddToxicJson(strings.NewReader(js))
+		if err != nil {
+			return nil, fmt.Errorf("faults: proxy %s: %w", name, err)
+		}
+		w.Toxic.(*cutToxic).gate, w.Toxic.(*cutToxic).upstream = l.gate, stream == "upstream"
+	}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("faults: proxy %s: %w", name, err)
+	}
 	n.links = append(n.links, l)
 	n.applyLocked(l)
 	return l, nil
@@ -183,22 +195,12 @@ func (n *Network) Heal() {
 	n.reapplyLocked()
 }
 
-// reapplyLocked sets every link's cut toxics from n.cut, and resets the
-// connections of each link that was cut and is not any more.
+// reapplyLocked sets every link's cuts from n.cut; a link that was cut and
+// is not any more has its connections reset (see cutToxic).
 func (n *Network) reapplyLocked() {
 	for _, l := range n.links {
-		wasCut := l.cut()
 		n.applyLocked(l)
-		if wasCut && !l.cut() {
-			l.proxy.Stop()
-			_ = l.proxy.Start()
-		}
 	}
-}
-
-// cut reports whether either direction of l has its cut toxic.
-func (l *Link) cut() bool {
-	return l.proxy.Toxics.GetToxic("cut-up") != nil || l.proxy.Toxics.GetToxic("cut-down") != nil
 }
 
 // Slow adds latency (with jitter) to every link between a and b, both ways.
@@ -240,22 +242,10 @@ func (l *Link) between(a, b string) bool {
 	return (l.From == a && l.To == b) || (l.From == b && l.To == a)
 }
 
-// applyLocked sets l's cut toxics from n.cut: upstream is data from From
-// to To, downstream the replies, which a cut from To to From drops.
+// applyLocked sets l's cuts from n.cut: upstream is data from From to To,
+// downstream the replies, which a cut from To to From drops.
 func (n *Network) applyLocked(l *Link) {
-	setToxic(l, "cut-up", "upstream", n.cut[pair{l.From, l.To}] != 0)
-	setToxic(l, "cut-down", "downstream", n.cut[pair{l.To, l.From}] != 0)
-}
-
-func setToxic(l *Link, name, stream string, on bool) {
-	present := l.proxy.Toxics.GetToxic(name) != nil
-	switch {
-	case on && !present:
-		js := fmt.Sprintf(`{"name":%q,"type":"timeout","stream":%q,"attributes":{"timeout":0}}`, name, stream)
-		_, _ = l.proxy.Toxics.AddToxicJson(strings.NewReader(js))
-	case !on && present:
-		_ = l.proxy.Toxics.RemoveToxic(context.Background(), name)
-	}
+	l.gate.set(n.cut[pair{l.From, l.To}] != 0, n.cut[pair{l.To, l.From}] != 0)
 }
 
 // Close stops every proxy, forwarder and relay.
