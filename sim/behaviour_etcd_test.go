@@ -76,8 +76,12 @@ func (e *etcdModel) Grant(c int, ttl int64) (id, granted int64, err error) {
 }
 
 func (e *etcdModel) KeepAliveOnce(c int, id int64) (ttl int64, err error) {
-	err = e.do(c, false, func() { ttl = e.m.renew(id) / int64(time.Second) })
-	return ttl, err
+	answered := false
+	e.client(c).renewOp(func() func() {
+		ttl = e.m.renew(id) / int64(time.Second)
+		return func() { answered = true }
+	})
+	return ttl, e.until(&answered)
 }
 
 func (e *etcdModel) TimeToLive(c int, id int64) (ttl int64, err error) {

@@ -238,6 +238,12 @@ type preApplier interface {
 	preApply() (refused bool)
 }
 
+// readServer is a qop whose read takes the leader a while to answer
+// (etcd's lease renewal): serveTime is drawn per request.
+type readServer interface {
+	serveTime() int64
+}
+
 // qreq is one request on its way through the quorum. It moves as an
 // event handler: stage says what handle does when it is delivered.
 type qreq struct {
@@ -269,7 +275,7 @@ type qreq struct {
 // Stages of a qreq.
 const (
 	qArrive uint8 = iota // at the server it was sent to as leader
-	qCommit              // the commit delay on the leader is over
+	qCommit              // the commit delay (or a read's serve time) on the leader is over
 	qAnswer              // back at the entry server with the answer
 	qRetry               // an election timeout later, forward again
 )
@@ -356,9 +362,15 @@ func (r *qreq) arrive() {
 			return
 		}
 		r.after(l, q.commitDelay+q.r.w.int64n(q.commitDelay), qCommit)
-	} else {
-		r.finish()
+		return
 	}
+	if rs, ok := r.o.(readServer); ok {
+		if d := rs.serveTime(); d > 0 {
+			r.after(l, d, qCommit)
+			return
+		}
+	}
+	r.finish()
 }
 
 // finish applies the operation on the leader and sends the answer back
