@@ -20,6 +20,7 @@ package behaviour
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -30,6 +31,22 @@ type Clock interface {
 	Sleep(d time.Duration)
 	// Elapsed is the time since the case began.
 	Elapsed() time.Duration
+}
+
+// timeEach runs op n times, 20 ms apart, and returns how long each run
+// took, shortest first.
+func timeEach(c Clock, n int, op func() error) ([]time.Duration, error) {
+	took := make([]time.Duration, 0, n)
+	for range n {
+		start := c.Elapsed()
+		if err := op(); err != nil {
+			return nil, err
+		}
+		took = append(took, c.Elapsed()-start)
+		c.Sleep(20 * time.Millisecond)
+	}
+	slices.Sort(took)
+	return took, nil
 }
 
 // pollUntil calls done every period until it reports true or limit has

@@ -294,16 +294,13 @@ var EtcdCases = []EtcdCase{
 		if err != nil {
 			return err
 		}
-		var took []time.Duration
-		for range 30 {
-			start := e.Elapsed()
-			if _, err := e.Put(0, "commit", id); err != nil {
-				return err
-			}
-			took = append(took, e.Elapsed()-start)
-			e.Sleep(20 * time.Millisecond)
+		took, err := timeEach(e, 30, func() error {
+			_, err := e.Put(0, "commit", id)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		slices.Sort(took)
 		p50, p90 := took[len(took)/2], took[len(took)*9/10]
 		logf(e, "30 puts answered in p50 %v, p90 %v, max %v", p50, p90, took[len(took)-1])
 		// The median only: on a loaded machine the tail is the disk's
@@ -323,20 +320,16 @@ var EtcdCases = []EtcdCase{
 		if err != nil {
 			return err
 		}
-		var took []time.Duration
-		for range 30 {
-			start := e.Elapsed()
+		took, err := timeEach(e, 30, func() error {
 			ttl, err := e.KeepAliveOnce(0, id)
-			if err != nil {
-				return err
+			if err == nil && ttl != 10 {
+				err = fmt.Errorf("a keepalive of a live 10 s lease answered TTL %d", ttl)
 			}
-			if ttl != 10 {
-				return fmt.Errorf("a keepalive of a live 10 s lease answered TTL %d", ttl)
-			}
-			took = append(took, e.Elapsed()-start)
-			e.Sleep(20 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		slices.Sort(took)
 		p50, p90 := took[len(took)/2], took[len(took)*9/10]
 		logf(e, "30 keepalives answered in p50 %v, p90 %v, max %v", p50, p90, took[len(took)-1])
 		return within("the median keepalive answered", p50, 400*time.Microsecond, 8*time.Millisecond)
