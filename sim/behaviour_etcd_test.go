@@ -47,8 +47,14 @@ func (e *etcdModel) client(c int) *etcdClient {
 // do sends one request of client c through the quorum and runs the world
 // until it is answered.
 func (e *etcdModel) do(c int, write bool, apply func()) error {
+	return e.send(func(fn func() func()) { e.client(c).op(write, fn) }, apply)
+}
+
+// send runs apply on the leader through op (an etcdClient's op or
+// renewOp) and runs the world until it is answered.
+func (e *etcdModel) send(op func(fn func() func()), apply func()) error {
 	answered := false
-	e.client(c).op(write, func() func() {
+	op(func() func() {
 		apply()
 		return func() { answered = true }
 	})
@@ -76,12 +82,8 @@ func (e *etcdModel) Grant(c int, ttl int64) (id, granted int64, err error) {
 }
 
 func (e *etcdModel) KeepAliveOnce(c int, id int64) (ttl int64, err error) {
-	answered := false
-	e.client(c).renewOp(func() func() {
-		ttl = e.m.renew(id) / int64(time.Second)
-		return func() { answered = true }
-	})
-	return ttl, e.until(&answered)
+	err = e.send(e.client(c).renewOp, func() { ttl = e.m.renew(id) / int64(time.Second) })
+	return ttl, err
 }
 
 func (e *etcdModel) TimeToLive(c int, id int64) (ttl int64, err error) {

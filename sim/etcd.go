@@ -360,7 +360,7 @@ type etcdReq struct {
 	entry *node  // ekLock: the server the Lock came through
 	done  releaseWaiter
 	fn    func() func() // ekFunc: runs on the leader, returns the answer
-	renew bool          // a lease keepalive: the leader takes etcdKeepAliveServe
+	renew bool          // ekFunc: a lease keepalive (renewOp)
 
 	// The answer, kept by apply.
 	rev   int64  // ekGrant: the lease ID; ekLock: the key's create revision
@@ -394,7 +394,6 @@ var (
 func (c *etcdClient) req(kind uint8, write bool, gen uint32, id int64) *etcdReq {
 	q := c.m.reqs.alloc()
 	q.c, q.kind, q.write, q.gen, q.id = c, kind, write, gen, id
-	q.renew = kind == ekKeepAlive || kind == ekRenew
 	return q
 }
 
@@ -455,7 +454,7 @@ const etcdRetry = int64(50 * time.Millisecond)
 // session's, or Run's KeepAliveOnce): etcdKeepAliveServe. Other reads are
 // answered at once.
 func (q *etcdReq) serveTime() int64 {
-	if q.renew {
+	if q.kind == ekKeepAlive || q.kind == ekRenew || q.renew {
 		return etcdKeepAliveServe.draw(q.c.m.r.w)
 	}
 	return 0
