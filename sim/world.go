@@ -102,7 +102,7 @@ const (
 	evTimeout                // rc fails with errTimeout, on the client
 	evHandler                // h.handle()
 	evServerErr              // rc fails with errServer, on the client
-	evReset                  // rc, ended by its link's reset, fails with errRefused
+	evReset                  // rc, ended by its link's reset, fails with errReset
 )
 
 // dispatch runs an event that is due, on a live and running node.
@@ -133,7 +133,7 @@ func (w *world) dispatch(e *event) {
 		if rp, ok := rc.h.(replayer); ok && rp.replayable() {
 			rp.replay()
 		} else {
-			rc.failed(errRefused)
+			rc.failed(errReset)
 		}
 	case evHandler:
 		e.h.handle()
@@ -985,6 +985,7 @@ const (
 	errTimeout rpcErr = iota + 1 // the client's own timeout passed
 	errRefused                   // the server is down (connection refused or reset)
 	errServer                    // the server answered with an error (see call.failFrom)
+	errReset                     // the connection was reset at its link's heal (world.resetLink): a handler that does not tell it from errRefused takes it as one
 )
 
 // call is one request from a client node to a server node. The server's
