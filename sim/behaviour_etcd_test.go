@@ -45,10 +45,39 @@ func (e *etcdModel) client(c int) *etcdClient {
 }
 
 // do sends one request of client c through the quorum and runs the world
-// until it is answered.
+// until it is answered (or fails: a write whose connection was reset).
 func (e *etcdModel) do(c int, write bool, apply func()) error {
-	return e.send(func(fn func() func()) { e.client(c).op(write, fn) }, apply)
+	call := e.start(c, write, apply)
+	if err := e.until(&call.done); err != nil {
+		return err
+	}
+	return call.err
 }
+
+// start sends one request of client c through the quorum: apply runs on
+// the leader.
+func (e *etcdModel) start(c int, write bool, apply func()) *etcdModelCall {
+	call := &etcdModelCall{}
+	e.client(c).op(write, func() func() {
+		apply()
+		return func() { call.at, call.done = e.Elapsed(), true }
+	}, func() {
+		call.at, call.done = e.Elapsed(), true
+		call.err = errors.New("rpc error: code = Unavailable desc = error reading from server: EOF")
+	})
+	return call
+}
+
+// etcdModelCall is a request of etcdModel's under way.
+type etcdModelCall struct {
+	at   time.Duration
+	done bool
+	err  error
+	revs []int64
+}
+
+func (c *etcdModelCall) Result() (time.Duration, bool, error) { return c.at, c.done, c.err }
+func (c *etcdModelCall) Revs() []int64                        { return c.revs }
 
 // send runs apply on the leader through op (an etcdClient's op or
 // renewOp) and runs the world until it is answered.
@@ -106,13 +135,29 @@ func (e *etcdModel) Put(c int, name string, id int64) (rev int64, err error) {
 	return rev, err
 }
 
-func (e *etcdModel) Queue(c int, name string) (revs []int64, err error) {
-	err = e.do(c, false, func() {
+func (e *etcdModel) PutAsync(c int, name string, id int64) behaviour.EtcdCall {
+	cl := e.client(c)
+	entry := cl.server()
+	return e.start(c, true, func() { e.m.lock(cl, name, id, entry) })
+}
+
+func (e *etcdModel) Queue(c int, name string) ([]int64, error) {
+	call := e.QueueAsync(c, name).(*etcdModelCall)
+	if err := e.until(&call.done); err != nil {
+		return nil, err
+	}
+	return call.revs, call.err
+}
+
+func (e *etcdModel) QueueAsync(c int, name string) behaviour.EtcdCall {
+	var call *etcdModelCall
+	call = e.start(c, false, func() {
+		call.revs = call.revs[:0]
 		for _, k := range e.m.queues[name] {
-			revs = append(revs, k.rev)
+			call.revs = append(call.revs, k.rev)
 		}
 	})
-	return revs, err
+	return call
 }
 
 func (e *etcdModel) Session(c int, id int64) (behaviour.EtcdSession, error) {

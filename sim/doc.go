@@ -27,13 +27,14 @@
 // nodes carry messages with a per-link delay, jitter and loss, and keep TCP's
 // order; a partitioned link (both ways or one way) holds its messages and
 // delivers them when it heals, as TCP retransmission would, unless the
-// receiver crashed in between (for a client's links to etcd a departure
-// from real runs, named in etcd.go) — except a client's link to a server
-// that resets (node.resets: memcached, Consul; PostgreSQL and MariaDB model
-// their connections themselves), which behaves as the real runs' proxy
-// does: what was sent into the cut, either way, is lost, and at the heal
-// the link is reset, so each call still pending across it fails on the
-// client (a Consul GET, which Go's HTTP transport replays, is sent again).
+// receiver crashed in between — except a client's link to a server
+// that resets (node.resets: memcached, Consul, etcd; PostgreSQL and MariaDB
+// model their connections themselves), which behaves as the real runs'
+// proxy does: what was sent into the cut, either way, is lost, and at the
+// heal the link is reset, so each call still pending across it fails on
+// the client with errReset (a Consul GET, which Go's HTTP transport
+// replays, is sent again; etcd's client tries a read again and fails a
+// write, and its keepalive stream, a call that is never answered, breaks).
 //
 // Each backend model is in its own file and names, in its doc comment, the
 // real behaviour it reproduces and where it simplifies: etcd (etcd.go),

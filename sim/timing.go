@@ -169,3 +169,15 @@ var (
 		us(220), us(425), us(551), us(881), us(1036), us(1190), us(1246), us(1970), us(2505), us(3917),
 	})
 )
+
+// etcdReconnect is how long a clientv3 request whose connection was reset
+// at a heal takes to go again on a connection made anew (gRPC reconnects
+// through the proxy, which keeps listening, and the request waits for it:
+// WaitForReady): the time from the heal to the answer of a read in flight
+// at it, in the 19 of 35 tries whose retry's first attempt found a new
+// connection (behaviour case "at the heal of a client's cut its Put in
+// flight fails ...", 2026-12-02, beside the case of the keepalive stream:
+// load average 1-2). The read's own time (under 1 ms) is in it.
+var etcdReconnect = newDist(TimingQuantiles, []int64{
+	us(3430), us(4236), us(4365), us(6360), us(9860), us(13800), us(14990), us(15080), us(15100), us(15100),
+})

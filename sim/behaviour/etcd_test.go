@@ -137,6 +137,10 @@ func (e *realEtcd) Put(c int, name string, id int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return e.put(cli, name, id)
+}
+
+func (e *realEtcd) put(cli *clientv3.Client, name string, id int64) (int64, error) {
 	ctx, cancel := e.rpc()
 	defer cancel()
 	resp, err := cli.Put(ctx, fmt.Sprintf("%s%x", lockPrefix(name), id), "", clientv3.WithLease(clientv3.LeaseID(id)))
@@ -151,6 +155,10 @@ func (e *realEtcd) Queue(c int, name string) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.queue(cli, name)
+}
+
+func (e *realEtcd) queue(cli *clientv3.Client, name string) ([]int64, error) {
 	ctx, cancel := e.rpc()
 	defer cancel()
 	resp, err := cli.Get(ctx, lockPrefix(name), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend))
@@ -162,6 +170,57 @@ func (e *realEtcd) Queue(c int, name string) ([]int64, error) {
 		revs = append(revs, kv.CreateRevision)
 	}
 	return revs, nil
+}
+
+// realEtcdCall is a request run on its own goroutine.
+type realEtcdCall struct {
+	mu   sync.Mutex
+	at   time.Duration
+	done bool
+	err  error
+	revs []int64
+}
+
+func (e *realEtcd) async(op func() ([]int64, error)) *realEtcdCall {
+	call := &realEtcdCall{}
+	go func() {
+		revs, err := op()
+		call.mu.Lock()
+		defer call.mu.Unlock()
+		call.at, call.done, call.err, call.revs = e.Elapsed(), true, err, revs
+	}()
+	return call
+}
+
+func (c *realEtcdCall) Result() (time.Duration, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at, c.done, c.err
+}
+
+func (c *realEtcdCall) Revs() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revs
+}
+
+func (e *realEtcd) PutAsync(c int, name string, id int64) behaviour.EtcdCall {
+	cli, err := e.client(c) // here, not on the goroutine
+	if err != nil {
+		return &realEtcdCall{done: true, err: err}
+	}
+	return e.async(func() ([]int64, error) {
+		_, err := e.put(cli, name, id)
+		return nil, err
+	})
+}
+
+func (e *realEtcd) QueueAsync(c int, name string) behaviour.EtcdCall {
+	cli, err := e.client(c)
+	if err != nil {
+		return &realEtcdCall{done: true, err: err}
+	}
+	return e.async(func() ([]int64, error) { return e.queue(cli, name) })
 }
 
 func (e *realEtcd) Session(c int, id int64) (behaviour.EtcdSession, error) {
