@@ -47,7 +47,11 @@ func (e *etcdModel) client(c int) *etcdClient {
 // do sends one request of client c through the quorum and runs the world
 // until it is answered (or fails: a write whose connection was reset).
 func (e *etcdModel) do(c int, write bool, apply func()) error {
-	call := e.start(c, write, apply)
+	return e.wait(e.start(c, write, apply))
+}
+
+// wait runs the world until call returns: its error.
+func (e *etcdModel) wait(call *etcdModelCall) error {
 	if err := e.until(&call.done); err != nil {
 		return err
 	}
@@ -142,14 +146,15 @@ func (e *etcdModel) PutAsync(c int, name string, id int64) behaviour.EtcdCall {
 }
 
 func (e *etcdModel) Queue(c int, name string) ([]int64, error) {
-	call := e.QueueAsync(c, name).(*etcdModelCall)
-	if err := e.until(&call.done); err != nil {
-		return nil, err
-	}
-	return call.revs, call.err
+	call := e.queue(c, name)
+	err := e.wait(call)
+	return call.revs, err
 }
 
-func (e *etcdModel) QueueAsync(c int, name string) behaviour.EtcdCall {
+func (e *etcdModel) QueueAsync(c int, name string) behaviour.EtcdCall { return e.queue(c, name) }
+
+// queue starts a read of name's queue through client c.
+func (e *etcdModel) queue(c int, name string) *etcdModelCall {
 	var call *etcdModelCall
 	call = e.start(c, false, func() {
 		call.revs = call.revs[:0]

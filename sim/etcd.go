@@ -722,14 +722,14 @@ func (c *etcdClient) acquire(key string, done acquireWaiter) {
 }
 
 // give completes the pending acquire: granted with token tok.
-func (c *etcdClient) give(tok int64) { c.endAcquire(lm.OK, tok) }
+func (c *etcdClient) give(tok int64) { c.finishAcquire(lm.OK, tok) }
 
 // giveUp completes the pending acquire without a grant: res says why
 // (NotAcquired: the wait timeout; Failed: an error of Mutex.Lock's,
 // which real runs record as an info).
-func (c *etcdClient) giveUp(res lm.Result) { c.endAcquire(res, 0) }
+func (c *etcdClient) giveUp(res lm.Result) { c.finishAcquire(res, 0) }
 
-func (c *etcdClient) endAcquire(res lm.Result, tok int64) {
+func (c *etcdClient) finishAcquire(res lm.Result, tok int64) {
 	done := c.waiting
 	c.waiting = nil
 	if done != nil {

@@ -983,7 +983,7 @@ type rpcErr int
 
 const (
 	errTimeout rpcErr = iota + 1 // the client's own timeout passed
-	errRefused                   // the server is down (connection refused or reset)
+	errRefused                   // the server is down (the connection refused, or reset by its crash)
 	errServer                    // the server answered with an error (see call.failFrom)
 	errReset                     // the connection was reset at its link's heal (world.resetLink): a handler that does not tell it from errRefused takes it as one
 )
