@@ -119,6 +119,14 @@ func (e *etcdModel) KeepAliveOnce(c int, id int64) (ttl int64, err error) {
 	return ttl, err
 }
 
+func (e *etcdModel) Revoke(c int, id int64) error {
+	return e.do(c, true, func() {
+		if ls := e.m.lease(id); ls != nil {
+			e.m.revoke(ls)
+		}
+	})
+}
+
 func (e *etcdModel) TimeToLive(c int, id int64) (ttl int64, err error) {
 	err = e.do(c, false, func() {
 		ttl = -1

@@ -29,6 +29,9 @@ type Etcd interface {
 	// TimeToLive is lease id's remaining TTL in whole seconds (truncated)
 	// as the leader reports it, -1 if the lease is gone.
 	TimeToLive(c int, id int64) (int64, error)
+	// Revoke revokes lease id through client c (as an operator, or
+	// another client, may): its keys are deleted.
+	Revoke(c int, id int64) error
 	// Put puts a key under the lock prefix of name attached to lease id,
 	// through client c, as a Mutex's own key but without waiting: its
 	// create revision.
@@ -631,6 +634,80 @@ var EtcdCases = []EtcdCase{
 			return fmt.Errorf("client 2 got the lock (revision %d) after its lease was revoked", rev)
 		}
 		return ss[3].Release()
+	}},
+	{"a waiter whose session ends waits on in Mutex.Lock until the key before it is deleted, then fails", func(e Etcd) error {
+		// Mutex.Lock does not watch its session ("TODO: early termination
+		// if the session key is deleted" in concurrency/mutex.go): it waits
+		// for the keys before its own, then reads its own key, gone, and
+		// returns ErrSessionExpired.
+		ss := make([]EtcdSession, 2)
+		ls := make([]EtcdLock, 2)
+		ids := make([]int64, 2)
+		for c := range 2 {
+			id, _, err := e.Grant(c, 3)
+			if err != nil {
+				return err
+			}
+			ids[c] = id
+			if ss[c], err = e.Session(c, id); err != nil {
+				return err
+			}
+			ls[c] = ss[c].Lock("lock")
+			_, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
+				q, err := e.Queue(c, "lock")
+				return len(q) == c+1, err
+			})
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("client %d's key not in the queue", c)
+			}
+		}
+		if _, err := held(e, ls[0]); err != nil {
+			return err
+		}
+		// The waiter's lease is revoked: its key goes, and its session
+		// ends at its next keepalive (TTL 0), within its 1 s cadence.
+		if err := e.Revoke(2, ids[1]); err != nil {
+			return err
+		}
+		took, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
+			_, done := ss[1].Done()
+			return done, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("the waiter's session did not end within 3 s of its lease's revoke")
+		}
+		logf(e, "waiter's session done %v after the revoke", took.Round(time.Millisecond))
+		// While the holder holds, the waiter's Lock goes on waiting.
+		e.Sleep(time.Second)
+		if rev, done, err := ls[1].Held(); done {
+			return fmt.Errorf("the waiter's Lock returned (revision %d, err %v) while the key before it was there", rev, err)
+		}
+		if err := ss[0].Release(); err != nil {
+			return err
+		}
+		var lerr error
+		took, ok, err = pollUntil(e, time.Millisecond, 3*time.Second, func() (bool, error) {
+			_, done, err := ls[1].Held()
+			lerr = err
+			return done, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("the waiter's Lock did not return within 3 s of the holder's release")
+		}
+		if lerr == nil {
+			return errors.New("the waiter's Lock got the lock with its lease revoked")
+		}
+		logf(e, "waiter's Lock failed %v after the release: %v", took.Round(time.Millisecond), lerr)
+		return within("the waiter's Lock failing", took, 0, 200*time.Millisecond)
 	}},
 }
 

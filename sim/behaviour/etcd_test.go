@@ -113,6 +113,17 @@ func (e *realEtcd) KeepAliveOnce(c int, id int64) (int64, error) {
 	return resp.TTL, nil
 }
 
+func (e *realEtcd) Revoke(c int, id int64) error {
+	cli, err := e.client(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.rpc()
+	defer cancel()
+	_, err = cli.Revoke(ctx, clientv3.LeaseID(id))
+	return err
+}
+
 func (e *realEtcd) TimeToLive(c int, id int64) (int64, error) {
 	cli, err := e.client(c)
 	if err != nil {
