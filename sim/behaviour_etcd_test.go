@@ -205,6 +205,19 @@ func (e *etcdModel) KillLeader() error {
 	return nil
 }
 
+func (e *etcdModel) KillAll() error {
+	for _, n := range e.m.q.servers {
+		n.crash()
+	}
+	e.m.faultChanged()
+	return nil
+}
+
+func (e *etcdModel) Slow(c int, d time.Duration) error {
+	e.client(c).p.n.slow = int64(d)
+	return nil
+}
+
 type etcdModelSession struct {
 	e   *etcdModel
 	c   *etcdClient

@@ -57,6 +57,10 @@ import (
 //     error. A repeatable one (LeaseGrant, LeaseRevoke, a Range) is tried
 //     again by the retry interceptor (etcdResetRetry), KeepAliveOnce on a
 //     new stream after the reconnect (etcdReconnect).
+//   - A member's kill closes its connections at once (memberKilled): every
+//     call pending to it ends as at a reset, and the client's next
+//     attempt, and a keepalive stream opened again, go to another member
+//     (gRPC's balancer picks a ready connection).
 //   - Release deletes the key and revokes the lease; a lease that is gone
 //     makes Release fail (locks.ErrLockLost). locks.Run bounds it by one
 //     TTL on the client's clock (it was unbounded here, as in the Consul
@@ -86,7 +90,13 @@ import (
 // earlier — the Mutex does not watch its session: concurrency/mutex.go's
 // "TODO: early termination if the session key is deleted"; fixed
 // 2026-12-02: the waiter's key, deleted with its lease, is an orphan the
-// leader tells once no key before it is left). The defects they found:
+// leader tells once no key before it is left); a Put in flight when its
+// member is killed failing at once (real: 6-22 ms after the kill began,
+// "error reading from server: EOF"; the model held the call until the
+// member's restart; fixed 2026-12-02 by memberKilled, which also breaks a
+// keepalive stream on the member at the kill, where the model broke it
+// only when a keepalive on it was refused: no case times that). The
+// defects they found:
 // a keepalive was answered in about 50 us, so a cut-off session's
 // deadline loop, which looks about a round trip before each deadline,
 // often looked just after it instead: in holder-cut-off the holder's
@@ -117,9 +127,7 @@ import (
 // Not held, and known to depart: gRPC's keepalive
 // (10 s, then 2 s for the ping's answer, in real runs' clients) is not
 // modelled, so a cut longer than about 10 s does not close the client's
-// connections before its heal; a member's crash breaks the keepalive
-// stream when a keepalive on it is refused, not at the crash;
-// Mutex.Lock's read of its own key after its wait (a Range, one round
+// connections before its heal; Mutex.Lock's read of its own key after its wait (a Range, one round
 // trip) is not modelled: the model looks at the key when the watch event
 // reaches the client. A Lock whose session ended while its lease lives on
 // at the leader (a client cut off, its keepalives unanswered) and that
@@ -190,6 +198,7 @@ func newEtcd(r *run, size int) *etcd {
 	m.q = newQuorum(r, "etcd", size, 100*time.Millisecond, etcdCommit, 5*time.Second+200*time.Millisecond)
 	for _, n := range m.q.servers {
 		n.resets = true // each client reaches it through a proxy of its own
+		n.onCrash = func() { m.memberKilled(n) }
 	}
 	m.q.onLeader = m.promote
 	m.startLessor(m.q.leaderNode(), m.q.term)
@@ -197,6 +206,19 @@ func newEtcd(r *run, size int) *etcd {
 }
 
 func (m *etcd) leader() *node { return m.q.leaderNode() }
+
+// memberKilled is a member's kill as its clients see it: the kernel
+// closes its connections, and the proxy in front of each closes the
+// client's side, so every call pending to it ends at once as at a
+// link's reset (world.resetLink): a mutating request fails, a repeatable
+// one goes again, the keepalive stream on it breaks.
+func (m *etcd) memberKilled(n *node) {
+	for _, c := range m.r.w.nodes {
+		if c.pend != nil {
+			m.r.w.resetLink(c, n)
+		}
+	}
+}
 func (m *etcd) faultChanged() { m.q.faultChanged() }
 func (m *etcd) evict(n *node) {}
 func (m *etcd) client(p *proc) lockClient {
@@ -535,7 +557,8 @@ func (q *etcdReq) serve(*call) {
 // stream: etcd's lease server ends the stream with the error.
 func (q *etcdReq) failed(e rpcErr) {
 	c := q.c
-	if e == errRefused || e == errTimeout {
+	if e == errRefused || e == errTimeout || q.call.s.down {
+		// gRPC's balancer picks another member for the next attempt.
 		c.ep = (c.ep + 1) % len(c.m.q.servers)
 	}
 	switch {
@@ -847,6 +870,11 @@ func (c *etcdClient) streamBroken(s *etcdStream) {
 func (c *etcdClient) openStream() {
 	if c.stream != nil {
 		return
+	}
+	// The stream opens on a member whose connection is up (gRPC's
+	// balancer picks a ready one).
+	for i := 0; i < len(c.m.q.servers) && c.server().down; i++ {
+		c.ep = (c.ep + 1) % len(c.m.q.servers)
 	}
 	c.stream = c.newStream()
 	c.phase = c.p.n.w.now % etcdCheckInterval

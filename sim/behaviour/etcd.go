@@ -54,6 +54,11 @@ type Etcd interface {
 	Heal() error
 	// KillLeader kills the member that leads now.
 	KillLeader() error
+	// KillAll kills every member.
+	KillAll() error
+	// Slow delays every message between client c and every member by d
+	// (the harness's slow fault: a latency toxic on each link).
+	Slow(c int, d time.Duration) error
 }
 
 // EtcdSession is one client's concurrency.Session.
@@ -634,6 +639,51 @@ var EtcdCases = []EtcdCase{
 			return fmt.Errorf("client 2 got the lock (revision %d) after its lease was revoked", rev)
 		}
 		return ss[3].Release()
+	}},
+	{"a Put in flight when its member is killed fails at once", func(e Etcd) error {
+		// A killed member's connections close (the kernel's), and the
+		// proxy in front of it closes the client's side: clientv3 hands
+		// the Put, which was sent, to its caller. The put is held in
+		// flight by a slow link; every member is killed, so that the one
+		// it went to is.
+		id, _, err := e.Grant(0, 30)
+		if err != nil {
+			return err
+		}
+		e.Sleep(200 * time.Millisecond)
+		for range 3 {
+			if _, err := e.Queue(0, "inflight"); err != nil {
+				return err
+			}
+		}
+		if err := e.Slow(0, 400*time.Millisecond); err != nil {
+			return err
+		}
+		put := e.PutAsync(0, "inflight", id)
+		e.Sleep(100 * time.Millisecond)
+		if _, done, err := put.Result(); done {
+			return fmt.Errorf("the put returned through the slow link in 100 ms (%v)", err)
+		}
+		kill := e.Elapsed()
+		if err := e.KillAll(); err != nil {
+			return err
+		}
+		_, ok, err := pollUntil(e, time.Millisecond, 5*time.Second, func() (bool, error) {
+			_, done, _ := put.Result()
+			return done, nil
+		})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("the put in flight at its member's kill still under way 5 s later")
+		}
+		at, _, perr := put.Result()
+		logf(e, "the put returned %v after the kill: %v", (at - kill).Round(time.Millisecond), perr)
+		if perr == nil {
+			return errors.New("the put in flight at its member's kill succeeded")
+		}
+		return within("the put failing after its member's kill", at-kill, 0, 200*time.Millisecond)
 	}},
 	{"a waiter whose session ends waits on in Mutex.Lock until the key before it is deleted, then fails", func(e Etcd) error {
 		// Mutex.Lock does not watch its session ("TODO: early termination

@@ -266,6 +266,23 @@ func (e *realEtcd) Heal() error {
 	return nil
 }
 
+func (e *realEtcd) KillAll() error {
+	var errs []error
+	for _, m := range e.cl.Members() {
+		errs = append(errs, m.Kill())
+	}
+	return errors.Join(errs...)
+}
+
+func (e *realEtcd) Slow(c int, d time.Duration) error {
+	for _, m := range e.cl.Members() {
+		if err := e.net.Slow(clientName(c), m.Name(), d, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // KillLeader asks every member for its status (directly, not through a
 // client's links) and kills the one that leads.
 func (e *realEtcd) KillLeader() error {
