@@ -314,17 +314,9 @@ var EtcdCases = []EtcdCase{
 		// again by the retry interceptor: attempt 1 at once, attempt 2
 		// after its backoff (25 ms ± 10 %; roundRobinQuorumBackoff waits
 		// before every second attempt on three members).
-		id, _, err := e.Grant(0, 30)
+		id, err := warmLease(e)
 		if err != nil {
 			return err
-		}
-		// The client's connections to every member up (clientv3 balances
-		// its requests over them round robin).
-		e.Sleep(200 * time.Millisecond)
-		for range 3 {
-			if _, err := e.Queue(0, "inflight"); err != nil {
-				return err
-			}
 		}
 		if err := e.Cut(0); err != nil {
 			return err
@@ -582,28 +574,9 @@ var EtcdCases = []EtcdCase{
 		return nil
 	}},
 	{"concurrency.Mutex queue order: waiters are granted in create-revision order; one that leaves is skipped", func(e Etcd) error {
-		ss := make([]EtcdSession, 4)
-		ls := make([]EtcdLock, 4)
-		for c := range 4 {
-			id, _, err := e.Grant(c, 5)
-			if err != nil {
-				return err
-			}
-			if ss[c], err = e.Session(c, id); err != nil {
-				return err
-			}
-			ls[c] = ss[c].Lock("lock")
-			// The next waiter only once this one's key is in the queue.
-			_, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
-				q, err := e.Queue(c, "lock")
-				return len(q) == c+1, err
-			})
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("client %d's key not in the queue", c)
-			}
+		ss, ls, _, err := queueUp(e, 4, 5)
+		if err != nil {
+			return err
 		}
 		q, err := e.Queue(0, "lock")
 		if err != nil {
@@ -646,15 +619,9 @@ var EtcdCases = []EtcdCase{
 		// the Put, which was sent, to its caller. The put is held in
 		// flight by a slow link; every member is killed, so that the one
 		// it went to is.
-		id, _, err := e.Grant(0, 30)
+		id, err := warmLease(e)
 		if err != nil {
 			return err
-		}
-		e.Sleep(200 * time.Millisecond)
-		for range 3 {
-			if _, err := e.Queue(0, "inflight"); err != nil {
-				return err
-			}
 		}
 		if err := e.Slow(0, 400*time.Millisecond); err != nil {
 			return err
@@ -690,29 +657,9 @@ var EtcdCases = []EtcdCase{
 		// if the session key is deleted" in concurrency/mutex.go): it waits
 		// for the keys before its own, then reads its own key, gone, and
 		// returns ErrSessionExpired.
-		ss := make([]EtcdSession, 2)
-		ls := make([]EtcdLock, 2)
-		ids := make([]int64, 2)
-		for c := range 2 {
-			id, _, err := e.Grant(c, 3)
-			if err != nil {
-				return err
-			}
-			ids[c] = id
-			if ss[c], err = e.Session(c, id); err != nil {
-				return err
-			}
-			ls[c] = ss[c].Lock("lock")
-			_, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
-				q, err := e.Queue(c, "lock")
-				return len(q) == c+1, err
-			})
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("client %d's key not in the queue", c)
-			}
+		ss, ls, ids, err := queueUp(e, 2, 3)
+		if err != nil {
+			return err
 		}
 		if _, err := held(e, ls[0]); err != nil {
 			return err
@@ -759,6 +706,55 @@ var EtcdCases = []EtcdCase{
 		logf(e, "waiter's Lock failed %v after the release: %v", took.Round(time.Millisecond), lerr)
 		return within("the waiter's Lock failing", took, 0, 200*time.Millisecond)
 	}},
+}
+
+// warmLease grants client 0 a lease of 30 s and has it read from every
+// member first, so that its connections to all of them are up (clientv3
+// balances its requests over them round robin).
+func warmLease(e Etcd) (int64, error) {
+	id, _, err := e.Grant(0, 30)
+	if err != nil {
+		return 0, err
+	}
+	e.Sleep(200 * time.Millisecond)
+	for range 3 {
+		if _, err := e.Queue(0, "inflight"); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+// queueUp has clients 0..n-1 each grant a lease of ttl seconds, start a
+// session on it and a Mutex.Lock on "lock", one after the other: the next
+// only once this one's key is in the queue. Client 0's Lock is the one
+// granted (or about to be).
+func queueUp(e Etcd, n int, ttl int64) ([]EtcdSession, []EtcdLock, []int64, error) {
+	ss := make([]EtcdSession, n)
+	ls := make([]EtcdLock, n)
+	ids := make([]int64, n)
+	for c := range n {
+		id, _, err := e.Grant(c, ttl)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ids[c] = id
+		if ss[c], err = e.Session(c, id); err != nil {
+			return nil, nil, nil, err
+		}
+		ls[c] = ss[c].Lock("lock")
+		_, ok, err := pollUntil(e, 5*time.Millisecond, 3*time.Second, func() (bool, error) {
+			q, err := e.Queue(c, "lock")
+			return len(q) == c+1, err
+		})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("client %d's key not in the queue", c)
+		}
+	}
+	return ss, ls, ids, nil
 }
 
 // held waits for l to be granted.
